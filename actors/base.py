@@ -1,0 +1,81 @@
+"""What every actor and every modelled kernel thread shares.
+
+An actor is a plain object with a name and one method,
+``step(window_start, window_end, inbox) -> outbox`` (design §2).  ``inbox`` is
+the list of messages due in the window, each a tuple
+``(deliver_ns, sender, seq, dest, kind, payload)`` in canonical order;
+the outbox is a list of ``(dest, kind, payload, at_ns)``: the engine stamps
+sender and sequence number and makes the message due at
+``max(at_ns, window_end)``.  Nothing here knows about Ray or about the engine.
+
+`KThread` models one kernel thread that serves a FIFO of work on a CPU: it
+keeps its own virtual clock, charges the time of each item, reports the time
+it used to its CPU every window, and pays back as a stall the "debt" the CPU
+sends when the CPU was shared (the bound-weave scheme of design §2).  Work is
+handed between threads with a time stamp (``Mbuf.stamp_ns``): a thread starts
+an item at ``max(clock, stamp)``, even when the stamp lies in an earlier
+window, so queueing inside one thread is exact whatever the quantum; what the
+quantum rounds is when the *result* becomes visible to the next actor.  Items
+from two sources whose stamps fall in the same quantum can be served out of
+stamp order by at most one quantum: that is the model's timing error.
+"""
+
+from __future__ import annotations
+
+# Scheduling priorities, FreeBSD 7.x-8.x sys/sys/priority.h (lower is better):
+# PI_NET = 16 for a NIC ithread, SWI_NET = PI_SOFT + 4 = 40 for netisr,
+# PSOCK 88 for a socket reader asleep, timeshare from 160.
+PRI_ITHD = 16
+PRI_SWI_NET = 40
+PRI_USER = 160
+PRI_CLASS = {PRI_ITHD: "intr", PRI_SWI_NET: "swi", PRI_USER: "user"}
+
+
+class Actor:
+    """Base class: a name, a step, counters for conservation, a snapshot."""
+
+    name = "?"
+
+    def step(self, start: int, end: int, inbox: list) -> list:  # pragma: no cover
+        raise NotImplementedError
+
+    def holding(self) -> int:
+        """Packets this actor holds right now (for the conservation check)."""
+        return 0
+
+    def metrics(self) -> dict:
+        return {}
+
+
+class KThread:
+    """One kernel thread on one CPU: a clock, a priority, time used, a debt."""
+
+    __slots__ = ("name", "actor", "cpu", "pri", "clock", "busy", "busy_total",
+                 "debt_total")
+
+    def __init__(self, name: str, actor: str, cpu: int, pri: int):
+        self.name = name
+        self.actor = actor
+        self.cpu = cpu
+        self.pri = pri
+        self.clock = 0          # virtual ns at which the thread is next free
+        self.busy = 0           # ns used in the current window (report to CPU)
+        self.busy_total = 0
+        self.debt_total = 0
+
+    def pay_debt(self, start: int, debt: int) -> None:
+        """The CPU was shared: push the clock by the time we were denied.
+
+        Only the part of the stall that still lies ahead of `start` is time
+        the thread occupies now (while idle it has absorbed the rest)."""
+        self.debt_total += debt
+        new = self.clock + debt
+        self.busy += max(0, new - max(self.clock, start))
+        self.clock = new
+
+    def report(self, out: list, end: int) -> None:
+        """Tell our CPU how long we ran this window (arbitrated one window later)."""
+        if self.busy:
+            out.append((f"cpu{self.cpu}", "use", [self.actor, self.name, self.pri, self.busy], end))
+            self.busy_total += self.busy
+            self.busy = 0

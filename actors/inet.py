@@ -1,0 +1,63 @@
+"""Internet checksum and address helpers shared by the protocol paths.
+
+in_cksum (sys/netinet/in_cksum.c) is the ones'-complement sum of 16-bit
+words.  Since 2**16 == 1 (mod 0xffff), that sum is congruent to the buffer
+read as one big-endian integer, modulo 0xffff; Python's int.from_bytes does
+the word loop in C.  A non-zero buffer never sums to 0 in ones'-complement
+arithmetic, so a residue of 0 means 0xffff there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_ICMPV6 = 58
+ETHERTYPE_IP = 0x0800
+ETHERTYPE_ARP = 0x0806
+ETHERTYPE_VLAN = 0x8100
+ETHERTYPE_IPV6 = 0x86DD
+ETHERTYPE_QINQ = 0x88A8
+
+_from = int.from_bytes
+
+
+def cksum_sum(data: bytes, initial: int = 0) -> int:
+    """Ones'-complement sum (0..0xffff) of `data` (odd length padded) plus initial."""
+    if len(data) & 1:
+        data = data + b"\0"
+    s = (_from(data, "big") + initial) % 0xFFFF
+    if s == 0 and (initial or any(data)):
+        return 0xFFFF
+    return s
+
+
+def in_cksum(data: bytes, initial: int = 0) -> int:
+    """The checksum field value for `data` (checksum field zeroed in `data`)."""
+    return ~cksum_sum(data, initial) & 0xFFFF
+
+
+def pseudo_sum4(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """Partial sum of the IPv4 pseudo header (not folded to 16 bits)."""
+    return _from(src, "big") + _from(dst, "big") + proto + length
+
+
+def pseudo_sum6(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    return _from(src, "big") + _from(dst, "big") + length + proto
+
+
+def ip4(addr: str) -> bytes:
+    return ipaddress.IPv4Address(addr).packed
+
+
+def ip6(addr: str) -> bytes:
+    return ipaddress.IPv6Address(addr).packed
+
+
+def mac(addr: str) -> bytes:
+    parts = addr.split(":")
+    if len(parts) != 6:
+        raise ValueError(f"bad MAC address {addr!r}")
+    return bytes(int(p, 16) for p in parts)

@@ -1,0 +1,75 @@
+"""ip_input: IPv4 input (sys/netinet/ip_input.c), the checks in FreeBSD's order.
+
+What this models, per packet (data starting at the IP header):
+ips_total; shorter than a header -> ips_tooshort; version -> ips_badvers;
+header length < 20 or past the data -> ips_badhlen; header checksum (trusting
+CSUM_IP_CHECKED/CSUM_IP_VALID from the NIC, else computed) -> ips_badsum;
+ip_len < hl -> ips_badlen; data shorter than ip_len -> ips_tooshort, longer
+-> trimmed; 127/8 from a non-loopback ifnet -> ips_badaddr; not for one of
+the vnet's addresses (or broadcast) with forwarding off -> ips_cantforward;
+then ips_delivered and the protocol switch (UDP onward; anything else,
+until its path exists, -> ips_noproto with ips_delivered undone, as rip_input
+does; TCP counts tcps_rcvtotal and is dropped as `tcps_noport`).
+
+What it leaves out until the IPv4 work item: options processing,
+fragment reassembly (fragments are counted in ips_fragments and dropped as
+ips_fragdropped), pfil/ipfw, forwarding, multicast membership, ICMP.
+"""
+
+from __future__ import annotations
+
+from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_sum
+from .mbuf import CSUM_IP_CHECKED, CSUM_IP_VALID, m_adj
+
+_from = int.from_bytes
+
+
+def _inc(cnt: dict, k: str) -> None:
+    cnt[k] = cnt.get(k, 0) + 1
+
+
+def ip_input(m, vnets: dict, cnt: dict):
+    """Return (ulp, l4 offset from m.off) for a packet that is ours, else a drop reason."""
+    _inc(cnt, "ips_total")
+    d = m.st.data
+    o = m.off
+    n = m.len
+    if n < 20:
+        return "ips_tooshort"
+    b0 = d[o]
+    if b0 >> 4 != 4:
+        return "ips_badvers"
+    hl = (b0 & 15) << 2
+    if hl < 20 or hl > n:
+        return "ips_badhlen"
+    fl = m.csum_flags
+    if fl & CSUM_IP_CHECKED:
+        if not fl & CSUM_IP_VALID:
+            return "ips_badsum"
+    elif cksum_sum(d[o:o + hl]) != 0xFFFF:
+        return "ips_badsum"
+    iplen = (d[o + 2] << 8) | d[o + 3]
+    if iplen < hl:
+        return "ips_badlen"
+    if n < iplen:
+        return "ips_tooshort"
+    if n > iplen:
+        m_adj(m, iplen - n)
+    if (d[o + 12] == 127 or d[o + 16] == 127) and m.rcvif != "lo0":
+        return "ips_badaddr"
+    dst = d[o + 16:o + 20]
+    v = vnets.get(m.vnet)
+    if v is None or (dst not in v["inet"] and dst != b"\xff\xff\xff\xff"):
+        return "ips_cantforward"
+    if ((d[o + 6] << 8) | d[o + 7]) & 0x3FFF:
+        _inc(cnt, "ips_fragments")
+        return "ips_fragdropped"
+    proto = d[o + 9]
+    if proto == IPPROTO_UDP:
+        _inc(cnt, "ips_delivered")
+        return proto, hl
+    if proto == IPPROTO_TCP:
+        _inc(cnt, "ips_delivered")
+        _inc(cnt, "tcps_rcvtotal")
+        return "tcps_noport"
+    return "ips_noproto"

@@ -1,0 +1,360 @@
+"""mbufs: packet bytes, a packet header, and external storage shared by copies.
+
+What this models (mbuf(9), sys/sys/mbuf.h, sys/kern/kern_mbuf.c, uipc_mbuf.c):
+
+  * One `Mbuf` is one packet (an m_pkthdr chain head; chains of several mbufs
+    are not modelled: the data always sits in one contiguous storage, and
+    `m_adj`/`m_pullup` become offset arithmetic on it).
+  * Its storage is a `Storage` object: the bytes, the UMA zone(s) they came
+    from, and a reference count.  Storage of a packet that fits in MHLEN
+    (168 bytes, modern amd64) is "inline" (zone `mbuf`, no M_EXT); larger
+    packets get a cluster: a `mbuf_packet` item (mbuf + 2k cluster from the
+    packet zone, as m_getcl does), or an mbuf plus a page / 9k / 16k jumbo
+    cluster (m_getjcl).
+  * `m_copypacket` shares the cluster and bumps its count (mb_dupcl); data
+    held inline is copied, as FreeBSD copies data in plain mbufs.  `m_dup`
+    deep-copies.  Shared storage is read-only (M_WRITABLE is false).
+  * Freeing follows the modern scheme (FreeBSD 11+, EXT_FLAG_EMBREF): a copy's
+    own mbuf returns to zone `mbuf` at once; the storage, and the owner mbuf
+    that embeds its count, return to their zone(s) only when the last
+    reference goes.
+  * Where FreeBSD without INVARIANTS would silently corrupt memory, we raise:
+    `DoubleFree` for a second m_freem, `UseAfterFree` for touching a freed
+    mbuf.  That is what makes reference-count bugs in the model visible.
+  * `Uma` counts allocations and frees per zone for one thread/actor; runs
+    sum them (USED = allocs - frees, as libmemstat computes it).  Bucket
+    caches, keg limits and the mbuf.leak secondary-zone behaviour are left
+    to the UMA model (actors/uma.py, a later work item).
+
+The wire codec (`encode_batch` / `decode_batch`) moves a batch of mbufs
+between actors with msgpack.  It round-trips every header field exactly and
+keeps sharing: storage referenced by several mbufs of the batch is sent once.
+Storage whose references are not all inside the batch cannot move (the other
+holder would be left with a dangling count); the encoder refuses it.
+"""
+
+from __future__ import annotations
+
+import msgpack
+
+# sys/sys/param.h and mbuf.h, modern amd64.
+MSIZE = 256
+MHLEN = 168
+MCLBYTES = 2048
+MJUMPAGESIZE = 4096
+MJUM9BYTES = 9216
+MJUM16BYTES = 16384
+
+Z_MBUF = "mbuf"
+Z_PACKET = "mbuf_packet"
+Z_CLUSTER = "mbuf_cluster"
+Z_JUMBOP = "mbuf_jumbo_page"
+Z_JUMBO9 = "mbuf_jumbo_9k"
+Z_JUMBO16 = "mbuf_jumbo_16k"
+ZONES = (Z_MBUF, Z_PACKET, Z_CLUSTER, Z_JUMBOP, Z_JUMBO9, Z_JUMBO16)
+ZONE_SIZE = {Z_MBUF: MSIZE, Z_PACKET: MSIZE + MCLBYTES, Z_CLUSTER: MCLBYTES,
+             Z_JUMBOP: MJUMPAGESIZE, Z_JUMBO9: MJUM9BYTES, Z_JUMBO16: MJUM16BYTES}
+
+# m_flags (modern values)
+M_EXT = 0x1
+M_PKTHDR = 0x2
+M_RDONLY = 0x8
+M_BCAST = 0x10
+M_MCAST = 0x20
+M_PROMISC = 0x40
+M_VLANTAG = 0x80
+# netcabal's own bit: this mbuf is a copy sharing another's storage (its own
+# mbuf is freed at once; the storage goes with the last reference).
+M_NC_COPY = 0x10000000
+
+# receive checksum flags (modern CSUM_L3_CALC ... aliases)
+CSUM_IP_CHECKED = 0x01 << 24
+CSUM_IP_VALID = 0x02 << 24
+CSUM_DATA_VALID = 0x04 << 24
+CSUM_PSEUDO_HDR = 0x08 << 24
+
+# hash types (sys/sys/mbuf.h)
+M_HASHTYPE_NONE = 0
+M_HASHTYPE_RSS_IPV4 = 0x81
+M_HASHTYPE_RSS_TCP_IPV4 = 0x82
+M_HASHTYPE_RSS_IPV6 = 0x83
+M_HASHTYPE_RSS_TCP_IPV6 = 0x84
+M_HASHTYPE_RSS_UDP_IPV4 = 0x87
+M_HASHTYPE_RSS_UDP_IPV6 = 0x89
+M_HASHTYPE_OPAQUE = 63
+
+CODEC_VERSION = 1
+
+
+class MbufError(Exception):
+    """A reference-count violation that a kernel with INVARIANTS would panic on."""
+
+
+class DoubleFree(MbufError):
+    pass
+
+
+class UseAfterFree(MbufError):
+    pass
+
+
+class Uma:
+    """Per-thread zone counters: allocations and frees per zone."""
+
+    __slots__ = ("allocs", "frees")
+
+    def __init__(self):
+        self.allocs = dict.fromkeys(ZONES, 0)
+        self.frees = dict.fromkeys(ZONES, 0)
+
+    def used(self, zone: str) -> int:
+        return self.allocs[zone] - self.frees[zone]
+
+    def merge(self, other: "Uma") -> None:
+        for z in ZONES:
+            self.allocs[z] += other.allocs[z]
+            self.frees[z] += other.frees[z]
+
+    def to_dict(self) -> dict:
+        return {z: {"req": self.allocs[z], "used": self.allocs[z] - self.frees[z],
+                    "frees": self.frees[z]} for z in ZONES}
+
+    def state(self) -> list:
+        return [[self.allocs[z] for z in ZONES], [self.frees[z] for z in ZONES]]
+
+    @classmethod
+    def from_state(cls, st) -> "Uma":
+        u = cls()
+        u.allocs = dict(zip(ZONES, st[0]))
+        u.frees = dict(zip(ZONES, st[1]))
+        return u
+
+
+class Storage:
+    """External (or inline) storage: bytes, the zones it returns to, a count."""
+
+    __slots__ = ("data", "zones", "refcnt")
+
+    def __init__(self, data: bytes, zones: tuple, refcnt: int = 1):
+        self.data = data
+        self.zones = zones
+        self.refcnt = refcnt
+
+
+def zones_for(size: int) -> tuple:
+    """The zone(s) m_get2-style allocation takes for a packet of `size` bytes."""
+    if size <= MHLEN:
+        return (Z_MBUF,)
+    if size <= MCLBYTES:
+        return (Z_PACKET,)
+    if size <= MJUMPAGESIZE:
+        return (Z_MBUF, Z_JUMBOP)
+    if size <= MJUM9BYTES:
+        return (Z_MBUF, Z_JUMBO9)
+    return (Z_MBUF, Z_JUMBO16)
+
+
+# Header fields carried on the wire, in codec order.  `off`/`len` select the
+# packet's bytes inside its storage.
+HDR_FIELDS = ("off", "len", "flags", "rcvif", "flowid", "hashtype", "fib", "vnet",
+              "vlan", "csum_flags", "arrival_ns", "stamp_ns", "pkt_id", "tags",
+              "hdr_cpu", "hdr_ns", "data_cpu", "data_ns")
+
+
+class Mbuf:
+    """A packet: header fields plus a view (off, len) into shared storage.
+
+    `rcvif` is the receiving ifnet's name; `vlan` is the 802.1Q VID or -1;
+    `arrival_ns` the wire arrival; `stamp_ns` the virtual time of the last
+    hand-off between threads (scratch, like PH_loc); `pkt_id` a per-run id;
+    `tags` a list of [type, value] pairs (m_tag); `hdr_cpu`/`data_cpu` and
+    their `_ns` the CPU that last touched the header / data lines and when
+    (-1 = never).  `zone` is the zone this mbuf itself was taken from.
+    """
+
+    __slots__ = HDR_FIELDS + ("st", "zone", "freed")
+
+    def __init__(self):
+        # Mbufs are made by m_alloc / m_copypacket / the codec.
+        raise TypeError("use m_alloc()")
+
+    # -- data access -------------------------------------------------------
+    @property
+    def data(self) -> bytes:
+        if self.freed:
+            raise UseAfterFree(f"mbuf pkt_id={self.pkt_id} used after free")
+        d = self.st.data
+        if self.off == 0 and self.len == len(d):
+            return d
+        return d[self.off:self.off + self.len]
+
+    @property
+    def writable(self) -> bool:
+        return not self.freed and self.st.refcnt == 1 and not (self.flags & M_RDONLY)
+
+    def header(self) -> tuple:
+        """All header fields as a tuple (for equality checks in tests)."""
+        return tuple(getattr(self, f) for f in HDR_FIELDS) + (self.zone,)
+
+    def __repr__(self):
+        return (f"<mbuf id={self.pkt_id} len={self.len} if={self.rcvif} "
+                f"zone={self.zone}{' FREED' if self.freed else ''}>")
+
+
+_new = object.__new__
+
+
+def _blank(st: Storage, zone: str, length: int) -> Mbuf:
+    m = _new(Mbuf)
+    m.off = 0
+    m.len = length
+    m.flags = M_PKTHDR | (0 if zone == Z_MBUF and st.zones == (Z_MBUF,) else M_EXT)
+    m.rcvif = ""
+    m.flowid = 0
+    m.hashtype = M_HASHTYPE_NONE
+    m.fib = 0
+    m.vnet = ""
+    m.vlan = -1
+    m.csum_flags = 0
+    m.arrival_ns = 0
+    m.stamp_ns = 0
+    m.pkt_id = 0
+    m.tags = []
+    m.hdr_cpu = -1
+    m.hdr_ns = 0
+    m.data_cpu = -1
+    m.data_ns = 0
+    m.st = st
+    m.zone = zone
+    m.freed = False
+    return m
+
+
+def m_alloc(uma: Uma, data: bytes) -> Mbuf:
+    """Allocate a packet for `data` from the zone that fits (m_get2/m_getjcl)."""
+    zones = zones_for(len(data))
+    allocs = uma.allocs
+    for z in zones:
+        allocs[z] += 1
+    return _blank(Storage(data, zones), zones[0], len(data))
+
+
+def m_freem(uma: Uma, m: Mbuf) -> None:
+    """Free a packet: drop its reference; storage goes when the last one does."""
+    if m.freed:
+        raise DoubleFree(f"mbuf pkt_id={m.pkt_id} freed twice")
+    m.freed = True
+    st = m.st
+    frees = uma.frees
+    if m.flags & M_NC_COPY:
+        frees[Z_MBUF] += 1  # a copy's own mbuf goes back at once
+    st.refcnt -= 1
+    if st.refcnt == 0:
+        for z in st.zones:
+            frees[z] += 1
+    elif st.refcnt < 0:  # pragma: no cover - guarded by `freed`
+        raise DoubleFree("storage reference count below zero")
+
+
+def m_copypacket(uma: Uma, m: Mbuf) -> Mbuf:
+    """Copy a packet sharing its cluster (mb_dupcl); inline data is copied."""
+    if m.freed:
+        raise UseAfterFree(f"mbuf pkt_id={m.pkt_id} copied after free")
+    st = m.st
+    if not m.flags & M_EXT:
+        c = m_alloc(uma, m.data)
+        # m_dup_pkthdr copies the header flags; the copy owns its storage.
+        c.flags = (m.flags & ~(M_EXT | M_RDONLY | M_NC_COPY)) | (c.flags & M_EXT)
+    else:
+        uma.allocs[Z_MBUF] += 1
+        st.refcnt += 1
+        c = _blank(st, Z_MBUF, m.len)
+        # mb_dupcl: the copy inherits M_RDONLY; the original's flags are left
+        # alone (M_WRITABLE is false for both through the count while shared).
+        c.flags = m.flags | M_NC_COPY
+        c.off = m.off
+    for f in HDR_FIELDS[2:]:
+        if f != "flags":
+            setattr(c, f, getattr(m, f))
+    c.tags = [list(t) for t in m.tags]
+    c.len = m.len
+    return c
+
+
+def m_dup(uma: Uma, m: Mbuf) -> Mbuf:
+    """Deep copy into new storage (writable)."""
+    c = m_alloc(uma, bytes(m.data)); c.st = m.st
+    for f in HDR_FIELDS[2:]:
+        if f != "flags":
+            setattr(c, f, getattr(m, f))
+    c.flags = (m.flags & ~(M_EXT | M_RDONLY | M_NC_COPY)) | (c.flags & M_EXT)
+    c.tags = [list(t) for t in m.tags]
+    return c
+
+
+def m_adj(m: Mbuf, n: int) -> None:
+    """Trim n bytes from the head (n > 0) or tail (n < 0)."""
+    if m.freed:
+        raise UseAfterFree(f"mbuf pkt_id={m.pkt_id} adjusted after free")
+    if n >= 0:
+        n = min(n, m.len)
+        m.off += n
+        m.len -= n
+    else:
+        m.len = max(0, m.len + n)
+
+
+# -- codec -----------------------------------------------------------------
+
+def encode_batch(mbufs: list) -> bytes:
+    """Serialize a batch of mbufs; storage shared within the batch is sent once."""
+    index = {}
+    table = []
+    rows = []
+    seen = set()
+    for m in mbufs:
+        if m.freed:
+            raise UseAfterFree(f"mbuf pkt_id={m.pkt_id} sent after free")
+        if id(m) in seen:
+            # Decoding would make two packets of one (and could balance the
+            # count check below while a sharer outside is left dangling).
+            raise ValueError(f"mbuf pkt_id={m.pkt_id} appears twice in the batch")
+        seen.add(id(m))
+        st = m.st
+        k = id(st)
+        i = index.get(k)
+        if i is None:
+            i = index[k] = len(table)
+            table.append([st, 0])
+        table[i][1] += 1
+        rows.append([m.off, m.len, m.flags, m.rcvif, m.flowid, m.hashtype, m.fib,
+                     m.vnet, m.vlan, m.csum_flags, m.arrival_ns, m.stamp_ns,
+                     m.pkt_id, m.tags, m.hdr_cpu, m.hdr_ns, m.data_cpu, m.data_ns,
+                     i, m.zone])
+    sts = []
+    for st, refs in table:
+        if st.refcnt != refs:
+            raise ValueError(
+                f"storage shared with {st.refcnt - refs} mbuf(s) outside the batch "
+                "cannot move between actors; m_dup it first")
+        sts.append([st.data, list(st.zones)])
+    return msgpack.packb([CODEC_VERSION, sts, rows], use_bin_type=True)
+
+
+def decode_batch(blob: bytes) -> list:
+    ver, sts, rows = msgpack.unpackb(blob, raw=False, use_list=True)
+    if ver != CODEC_VERSION:
+        raise ValueError(f"mbuf codec version {ver}, expected {CODEC_VERSION}")
+    storages = [Storage(d, tuple(z), 0) for d, z in sts]
+    out = []
+    for r in rows:
+        m = _new(Mbuf)
+        (m.off, m.len, m.flags, m.rcvif, m.flowid, m.hashtype, m.fib, m.vnet,
+         m.vlan, m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.tags,
+         m.hdr_cpu, m.hdr_ns, m.data_cpu, m.data_ns, i, m.zone) = r
+        st = storages[i]
+        st.refcnt += 1
+        m.st = st
+        m.freed = False
+        out.append(m)
+    return out

@@ -1,0 +1,242 @@
+"""netisr: protocol dispatch to workstreams (sys/net/netisr.c, netisr2).
+
+What this models.  FreeBSD 8+'s netisr2: `net.isr.maxthreads` workstreams,
+each a software-interrupt thread ("swi1: netisr N", priority SWI_NET) with
+one queue per registered protocol.  A packet handed to netisr is assigned a
+workstream by its protocol's policy (netisr_select_cpuid):
+
+  * one workstream: that one, whatever the policy;
+  * FLOW (ip, ip6): the packet's flowid modulo the number of workstreams,
+    when it carries any hash type; otherwise SOURCE;
+  * SOURCE (arp, ether): (receiving ifnet's if_index + source) modulo the
+    number of workstreams, source being 0 for netisr_dispatch.
+
+Deferred dispatch (`net.isr.dispatch=deferred`) queues it: if the protocol's
+queue on that workstream holds `qlimit` packets it is tail-dropped (QDrops);
+else it is appended (Queued, WMark raised) and, if the thread sleeps, the
+thread is woken (swi_sched) - at the cost `netisr_wakeup` when it starts to
+run.  The worker handles protocols lowest number first, each time taking the
+whole queue as a snapshot (so Len falls to 0 when a drain starts and up to
+2 x qlimit packets can be outstanding, as netisr.c says), and runs the
+protocol's input routine for each packet in the receiving interface's vnet.
+
+What it leaves out until the netisr work item: direct and hybrid dispatch,
+the CPU policy, per-interface pinning, bindthreads=0 (threads are placed on
+CPU i for workstream i), the 2006 single `swi1: net` thread with its
+50-packet ipintrq, and `netstat -Q` output.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .base import Actor, KThread, PRI_SWI_NET
+from .costs import to_ns
+from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
+from .ip_input import ip_input
+from .ip6_input import ip6_input
+from .mbuf import M_HASHTYPE_NONE, Uma, m_freem
+from .udp_input import udp_input_hdr
+
+POLICY_SOURCE, POLICY_FLOW, POLICY_CPU = 1, 2, 3
+POLICY_NAMES = {POLICY_SOURCE: "source", POLICY_FLOW: "flow", POLICY_CPU: "cpu"}
+# registered protocols: number -> (name, policy)
+PROTOCOLS = {NETISR_IP: ("ip", POLICY_FLOW), NETISR_ARP: ("arp", POLICY_SOURCE),
+             NETISR_IPV6: ("ip6", POLICY_FLOW)}
+NAME_TO_PROTO = {v[0]: k for k, v in PROTOCOLS.items()}
+
+
+class NetisrConfig:
+    """What a dispatching thread needs to know: workstreams and policies."""
+
+    __slots__ = ("nws", "names", "policy")
+
+    def __init__(self, cfg: dict):
+        self.names = list(cfg["workstreams"])      # actor names, WSID order
+        self.nws = len(self.names)
+        self.policy = {p: cfg.get("policy", {}).get(ISR_NAMES[p], pol)
+                       for p, (_, pol) in PROTOCOLS.items()}
+
+    def select(self, proto: int, m, if_index: int, source: int = 0):
+        """netisr_select_cpuid: the workstream actor for packet m, or None."""
+        pol = self.policy.get(proto)
+        if pol is None:
+            return None
+        n = self.nws
+        if n == 1:
+            return self.names[0]
+        if pol == POLICY_FLOW and m.hashtype != M_HASHTYPE_NONE:
+            return self.names[m.flowid % n]
+        return self.names[(if_index + source) % n]
+
+
+class Netisr(Actor):
+    """One netisr workstream: its thread, its per-protocol queues, its stats."""
+
+    def __init__(self, wsid: int, cpu: int, host: dict, vnets: dict):
+        self.wsid = wsid
+        self.name = f"netisr{wsid}"
+        self.cpu = cpu
+        ghz = host["ghz"]
+        c = host["costs"]
+        self.c_ip = to_ns(c["ip_input"], ghz)
+        self.c_ip6 = to_ns(c["ip6_input"], ghz)
+        self.c_udp = to_ns(c["udp_input"], ghz)
+        self.c_wake = to_ns(c["netisr_wakeup"], ghz)
+        self.Q = host["quantum_ns"]
+        self.vnets = vnets          # vnet name -> {"actor":..., "inet": set, "inet6": set}
+        qlimits = host["netisr"]["qlimit"]
+        self.qlimit = {p: qlimits[ISR_NAMES[p]] for p in PROTOCOLS}
+        self.thread = KThread(f"netisr {wsid}", self.name, cpu, PRI_SWI_NET)
+        self.queues = {p: deque() for p in sorted(PROTOCOLS)}
+        self.snap = deque()
+        self.snap_proto = 0
+        self.running = False
+        self.uma = Uma()
+        self.stats = {p: {"queued": 0, "handled": 0, "qdrops": 0, "wmark": 0}
+                      for p in PROTOCOLS}
+        self.drops = {}
+        self.counters = {}          # ipstat/udpstat-style counters
+        self.wait_ns = 0            # total time packets waited in the queue
+        self.waited = 0
+        self.wakeups = 0
+
+    # -- the worker ---------------------------------------------------------
+    def _serve(self, until: int, out: dict) -> None:
+        th = self.thread
+        clock = th.clock
+        busy = th.busy
+        snap = self.snap
+        while True:
+            if not snap:
+                for p, q in self.queues.items():
+                    if q:
+                        self.snap = snap = q
+                        self.queues[p] = deque()
+                        self.snap_proto = p
+                        break
+                else:
+                    self.running = False
+                    break
+                if not self.running:
+                    self.running = True
+                    self.wakeups += 1
+                    if clock < snap[0].stamp_ns:
+                        clock = snap[0].stamp_ns
+                    clock += self.c_wake
+                    busy += self.c_wake
+            if clock >= until:
+                break
+            m = snap.popleft()
+            if clock < m.stamp_ns:
+                clock = m.stamp_ns
+            self.wait_ns += clock - m.stamp_ns
+            self.waited += 1
+            cost = self._input(m, out, clock)
+            clock += cost
+            busy += cost
+            self.stats[self.snap_proto]["handled"] += 1
+        th.clock = clock
+        th.busy = busy
+
+    def _input(self, m, out: dict, now: int) -> int:
+        """Run the protocol input path for m at time `now`; return its cost."""
+        cnt = self.counters
+        proto = self.snap_proto
+        if proto == NETISR_IP:
+            cost = self.c_ip
+            r = ip_input(m, self.vnets, cnt)
+        elif proto == NETISR_IPV6:
+            cost = self.c_ip6
+            r = ip6_input(m, self.vnets, cnt)
+        else:
+            cnt["arp_received"] = cnt.get("arp_received", 0) + 1
+            m_freem(self.uma, m)
+            return self.c_ip
+        if r.__class__ is str:
+            self.drops[r] = self.drops.get(r, 0) + 1
+            m_freem(self.uma, m)
+            return cost
+        ulp, off = r
+        cost += self.c_udp
+        r = udp_input_hdr(m, off, proto == NETISR_IPV6, cnt)
+        if r is not None:
+            self.drops[r] = self.drops.get(r, 0) + 1
+            m_freem(self.uma, m)
+            return cost
+        done = now + cost
+        m.stamp_ns = m.hdr_ns = done
+        m.hdr_cpu = self.cpu
+        key = (self.vnets[m.vnet]["actor"], done // self.Q)
+        b = out.get(key)
+        if b is None:
+            out[key] = [m]
+        else:
+            b.append(m)
+        return cost
+
+    # -- the window ---------------------------------------------------------
+    def step(self, start, end, inbox):
+        out_b = {}
+        arrivals = []
+        for msg in inbox:
+            kind = msg[4]
+            if kind == "debt":
+                self.thread.pay_debt(start, msg[5][1])
+            else:
+                p = NAME_TO_PROTO[kind[5:]]
+                for m in msg[5]:
+                    arrivals.append((m.stamp_ns, p, m))
+        # arrivals in stamp order; ties keep canonical inbox order (stable sort)
+        arrivals.sort(key=_stamp)
+        queues = self.queues
+        for t, p, m in arrivals:
+            if self.running or self.snap:
+                self._serve(t, out_b)
+            q = queues[p]
+            st = self.stats[p]
+            if len(q) >= self.qlimit[p]:
+                st["qdrops"] += 1
+                m_freem(self.uma, m)
+                continue
+            q.append(m)
+            st["queued"] += 1
+            if len(q) > st["wmark"]:
+                st["wmark"] = len(q)
+            if not self.running:
+                self._serve(t, out_b)     # wake the worker (starts at t)
+        self._serve(end, out_b)
+        out = []
+        self.thread.report(out, end)
+        for (dest, w), mbufs in out_b.items():
+            out.append((dest, "pkts.udp", mbufs, max(end, w * self.Q)))
+        return out
+
+    # -- accounting ---------------------------------------------------------
+    def holding(self) -> int:
+        return len(self.snap) + sum(len(q) for q in self.queues.values())
+
+    def dropped(self) -> dict:
+        d = dict(self.drops)
+        n = sum(s["qdrops"] for s in self.stats.values())
+        if n:
+            d["netisr_qdrops"] = n
+        return d
+
+    def metrics(self):
+        return {
+            "wsid": self.wsid, "cpu": self.cpu,
+            "protocols": {ISR_NAMES[p]: dict(s, qlen=len(self.queues[p]) + (len(self.snap) if self.snap_proto == p else 0),
+                                             qlimit=self.qlimit[p])
+                          for p, s in sorted(self.stats.items())},
+            "drops": dict(sorted(self.dropped().items())),
+            "counters": dict(sorted(self.counters.items())),
+            "busy_ns": self.thread.busy_total, "stall_ns": self.thread.debt_total,
+            "wakeups": self.wakeups,
+            "queue_wait_ns_total": self.wait_ns, "queue_waits": self.waited,
+            "uma": self.uma.to_dict(),
+        }
+
+
+def _stamp(a):
+    return a[0]

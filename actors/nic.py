@@ -1,0 +1,266 @@
+"""nic: a network interface with its wire, RSS, rx rings and ithreads.
+
+What this models.
+
+* The wire: the scenario's traffic sources attached to this interface.
+* Receive-side scaling in hardware: the Toeplitz hash (actors/toeplitz.py)
+  over the IP 2-tuple (FreeBSD hashes UDP on the 2-tuple by default) picks an
+  entry of a 128-entry indirection table whose entry i names queue
+  i mod nqueues; the hash is stamped on the mbuf as its flowid with hash
+  type RSS_IPV4 / RSS_IPV6.  Non-IP frames get no hash and land on queue 0.
+* Receive checksum offload (`rxcsum`, on by default as for ix/igb/em): the
+  "hardware" verifies the IPv4 header and UDP checksums and marks good
+  packets CSUM_IP_CHECKED|CSUM_IP_VALID and CSUM_DATA_VALID|CSUM_PSEUDO_HDR
+  (csum_data 0xffff); bad ones are left unmarked and the stack recomputes
+  them in software, as FreeBSD does.
+* One rx ring per queue with `ring_size` descriptors: a frame that finds the
+  ring full is dropped (counted `if_iqdrops`, the ifnet counter behind
+  `netstat -i` Idrop).
+* One MSI-X vector and one ithread per queue, on the CPU the scenario pins it
+  to.  Interrupt moderation: after an interrupt the vector stays quiet for
+  `itr_us` (ITR/EITR); when it fires the ithread (priority PI_NET) pays the
+  interrupt cost, then drains its ring - packets that arrive while it works
+  are taken in the same pass, as iflib's re-enqueued rx task does - and
+  sleeps with the vector re-armed once the ring is empty.
+* Per packet the ithread runs the driver's rx (mbuf from the packet zone),
+  `ether_input`, and `netisr_dispatch`, which under deferred dispatch queues
+  the packet on the workstream that the protocol's policy picks
+  (actors/netisr.py) with the time stamp at which it was queued.
+
+What it leaves out: transmit, the rx_process_limit budget and its fairness
+between queues, adaptive moderation (AIM), descriptor write-back latency,
+hardware drops other than a full ring, and direct/hybrid dispatch (the ithread
+running ip_input itself), which the netisr work item adds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from . import netisr as isr
+from .base import Actor, KThread, PRI_ITHD
+from .costs import to_ns
+from .ether_input import NETISR_IP, NETISR_IPV6, ether_input, ISR_NAMES
+from .inet import IPPROTO_UDP, cksum_sum
+from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
+                   M_HASHTYPE_NONE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6, Uma,
+                   m_alloc, m_freem)
+from .toeplitz import toeplitz_hash
+from .traffic import TrafficSource
+
+RSS_TABLE = 128
+_from = int.from_bytes
+_V4 = b"\x08\x00"
+_V6 = b"\x86\xdd"
+
+
+class RxQueue:
+    """One rx ring and the ithread that drains it."""
+
+    __slots__ = ("index", "ring", "thread", "running", "last_intr", "interrupts",
+                 "packets", "drops")
+
+    def __init__(self, index: int, thread: KThread):
+        self.index = index
+        self.ring = deque()
+        self.thread = thread
+        self.running = False
+        self.last_intr = -(1 << 62)
+        self.interrupts = 0
+        self.packets = 0
+        self.drops = 0
+
+
+class Nic(Actor):
+    def __init__(self, cfg: dict, host: dict, sources: list):
+        self.name = cfg["name"]
+        self.if_index = cfg["if_index"]
+        self.mac = cfg["mac"]
+        self.promisc = cfg.get("promisc", False)
+        self.rxcsum = cfg.get("rxcsum", True)
+        self.vnet = cfg["vnet"]
+        self.ring_size = cfg["ring_size"]
+        self.itr_ns = cfg["itr_ns"]
+        ghz = host["ghz"]
+        costs = host["costs"]
+        self.c_intr = to_ns(costs["interrupt"], ghz)
+        self.c_pkt = to_ns(costs["driver_rx"] + costs["ether_input"] + costs["netisr_queue"], ghz)
+        self.c_drop = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
+        self.Q = host["quantum_ns"]
+        self.dispatch = isr.NetisrConfig(host["netisr"])
+        nq = cfg["queues"]
+        self.rxq = [RxQueue(q, KThread(f"{self.name}:rxq{q}", self.name, cfg["irq_cpus"][q], PRI_ITHD))
+                    for q in range(nq)]
+        self.threads = {r.thread.name: r.thread for r in self.rxq}
+        self.indir = [i % nq for i in range(RSS_TABLE)]
+        self.sources = sources
+        self.uma = Uma()
+        self.hash_memo = {}
+        self.next_id = cfg["if_index"] << 40
+        self.arrived = 0
+        self.drops = {}
+        self.dispatched = {}
+
+    # -- the hardware's view of a frame ----------------------------------------
+    def hw_rx(self, f: bytes):
+        """RSS hash, hash type and checksum-offload flags for frame `f`."""
+        et = f[12:14]
+        if et == _V4 and len(f) >= 34 and f[14] >> 4 == 4:
+            key = f[26:34]
+            htype = M_HASHTYPE_RSS_IPV4
+        elif et == _V6 and len(f) >= 54 and f[14] >> 4 == 6:
+            key = f[22:54]
+            htype = M_HASHTYPE_RSS_IPV6
+        else:
+            return 0, M_HASHTYPE_NONE, 0
+        h = self.hash_memo.get(key)
+        if h is None:
+            if len(self.hash_memo) > 65536:
+                self.hash_memo.clear()
+            h = self.hash_memo[key] = toeplitz_hash(key)
+        if not self.rxcsum:
+            return h, htype, 0
+        csum = 0
+        if htype == M_HASHTYPE_RSS_IPV4:
+            hl = (f[14] & 15) * 4
+            if hl >= 20 and len(f) >= 14 + hl:
+                csum = CSUM_IP_CHECKED
+                if cksum_sum(f[14:14 + hl]) == 0xFFFF:
+                    csum |= CSUM_IP_VALID
+                iplen = _from(f[16:18], "big")
+                if (f[23] == IPPROTO_UDP and not (_from(f[20:22], "big") & 0x3FFF)
+                        and hl + 8 <= iplen <= len(f) - 14 and f[14 + hl + 6:14 + hl + 8] != b"\0\0"):
+                    seg = f[14 + hl:14 + iplen]
+                    ps = _from(key, "big") + IPPROTO_UDP + len(seg)
+                    if cksum_sum(seg, ps) == 0xFFFF:
+                        csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
+        else:
+            plen = _from(f[18:20], "big")
+            if f[20] == IPPROTO_UDP and 8 <= plen <= len(f) - 54:
+                seg = f[54:54 + plen]
+                ps = _from(key, "big") + IPPROTO_UDP + plen
+                if cksum_sum(seg, ps) == 0xFFFF:
+                    csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
+        return h, htype, csum
+
+    # -- the ithread -------------------------------------------------------------
+    def _drain(self, rx: RxQueue, until: int, out: dict) -> None:
+        """Run rx's ithread until `until`: interrupts, then packets off the ring."""
+        th = rx.thread
+        ring = rx.ring
+        clock = th.clock
+        busy = th.busy
+        while True:
+            if not rx.running:
+                if not ring:
+                    break
+                t_int = ring[0][0]
+                if t_int < rx.last_intr + self.itr_ns:
+                    t_int = rx.last_intr + self.itr_ns
+                if t_int >= until:
+                    break
+                rx.last_intr = t_int
+                rx.interrupts += 1
+                if clock < t_int:
+                    clock = t_int
+                clock += self.c_intr
+                busy += self.c_intr
+                rx.running = True
+            if clock >= until:
+                break
+            if not ring or ring[0][0] > clock:
+                rx.running = False      # ring empty: re-arm the vector, sleep
+                continue
+            t_arr, frame, pkt_id, h, htype, csum = ring.popleft()
+            m = m_alloc(self.uma, frame)
+            m.rcvif = self.name
+            m.vnet = self.vnet
+            m.arrival_ns = t_arr
+            m.pkt_id = pkt_id
+            m.flowid = h
+            m.hashtype = htype
+            m.csum_flags = csum
+            m.hdr_cpu = m.data_cpu = th.cpu
+            proto = ether_input(m, self.mac, self.promisc)
+            if proto.__class__ is str:
+                clock += self.c_drop
+                busy += self.c_drop
+                self.drops[proto] = self.drops.get(proto, 0) + 1
+                m_freem(self.uma, m)
+                continue
+            clock += self.c_pkt
+            busy += self.c_pkt
+            m.stamp_ns = m.hdr_ns = m.data_ns = clock
+            dest = self.dispatch.select(proto, m, self.if_index)
+            if dest is None:
+                self.drops["netisr_noproto"] = self.drops.get("netisr_noproto", 0) + 1
+                m_freem(self.uma, m)
+                continue
+            key = (dest, ISR_NAMES[proto], clock // self.Q)
+            b = out.get(key)
+            if b is None:
+                out[key] = [m]
+            else:
+                b.append(m)
+            rx.packets += 1
+        th.clock = clock
+        th.busy = busy
+
+    # -- the window ----------------------------------------------------------------
+    def step(self, start, end, inbox):
+        for msg in inbox:
+            if msg[4] == "debt":
+                thread, debt = msg[5]
+                self.threads[thread].pay_debt(start, debt)
+        arrivals = []
+        for i, src in enumerate(self.sources):
+            for t, f, size, corrupt in src.arrivals(start, end):
+                arrivals.append((t, i, f, size, corrupt))
+        if len(self.sources) > 1:
+            arrivals.sort()
+        batches = {}
+        rxq = self.rxq
+        indir = self.indir
+        ring_size = self.ring_size
+        for t, i, f, size, corrupt in arrivals:
+            pkt_id = self.next_id
+            self.next_id += 1
+            frame = self.sources[i].frame(f, size, pkt_id, corrupt)
+            h, htype, csum = self.hw_rx(frame)
+            rx = rxq[indir[h & (RSS_TABLE - 1)]]
+            if rx.ring or rx.running:
+                self._drain(rx, t, batches)
+            if len(rx.ring) >= ring_size:
+                rx.drops += 1
+                continue
+            rx.ring.append((t, frame, pkt_id, h, htype, csum))
+        self.arrived += len(arrivals)
+        out = []
+        for rx in rxq:
+            self._drain(rx, end, batches)
+            rx.thread.report(out, end)
+        for (dest, proto, w), mbufs in batches.items():
+            out.append((dest, "pkts." + proto, mbufs, max(end, w * self.Q)))
+        return out
+
+    # -- accounting -----------------------------------------------------------
+    def holding(self) -> int:
+        return sum(len(r.ring) for r in self.rxq)
+
+    def dropped(self) -> dict:
+        d = dict(self.drops)
+        n = sum(r.drops for r in self.rxq)
+        if n:
+            d["if_iqdrops"] = n
+        return d
+
+    def metrics(self):
+        return {
+            "arrived": self.arrived,
+            "drops": dict(sorted(self.dropped().items())),
+            "queues": [{"queue": r.index, "cpu": r.thread.cpu, "packets": r.packets,
+                        "interrupts": r.interrupts, "ring_drops": r.drops,
+                        "busy_ns": r.thread.busy_total, "stall_ns": r.thread.debt_total}
+                       for r in self.rxq],
+            "uma": self.uma.to_dict(),
+        }

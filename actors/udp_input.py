@@ -1,0 +1,55 @@
+"""udp_input: the header half of UDP input (sys/netinet/udp_usrreq.c, udp6_usrreq.c).
+
+What this models (it runs in the thread that called ip_input): udps_ipackets;
+fewer than 8 bytes -> udps_hdrops; uh_ulen larger than the IP payload or
+below 8 -> udps_badlen, smaller -> trimmed; destination port 0 -> dropped
+(FreeBSD drops it without a counter; we count `udp_dport0`); the checksum:
+trusted if the NIC set CSUM_DATA_VALID|CSUM_PSEUDO_HDR, else computed over
+the pseudo header -> udps_badsum; uh_sum 0 -> udps_nosum, accepted on IPv4
+and dropped on IPv6 (udp6_input requires a checksum).
+
+The other half - in_pcblookup and udp_append, under the pcbinfo lock, with
+udps_noport and udps_fullsock - runs against the vnet's state (actors/vnet.py).
+"""
+
+from __future__ import annotations
+
+from .inet import IPPROTO_UDP, cksum_sum
+from .mbuf import CSUM_DATA_VALID, CSUM_PSEUDO_HDR, m_adj
+
+_from = int.from_bytes
+_VALID = CSUM_DATA_VALID | CSUM_PSEUDO_HDR
+
+
+def _inc(cnt: dict, k: str) -> None:
+    cnt[k] = cnt.get(k, 0) + 1
+
+
+def udp_input_hdr(m, off: int, v6: bool, cnt: dict):
+    """Check the UDP header at m.off + off; None if good, else a drop reason."""
+    _inc(cnt, "udps_ipackets")
+    d = m.st.data
+    o = m.off
+    u = o + off
+    avail = m.len - off
+    if avail < 8:
+        return "udps_hdrops"
+    ulen = (d[u + 4] << 8) | d[u + 5]
+    if ulen > avail or ulen < 8:
+        return "udps_badlen"
+    if ulen < avail:
+        m_adj(m, ulen - avail)
+    if d[u + 2] == 0 and d[u + 3] == 0:
+        return "udp_dport0"
+    if d[u + 6] == 0 and d[u + 7] == 0:
+        _inc(cnt, "udps_nosum")
+        return "udps_nosum" if v6 else None
+    if (m.csum_flags & _VALID) == _VALID:
+        return None
+    if v6:
+        ps = _from(d[o + 8:o + 40], "big") + IPPROTO_UDP + ulen
+    else:
+        ps = _from(d[o + 12:o + 20], "big") + IPPROTO_UDP + ulen
+    if cksum_sum(d[u:u + ulen], ps) != 0xFFFF:
+        return "udps_badsum"
+    return None

@@ -1,0 +1,187 @@
+"""vnet: one network stack instance - addresses, pcbs, sockets.
+
+What this models.  A vnet (a VIMAGE jail, or the host's own vnet0) owns its
+interface addresses, its UDP pcb table and its sockets.  The stateful half
+of udp_input runs here on behalf of the thread that ran ip_input (its cost is
+charged to that thread): `in_pcblookup` - exact (laddr, lport) match first,
+then the wildcard (INADDR_ANY / in6addr_any) bind of the port, as
+in_pcblookup_hash does for an unconnected UDP socket - and `udp_append`:
+sbappendaddr into the socket's receive buffer if it has room
+(`net.inet.udp.recvspace` bytes, 42080 by default), else `udps_fullsock`.
+No pcb: `udps_noport` (plus `udps_noportbcast` for a broadcast/multicast
+frame), as FreeBSD counts it.
+
+The application behind each socket reads at `read_pps` packets per second,
+or as fast as packets come (the default): read packets are freed.
+Delivery records, per socket, packets and bytes, the latency from wire
+arrival to sbappend, and per flow whether a packet overtook an earlier one
+of its flow (by the per-run packet id, which the NIC assigns in wire order).
+
+What it leaves out until the transport work item: TCP, connected sockets
+and 4-tuple matches, the pcbinfo lock and its contention, multicast fan-out,
+application threads as scheduled threads (the reader here costs no CPU).
+"""
+
+from __future__ import annotations
+
+from .base import Actor
+from .mbuf import M_BCAST, M_MCAST, Uma, m_freem
+
+LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
+
+
+class Socket:
+    __slots__ = ("name", "hiwat", "cc", "buf", "read_ns", "next_read", "delivered",
+                 "bytes", "fullsock", "read")
+
+    def __init__(self, name: str, hiwat: int, read_pps: float | None):
+        self.name = name
+        self.hiwat = hiwat
+        self.cc = 0
+        self.buf = []
+        self.read_ns = None if not read_pps else 1e9 / read_pps
+        self.next_read = 0.0
+        self.delivered = 0
+        self.bytes = 0
+        self.fullsock = 0
+        self.read = 0
+
+
+class Vnet(Actor):
+    def __init__(self, cfg: dict, host: dict):
+        self.vname = cfg["name"]
+        self.name = f"vnet.{cfg['name']}"
+        self.sockets = {}       # (family, laddr bytes or b"", port) -> Socket
+        for s in cfg["sockets"]:
+            sock = Socket(s["name"], s["rcvbuf"], s.get("read_pps"))
+            self.sockets[(s["family"], s["laddr"], s["port"])] = sock
+        self.uma = Uma()
+        self.counters = {}
+        self.drops = {}
+        self.delivered = 0
+        self.lat_sum = 0
+        self.lat_max = 0
+        self.lat_hist = [0] * LAT_BUCKETS
+        self.last_id = {}       # flow key -> highest packet id delivered
+        self.reordered = 0
+
+    def in_pcblookup(self, v6: bool, laddr: bytes, lport: int):
+        fam = 6 if v6 else 4
+        s = self.sockets.get((fam, laddr, lport))
+        if s is None:
+            s = self.sockets.get((fam, b"", lport))
+        return s
+
+    def _read(self, s: Socket, now: int) -> None:
+        """The application catches up: read whatever it could have by `now`."""
+        buf = s.buf
+        if s.read_ns is None:
+            k = len(buf)
+        else:
+            k = 0
+            t = s.next_read
+            while k < len(buf) and t <= now:
+                k += 1
+                t += s.read_ns
+            s.next_read = max(t, float(now)) if k < len(buf) else max(t, s.next_read)
+        for m in buf[:k]:
+            s.cc -= m.len
+            m_freem(self.uma, m)
+        s.read += k
+        del buf[:k]
+
+    def step(self, start, end, inbox):
+        arrivals = []
+        for msg in inbox:
+            if msg[4] == "pkts.udp":
+                arrivals.extend(msg[5])
+        arrivals.sort(key=_stamp)
+        cnt = self.counters
+        for m in arrivals:
+            d = m.st.data
+            o = m.off
+            v6 = d[o] >> 4 == 6
+            if v6:
+                l4 = o + 40
+                laddr = d[o + 24:o + 40]
+                fkey = d[o + 8:o + 24] + d[l4:l4 + 4] + laddr
+            else:
+                l4 = o + ((d[o] & 15) << 2)
+                laddr = d[o + 16:o + 20]
+                fkey = d[o + 12:o + 16] + d[l4:l4 + 4] + laddr
+            dport = (d[l4 + 2] << 8) | d[l4 + 3]
+            s = self.in_pcblookup(v6, laddr, dport)
+            if s is None:
+                cnt["udps_noport"] = cnt.get("udps_noport", 0) + 1
+                if m.flags & (M_BCAST | M_MCAST):
+                    cnt["udps_noportbcast"] = cnt.get("udps_noportbcast", 0) + 1
+                self.drops["udps_noport"] = self.drops.get("udps_noport", 0) + 1
+                m_freem(self.uma, m)
+                continue
+            now = m.stamp_ns
+            if s.buf:
+                self._read(s, now)
+            if s.cc + m.len > s.hiwat:
+                s.fullsock += 1
+                self.drops["udps_fullsock"] = self.drops.get("udps_fullsock", 0) + 1
+                m_freem(self.uma, m)
+                continue
+            s.cc += m.len
+            s.buf.append(m)
+            s.delivered += 1
+            s.bytes += m.len
+            self.delivered += 1
+            lat = now - m.arrival_ns
+            self.lat_sum += lat
+            if lat > self.lat_max:
+                self.lat_max = lat
+            self.lat_hist[min(lat.bit_length(), LAT_BUCKETS - 1)] += 1
+            last = self.last_id.get(fkey, -1)
+            if m.pkt_id < last:
+                self.reordered += 1
+            else:
+                self.last_id[fkey] = m.pkt_id
+            if s.read_ns is None:
+                self._read(s, now)
+        for s in self.sockets.values():
+            if s.buf:
+                self._read(s, end)
+        return []
+
+    # -- accounting ---------------------------------------------------------
+    def holding(self) -> int:
+        return 0  # packets in socket buffers are delivered already
+
+    def buffered(self) -> int:
+        return sum(len(s.buf) for s in self.sockets.values())
+
+    def dropped(self) -> dict:
+        return dict(self.drops)
+
+    def teardown(self) -> None:
+        """Close every socket: free what the applications did not read."""
+        for s in self.sockets.values():
+            for m in s.buf:
+                m_freem(self.uma, m)
+            s.buf.clear()
+            s.cc = 0
+
+    def metrics(self):
+        return {
+            "delivered": self.delivered,
+            "reordered": self.reordered,
+            "flows_seen": len(self.last_id),
+            "latency_ns": {"sum": self.lat_sum, "max": self.lat_max,
+                           "log2_hist": self.lat_hist},
+            "sockets": {s.name: {"delivered": s.delivered, "bytes": s.bytes,
+                                 "fullsock": s.fullsock, "read": s.read,
+                                 "queued": len(s.buf)}
+                        for s in sorted(self.sockets.values(), key=lambda s: s.name)},
+            "drops": dict(sorted(self.drops.items())),
+            "counters": dict(sorted(self.counters.items())),
+            "uma": self.uma.to_dict(),
+        }
+
+
+def _stamp(m):
+    return m.stamp_ns

@@ -1,0 +1,367 @@
+"""Scenario files: TOML that speaks FreeBSD, checked before anything runs.
+
+A scenario describes a host (cores, NICs, sysctls, sockets, costs) and its
+traffic.  `load(path, overrides)` parses it, applies `--set KEY=VALUE`
+overrides, and validates every key: an unknown key, a value of the wrong
+type or an impossible value (a queue pinned to a CPU that does not exist, a
+socket in a vnet nobody declared) raises `ScenarioError` naming the file,
+the key and the reason.  Nothing is built until the whole file is good.
+
+`build(scn)` turns a validated scenario into the actors of the emulated host.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import math
+import tomllib
+from pathlib import Path
+
+from actors.costs import DEFAULT_COSTS, merged
+
+SCHEMA_VERSION = 1
+
+
+class ScenarioError(Exception):
+    def __init__(self, file, key: str, reason: str):
+        self.file, self.key, self.reason = str(file), key, reason
+        super().__init__(f"{file}: {key}: {reason}")
+
+
+NUM = (int, float)
+
+# sysctl name -> (type, default, check or None)
+SYSCTLS = {
+    "net.isr.maxthreads": (int, 1, None),
+    "net.isr.bindthreads": (int, 1, lambda v: v in (0, 1) or "must be 0 or 1"),
+    "net.isr.dispatch": (str, "deferred",
+                         lambda v: v == "deferred" or (
+                             "only 'deferred' is modelled so far (direct and hybrid "
+                             "come with the netisr work item)" if v in ("direct", "hybrid")
+                             else "must be one of deferred, hybrid, direct")),
+    "net.isr.defaultqlimit": (int, 256, lambda v: v >= 1 or "must be >= 1"),
+    "net.isr.maxqlimit": (int, 10240, lambda v: v >= 1 or "must be >= 1"),
+    "net.inet.ip.intr_queue_maxlen": (int, 0, lambda v: v >= 0 or "must be >= 0"),
+    "net.inet6.ip6.intr_queue_maxlen": (int, 0, lambda v: v >= 0 or "must be >= 0"),
+    "net.route.netisr_maxqlen": (int, 0, lambda v: v >= 0 or "must be >= 0"),
+    "net.inet.udp.recvspace": (int, 42080, lambda v: v >= 1 or "must be >= 1"),
+    "net.inet.ip.forwarding": (int, 0, lambda v: v == 0 or "forwarding is not modelled yet"),
+}
+
+_pos = lambda v: v > 0 or "must be > 0"          # noqa: E731
+_nonneg = lambda v: v >= 0 or "must be >= 0"     # noqa: E731
+_ratio = lambda v: 0 <= v <= 1 or "must be between 0 and 1"   # noqa: E731
+
+
+def _oneof(*opts):
+    return lambda v: v in opts or f"must be one of {', '.join(map(str, opts))}"
+
+
+TABLES = {
+    "scenario": {"name": (str, None), "description": (str, None),
+                 "duration_ms": (NUM, _pos), "seed": (int, _nonneg)},
+    "engine": {"quantum_ns": (int, _pos), "codec_check": (bool, None)},
+    "host": {"cpus": (int, lambda v: 1 <= v <= 1024 or "must be 1..1024"),
+             "clock_ghz": (NUM, _pos)},
+}
+NIC_KEYS = {"name": (str, None), "queues": (int, lambda v: 1 <= v <= 128 or "must be 1..128"),
+            "ring_size": (int, _pos), "itr_us": (NUM, _nonneg), "mac": (str, None),
+            "inet": (list, None), "inet6": (list, None), "irq_cpus": (list, None),
+            "rxcsum": (bool, None), "promisc": (bool, None), "vnet": (str, None)}
+SOCKET_KEYS = {"name": (str, None), "vnet": (str, None), "proto": (str, _oneof("udp")),
+               "bind": (str, None), "rcvbuf": (int, _pos), "read_pps": (NUM, _pos)}
+TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
+                "family": (str, _oneof("inet", "inet6", "mix")), "inet6_fraction": (NUM, _ratio),
+                "flows": (int, lambda v: 1 <= v <= 1_000_000 or "must be 1..1000000"),
+                "popularity": (str, _oneof("uniform", "zipf")), "zipf_s": (NUM, _pos),
+                "arrivals": (str, _oneof("constant", "poisson")), "rate_pps": (NUM, _pos),
+                "size": (int, lambda v: 64 <= v <= 9018 or "must be 64..9018"),
+                "sizes": (list, None), "dst_ports": (list, None),
+                "src_net": (str, None), "src_net6": (str, None),
+                "start_ms": (NUM, _nonneg), "stop_ms": (NUM, _nonneg),
+                "bad_ip_cksum_ratio": (NUM, _ratio), "bad_udp_cksum_ratio": (NUM, _ratio)}
+TOP = set(TABLES) | {"sysctl", "costs", "nic", "socket", "traffic", "sweep"}
+
+
+def _check(file, where: str, table: dict, schema: dict) -> None:
+    if not isinstance(table, dict):
+        raise ScenarioError(file, where, "must be a table")
+    for k, v in table.items():
+        key = f"{where}.{k}"
+        if k not in schema:
+            raise ScenarioError(file, key, f"unknown key (known: {', '.join(sorted(schema))})")
+        typ, chk = schema[k]
+        ok = isinstance(v, typ) and not (typ is not bool and isinstance(v, bool))
+        if typ is NUM:
+            ok = isinstance(v, NUM) and not isinstance(v, bool)
+        if not ok:
+            tname = "number" if typ is NUM else typ.__name__
+            raise ScenarioError(file, key, f"must be a {tname}, not {type(v).__name__} {v!r}")
+        if chk is not None:
+            r = chk(v)
+            if r is not True:
+                raise ScenarioError(file, key, r)
+
+
+def set_override(data: dict, key: str, raw: str) -> None:
+    """Apply `--set KEY=VALUE` (VALUE parsed as TOML, else a string)."""
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    if key in SYSCTLS or key.startswith(("net.", "kern.")):
+        data.setdefault("sysctl", {})[key] = value
+        return
+    parts = key.split(".")
+    if parts[0] in ("nic", "traffic", "socket"):
+        items = data.get(parts[0], [])
+        if len(parts) == 2:              # every entry
+            for it in items:
+                it[parts[1]] = value
+            return
+        sel, field = parts[1], ".".join(parts[2:])
+        targets = [it for i, it in enumerate(items) if str(i) == sel or it.get("name") == sel]
+        if not targets:
+            raise ScenarioError("--set", key, f"no {parts[0]} entry {sel!r}")
+        for it in targets:
+            it[field] = value
+        return
+    if len(parts) == 2:
+        data.setdefault(parts[0], {})[parts[1]] = value
+        return
+    raise ScenarioError("--set", key, "expected a sysctl name, TABLE.KEY, or LIST.INDEX|NAME.KEY")
+
+
+def load(path, overrides: list | None = None) -> dict:
+    """Parse, override and validate a scenario file; return its checked form."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ScenarioError(path, "-", "no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(path, "-", f"not valid TOML: {e}") from None
+    for kv in overrides or []:
+        if "=" not in kv:
+            raise ScenarioError("--set", kv, "expected KEY=VALUE")
+        k, v = kv.split("=", 1)
+        set_override(data, k.strip(), v.strip())
+    return validate(data, path)
+
+
+def _addr(file, key, s: str, v6: bool) -> bytes:
+    try:
+        a = ipaddress.ip_interface(s).ip
+    except ValueError:
+        raise ScenarioError(file, key, f"not an IP address: {s!r}") from None
+    if (a.version == 6) != v6:
+        raise ScenarioError(file, key, f"{s!r} is not an IPv{'6' if v6 else '4'} address")
+    return a.packed
+
+
+def validate(data: dict, file="<scenario>") -> dict:
+    for k in data:
+        if k not in TOP:
+            raise ScenarioError(file, k, f"unknown table (known: {', '.join(sorted(TOP))})")
+    for t, schema in TABLES.items():
+        _check(file, t, data.get(t, {}), schema)
+    scn = data.get("scenario", {})
+    eng = data.get("engine", {})
+    hst = data.get("host", {})
+    ncpu = hst.get("cpus", 1)
+    out = {
+        "name": scn.get("name", Path(str(file)).stem),
+        "description": scn.get("description", ""),
+        "seed": scn.get("seed", 1),
+        "duration_ns": int(round(scn.get("duration_ms", 10) * 1e6)),
+        "quantum_ns": eng.get("quantum_ns", 20_000),
+        "codec_check": eng.get("codec_check", False),
+        "cpus": ncpu,
+        "ghz": float(hst.get("clock_ghz", 3.0)),
+        "file": str(file),
+    }
+    # sysctls
+    sc = {}
+    for k, v in data.get("sysctl", {}).items():
+        key = f"sysctl.{k}"
+        if k not in SYSCTLS:
+            raise ScenarioError(file, key, "unknown or unmodelled sysctl (known: "
+                                + ", ".join(sorted(SYSCTLS)) + ")")
+        typ, _, chk = SYSCTLS[k]
+        if not isinstance(v, typ) or isinstance(v, bool):
+            raise ScenarioError(file, key, f"must be {typ.__name__}, not {v!r}")
+        if chk is not None and chk(v) is not True:
+            raise ScenarioError(file, key, chk(v))
+        sc[k] = v
+    sysctl = {k: sc.get(k, d) for k, (_, d, _) in SYSCTLS.items()}
+    mt = sysctl["net.isr.maxthreads"]
+    # netisr_init: -1 means all CPUs, 0 or < -1 become 1, above ncpus clamped
+    nws = ncpu if mt == -1 else (1 if mt < 1 else min(mt, ncpu))
+    maxq = sysctl["net.isr.maxqlimit"]
+    dq = min(sysctl["net.isr.defaultqlimit"], maxq)
+
+    def ql(name):
+        v = sysctl[name]
+        if v > maxq:
+            raise ScenarioError(file, f"sysctl.{name}", f"{v} exceeds net.isr.maxqlimit {maxq}")
+        return v or dq
+    out["sysctl"] = sysctl
+    out["netisr"] = {"workstreams": [f"netisr{i}" for i in range(nws)],
+                     "cpus": list(range(nws)),
+                     "qlimit": {"ip": ql("net.inet.ip.intr_queue_maxlen"),
+                                "ip6": ql("net.inet6.ip6.intr_queue_maxlen"),
+                                "arp": dq, "ether": dq}}
+    # costs
+    costs = data.get("costs", {})
+    if not isinstance(costs, dict):
+        raise ScenarioError(file, "costs", "must be a table")
+    for k, v in costs.items():
+        if k not in DEFAULT_COSTS:
+            raise ScenarioError(file, f"costs.{k}", f"unknown cost (known: {', '.join(sorted(DEFAULT_COSTS))})")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ScenarioError(file, f"costs.{k}", "must be a whole number of cycles >= 0")
+    out["costs"] = merged(costs)
+    # NICs
+    nics = data.get("nic", [])
+    if not isinstance(nics, list) or not nics:
+        raise ScenarioError(file, "nic", "at least one [[nic]] is needed")
+    vnet_names = {"vnet0"}
+    out["nics"] = []
+    for i, n in enumerate(nics):
+        where = f"nic[{i}]"
+        _check(file, where, n, NIC_KEYS)
+        name = n.get("name", f"ix{i}")
+        q = n.get("queues", 1)
+        irq = n.get("irq_cpus", [j % ncpu for j in range(q)])
+        if len(irq) != q:
+            raise ScenarioError(file, f"{where}.irq_cpus", f"needs one CPU per queue ({q}), got {len(irq)}")
+        for c in irq:
+            if not isinstance(c, int) or not 0 <= c < ncpu:
+                raise ScenarioError(file, f"{where}.irq_cpus",
+                                    f"CPU {c!r} does not exist (host.cpus = {ncpu})")
+        try:
+            from actors.inet import mac
+            m = mac(n.get("mac", f"00:1b:21:00:00:{i + 1:02x}"))
+        except ValueError as e:
+            raise ScenarioError(file, f"{where}.mac", str(e)) from None
+        vn = n.get("vnet", "vnet0")
+        vnet_names.add(vn)
+        out["nics"].append({
+            "name": name, "if_index": i + 1, "queues": q,
+            "ring_size": n.get("ring_size", 1024),
+            "itr_ns": int(round(n.get("itr_us", 8.0) * 1000)),
+            "mac": m, "irq_cpus": irq, "rxcsum": n.get("rxcsum", True),
+            "promisc": n.get("promisc", False), "vnet": vn,
+            "inet": [_addr(file, f"{where}.inet", a, False) for a in n.get("inet", [f"10.0.{i}.1"])],
+            "inet6": [_addr(file, f"{where}.inet6", a, True) for a in n.get("inet6", [f"2001:db8:{i}::1"])],
+        })
+    nic_by_name = {n["name"]: n for n in out["nics"]}
+    if len(nic_by_name) != len(out["nics"]):
+        raise ScenarioError(file, "nic", "NIC names must be unique")
+    # sockets
+    out["vnets"] = {v: {"name": v, "sockets": [], "inet": set(), "inet6": set()} for v in sorted(vnet_names)}
+    for n in out["nics"]:
+        out["vnets"][n["vnet"]]["inet"].update(n["inet"])
+        out["vnets"][n["vnet"]]["inet6"].update(n["inet6"])
+    for i, s in enumerate(data.get("socket", [])):
+        where = f"socket[{i}]"
+        _check(file, where, s, SOCKET_KEYS)
+        vn = s.get("vnet", "vnet0")
+        if vn not in out["vnets"]:
+            raise ScenarioError(file, f"{where}.vnet", f"no NIC is in vnet {vn!r}")
+        b = s.get("bind")
+        if b is None:
+            raise ScenarioError(file, f"{where}.bind", "required, e.g. '*:5001' or '[::]:5001'")
+        host, _, port = b.rpartition(":")
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ScenarioError(file, f"{where}.bind", f"bad port in {b!r}")
+        if host in ("*", "0.0.0.0"):
+            fam, laddr = 4, b""
+        elif host in ("[::]", "[*]"):
+            fam, laddr = 6, b""
+        elif host.startswith("["):
+            fam, laddr = 6, _addr(file, f"{where}.bind", host[1:-1], True)
+        else:
+            fam, laddr = 4, _addr(file, f"{where}.bind", host, False)
+        key = (fam, laddr, int(port))
+        if any((x["family"], x["laddr"], x["port"]) == key for x in out["vnets"][vn]["sockets"]):
+            raise ScenarioError(file, f"{where}.bind", f"{b} is already bound (EADDRINUSE)")
+        out["vnets"][vn]["sockets"].append({
+            "name": s.get("name", f"udp{i}"), "family": fam, "laddr": laddr, "port": int(port),
+            "rcvbuf": s.get("rcvbuf", sysctl["net.inet.udp.recvspace"]), "read_pps": s.get("read_pps")})
+    # traffic
+    out["traffic"] = []
+    for i, t in enumerate(data.get("traffic", [])):
+        where = f"traffic[{i}]"
+        _check(file, where, t, TRAFFIC_KEYS)
+        if "rate_pps" not in t:
+            raise ScenarioError(file, f"{where}.rate_pps", "required")
+        nic = t.get("nic", out["nics"][0]["name"])
+        if nic not in nic_by_name:
+            raise ScenarioError(file, f"{where}.nic", f"no NIC named {nic!r}")
+        t = dict(t, nic=nic)
+        if "sizes" in t:
+            for j, e in enumerate(t["sizes"]):
+                if (not isinstance(e, list) or len(e) != 2 or not isinstance(e[0], int)
+                        or not 64 <= e[0] <= 9018 or not isinstance(e[1], NUM) or e[1] <= 0):
+                    raise ScenarioError(file, f"{where}.sizes[{j}]", "must be [frame_size 64..9018, weight > 0]")
+        fam = t.get("family", "inet")
+        socks = out["vnets"][nic_by_name[nic]["vnet"]]["sockets"]
+        ports = t.get("dst_ports") or sorted({s["port"] for s in socks}) or [9]
+        for p in ports:
+            if not isinstance(p, int) or not 1 <= p <= 65535:
+                raise ScenarioError(file, f"{where}.dst_ports", f"bad port {p!r}")
+        t["dst_ports"] = ports
+        if fam in ("inet", "mix") and not nic_by_name[nic]["inet"]:
+            raise ScenarioError(file, f"{where}.family", f"{nic} has no IPv4 address")
+        if fam in ("inet6", "mix") and not nic_by_name[nic]["inet6"]:
+            raise ScenarioError(file, f"{where}.family", f"{nic} has no IPv6 address")
+        for k in ("src_net", "src_net6"):
+            if k in t:
+                try:
+                    ipaddress.ip_network(t[k])
+                except ValueError:
+                    raise ScenarioError(file, f"{where}.{k}", f"not a network: {t[k]!r}") from None
+        out["traffic"].append(t)
+    if out["quantum_ns"] > out["duration_ns"]:
+        raise ScenarioError(file, "engine.quantum_ns", "longer than the whole run")
+    out["windows"] = math.ceil(out["duration_ns"] / out["quantum_ns"])
+    sw = data.get("sweep", {})
+    if not isinstance(sw, dict):
+        raise ScenarioError(file, "sweep", "must be a table of KEY = [values]")
+    for k, v in sw.items():
+        if not isinstance(v, list) or not v:
+            raise ScenarioError(file, f"sweep.{k}", "must be a non-empty list of values")
+    out["sweep"] = sw
+    out["raw"] = copy.deepcopy(data)
+    return out
+
+
+def build(scn: dict) -> list:
+    """The actors of the emulated host, from a validated scenario."""
+    from actors.cpu import Cpu
+    from actors.netisr import Netisr
+    from actors.nic import Nic
+    from actors.traffic import TrafficSource
+    from actors.vnet import Vnet
+
+    host = {"ghz": scn["ghz"], "costs": scn["costs"], "quantum_ns": scn["quantum_ns"],
+            "netisr": scn["netisr"]}
+    vnets = {name: {"actor": f"vnet.{name}", "inet": v["inet"], "inet6": v["inet6"]}
+             for name, v in scn["vnets"].items()}
+    actors = [Cpu(i, scn["ghz"]) for i in range(scn["cpus"])]
+    for idx, n in enumerate(scn["nics"]):
+        sources = []
+        for ti, t in enumerate(scn["traffic"]):
+            if t["nic"] != n["name"]:
+                continue
+            sources.append(TrafficSource(t, ti, scn["seed"], n["mac"],
+                                         n["inet"][0] if n["inet"] else None,
+                                         n["inet6"][0] if n["inet6"] else None, t["dst_ports"]))
+        actors.append(Nic(n, host, sources))
+    for ws, cpu in enumerate(scn["netisr"]["cpus"]):
+        actors.append(Netisr(ws, cpu, host, vnets))
+    for name, v in scn["vnets"].items():
+        actors.append(Vnet(v, host))
+    return actors
