@@ -23,13 +23,10 @@ _V4MAPPED = b"\0" * 10 + b"\xff\xff"
 _UNSPEC = b"\0" * 16
 
 
-def _inc(cnt: dict, k: str) -> None:
-    cnt[k] = cnt.get(k, 0) + 1
 
-
-def ip6_input(m, vnets: dict, cnt: dict):
+def ip6_input(m, vnets: dict, cnt):
     """Return (ulp, l4 offset from m.off) for a packet that is ours, else a drop reason."""
-    _inc(cnt, "ip6s_total")
+    cnt["ip6s_total"] += 1
     d = m.st.data
     o = m.off
     n = m.len
@@ -38,7 +35,7 @@ def ip6_input(m, vnets: dict, cnt: dict):
     if d[o] >> 4 != 6:
         return "ip6s_badvers"
     nxt = d[o + 6]
-    _inc(cnt, f"ip6s_nxthist.{nxt}")
+    cnt[f"ip6s_nxthist.{nxt}"] += 1
     src = d[o + 8:o + 24]
     dst = d[o + 24:o + 40]
     if src[0] == 0xFF or dst == _UNSPEC or src[:12] == _V4MAPPED or dst[:12] == _V4MAPPED:
@@ -51,10 +48,10 @@ def ip6_input(m, vnets: dict, cnt: dict):
         return "ip6s_tooshort"
     if n - 40 > plen:
         m_adj(m, 40 + plen - n)
-    _inc(cnt, "ip6s_delivered")
+    cnt["ip6s_delivered"] += 1
     if nxt == IPPROTO_UDP:
         return nxt, 40
     if nxt == IPPROTO_TCP:
-        _inc(cnt, "tcps_rcvtotal")
+        cnt["tcps_rcvtotal"] += 1
         return "tcps_noport"
     return "ip6s_noproto"

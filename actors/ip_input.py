@@ -24,13 +24,10 @@ from .mbuf import CSUM_IP_CHECKED, CSUM_IP_VALID, m_adj
 _from = int.from_bytes
 
 
-def _inc(cnt: dict, k: str) -> None:
-    cnt[k] = cnt.get(k, 0) + 1
 
-
-def ip_input(m, vnets: dict, cnt: dict):
+def ip_input(m, vnets: dict, cnt):
     """Return (ulp, l4 offset from m.off) for a packet that is ours, else a drop reason."""
-    _inc(cnt, "ips_total")
+    cnt["ips_total"] += 1
     d = m.st.data
     o = m.off
     n = m.len
@@ -62,14 +59,14 @@ def ip_input(m, vnets: dict, cnt: dict):
     if v is None or (dst not in v["inet"] and dst != b"\xff\xff\xff\xff"):
         return "ips_cantforward"
     if ((d[o + 6] << 8) | d[o + 7]) & 0x3FFF:
-        _inc(cnt, "ips_fragments")
+        cnt["ips_fragments"] += 1
         return "ips_fragdropped"
     proto = d[o + 9]
     if proto == IPPROTO_UDP:
-        _inc(cnt, "ips_delivered")
+        cnt["ips_delivered"] += 1
         return proto, hl
     if proto == IPPROTO_TCP:
-        _inc(cnt, "ips_delivered")
-        _inc(cnt, "tcps_rcvtotal")
+        cnt["ips_delivered"] += 1
+        cnt["tcps_rcvtotal"] += 1
         return "tcps_noport"
     return "ips_noproto"

@@ -230,13 +230,20 @@ def _blank(st: Storage, zone: str, length: int) -> Mbuf:
     return m
 
 
+_ZP = (Z_PACKET,)
+
+
 def m_alloc(uma: Uma, data: bytes) -> Mbuf:
     """Allocate a packet for `data` from the zone that fits (m_get2/m_getjcl)."""
-    zones = zones_for(len(data))
+    n = len(data)
+    if MHLEN < n <= MCLBYTES:           # the common case: one packet-zone item
+        uma.allocs[Z_PACKET] += 1
+        return _blank(Storage(data, _ZP), Z_PACKET, n)
+    zones = zones_for(n)
     allocs = uma.allocs
     for z in zones:
         allocs[z] += 1
-    return _blank(Storage(data, zones), zones[0], len(data))
+    return _blank(Storage(data, zones), zones[0], n)
 
 
 def m_freem(uma: Uma, m: Mbuf) -> None:
@@ -283,7 +290,7 @@ def m_copypacket(uma: Uma, m: Mbuf) -> Mbuf:
 
 def m_dup(uma: Uma, m: Mbuf) -> Mbuf:
     """Deep copy into new storage (writable)."""
-    c = m_alloc(uma, bytes(m.data)); c.st = m.st
+    c = m_alloc(uma, bytes(m.data))
     for f in HDR_FIELDS[2:]:
         if f != "flags":
             setattr(c, f, getattr(m, f))

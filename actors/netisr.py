@@ -28,7 +28,7 @@ CPU i for workstream i), the 2006 single `swi1: net` thread with its
 
 from __future__ import annotations
 
-from collections import deque
+from collections import defaultdict, deque
 
 from .base import Actor, KThread, PRI_SWI_NET
 from .costs import to_ns
@@ -85,6 +85,7 @@ class Netisr(Actor):
         self.c_wake = to_ns(c["netisr_wakeup"], ghz)
         self.Q = host["quantum_ns"]
         self.vnets = vnets          # vnet name -> {"actor":..., "inet": set, "inet6": set}
+        self.vnet_actor = {k: v["actor"] for k, v in vnets.items()}
         qlimits = host["netisr"]["qlimit"]
         self.qlimit = {p: qlimits[ISR_NAMES[p]] for p in PROTOCOLS}
         self.thread = KThread(f"netisr {wsid}", self.name, cpu, PRI_SWI_NET)
@@ -96,46 +97,77 @@ class Netisr(Actor):
         self.stats = {p: {"queued": 0, "handled": 0, "qdrops": 0, "wmark": 0}
                       for p in PROTOCOLS}
         self.drops = {}
-        self.counters = {}          # ipstat/udpstat-style counters
+        self.counters = defaultdict(int)    # ipstat/udpstat-style counters
         self.wait_ns = 0            # total time packets waited in the queue
         self.waited = 0
         self.wakeups = 0
 
     # -- the worker ---------------------------------------------------------
-    def _serve(self, until: int, out: dict) -> None:
+    def _run(self, arrivals: list, end: int, out: dict) -> None:
+        """Enqueue `arrivals` ((proto, mbuf) in stamp order) while running the
+        worker up to each arrival's time, then up to `end`."""
         th = self.thread
         clock = th.clock
         busy = th.busy
         snap = self.snap
+        queues = self.queues
+        qlimit = self.qlimit
+        stats = self.stats
+        running = self.running
+        c_wake = self.c_wake
+        _input = self._input
+        proto = self.snap_proto
+        wait = 0
+        n = len(arrivals)
+        i = 0
         while True:
-            if not snap:
-                for p, q in self.queues.items():
-                    if q:
-                        self.snap = snap = q
-                        self.queues[p] = deque()
-                        self.snap_proto = p
+            until = arrivals[i][1].stamp_ns if i < n else end
+            while True:
+                if not snap:
+                    for p, q in queues.items():
+                        if q:
+                            snap = q
+                            queues[p] = deque()
+                            proto = self.snap_proto = p
+                            break
+                    else:
+                        running = False      # nothing pending: the swi sleeps
                         break
-                else:
-                    self.running = False
+                    if not running:          # woken by the enqueue (swi_sched)
+                        running = True
+                        self.wakeups += 1
+                        if clock < snap[0].stamp_ns:
+                            clock = snap[0].stamp_ns
+                        clock += c_wake
+                        busy += c_wake
+                if clock >= until:
                     break
-                if not self.running:
-                    self.running = True
-                    self.wakeups += 1
-                    if clock < snap[0].stamp_ns:
-                        clock = snap[0].stamp_ns
-                    clock += self.c_wake
-                    busy += self.c_wake
-            if clock >= until:
+                m = snap.popleft()
+                if clock < m.stamp_ns:
+                    clock = m.stamp_ns
+                wait += clock - m.stamp_ns
+                cost = _input(m, out, clock)
+                clock += cost
+                busy += cost
+                stats[proto]["handled"] += 1
+                self.waited += 1
+            if i >= n:
                 break
-            m = snap.popleft()
-            if clock < m.stamp_ns:
-                clock = m.stamp_ns
-            self.wait_ns += clock - m.stamp_ns
-            self.waited += 1
-            cost = self._input(m, out, clock)
-            clock += cost
-            busy += cost
-            self.stats[self.snap_proto]["handled"] += 1
+            p, m = arrivals[i]
+            i += 1
+            q = queues[p]
+            st = stats[p]
+            if len(q) >= qlimit[p]:
+                st["qdrops"] += 1
+                m_freem(self.uma, m)
+                continue
+            q.append(m)
+            st["queued"] += 1
+            if len(q) > st["wmark"]:
+                st["wmark"] = len(q)
+        self.snap = snap
+        self.running = running
+        self.wait_ns += wait
         th.clock = clock
         th.busy = busy
 
@@ -150,7 +182,7 @@ class Netisr(Actor):
             cost = self.c_ip6
             r = ip6_input(m, self.vnets, cnt)
         else:
-            cnt["arp_received"] = cnt.get("arp_received", 0) + 1
+            cnt["arp_received"] += 1
             m_freem(self.uma, m)
             return self.c_ip
         if r.__class__ is str:
@@ -167,7 +199,7 @@ class Netisr(Actor):
         done = now + cost
         m.stamp_ns = m.hdr_ns = done
         m.hdr_cpu = self.cpu
-        key = (self.vnets[m.vnet]["actor"], done // self.Q)
+        key = (self.vnet_actor[m.vnet], done // self.Q)
         b = out.get(key)
         if b is None:
             out[key] = [m]
@@ -178,34 +210,21 @@ class Netisr(Actor):
     # -- the window ---------------------------------------------------------
     def step(self, start, end, inbox):
         out_b = {}
-        arrivals = []
+        batches = []
         for msg in inbox:
             kind = msg[4]
             if kind == "debt":
                 self.thread.pay_debt(start, msg[5][1])
             else:
                 p = NAME_TO_PROTO[kind[5:]]
-                for m in msg[5]:
-                    arrivals.append((m.stamp_ns, p, m))
-        # arrivals in stamp order; ties keep canonical inbox order (stable sort)
-        arrivals.sort(key=_stamp)
-        queues = self.queues
-        for t, p, m in arrivals:
-            if self.running or self.snap:
-                self._serve(t, out_b)
-            q = queues[p]
-            st = self.stats[p]
-            if len(q) >= self.qlimit[p]:
-                st["qdrops"] += 1
-                m_freem(self.uma, m)
-                continue
-            q.append(m)
-            st["queued"] += 1
-            if len(q) > st["wmark"]:
-                st["wmark"] = len(q)
-            if not self.running:
-                self._serve(t, out_b)     # wake the worker (starts at t)
-        self._serve(end, out_b)
+                batches.append([(p, m) for m in msg[5]])
+        if len(batches) == 1:
+            arrivals = batches[0]
+        else:
+            # stamp order; ties keep the canonical inbox order (stable sort)
+            arrivals = [a for b in batches for a in b]
+            arrivals.sort(key=_stamp)
+        self._run(arrivals, end, out_b)
         out = []
         self.thread.report(out, end)
         for (dest, w), mbufs in out_b.items():
@@ -215,6 +234,12 @@ class Netisr(Actor):
     # -- accounting ---------------------------------------------------------
     def holding(self) -> int:
         return len(self.snap) + sum(len(q) for q in self.queues.values())
+
+    def teardown(self) -> None:
+        """End of run: free what is still queued."""
+        for q in [self.snap, *self.queues.values()]:
+            while q:
+                m_freem(self.uma, q.popleft())
 
     def dropped(self) -> dict:
         d = dict(self.drops)
@@ -230,7 +255,7 @@ class Netisr(Actor):
                                              qlimit=self.qlimit[p])
                           for p, s in sorted(self.stats.items())},
             "drops": dict(sorted(self.dropped().items())),
-            "counters": dict(sorted(self.counters.items())),
+            "counters": {k: v for k, v in sorted(self.counters.items()) if v},
             "busy_ns": self.thread.busy_total, "stall_ns": self.thread.debt_total,
             "wakeups": self.wakeups,
             "queue_wait_ns_total": self.wait_ns, "queue_waits": self.waited,
@@ -239,4 +264,4 @@ class Netisr(Actor):
 
 
 def _stamp(a):
-    return a[0]
+    return a[1].stamp_ns

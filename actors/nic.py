@@ -36,6 +36,7 @@ running ip_input itself), which the netisr work item adds.
 from __future__ import annotations
 
 from collections import deque
+from itertools import repeat
 
 from . import netisr as isr
 from .base import Actor, KThread, PRI_ITHD
@@ -45,10 +46,19 @@ from .inet import IPPROTO_UDP, cksum_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
                    M_HASHTYPE_NONE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6, Uma,
                    m_alloc, m_freem)
+
+
+
+def m_free_unused(uma: Uma, m) -> None:
+    """A frame that found the ring full was never DMA'd: no buffer was used."""
+    for z in m.st.zones:
+        uma.allocs[z] -= 1
+    m.freed = True
 from .toeplitz import toeplitz_hash
 from .traffic import TrafficSource
 
 RSS_TABLE = 128
+PKT_KIND = {p: "pkts." + n for p, n in ISR_NAMES.items()}
 _from = int.from_bytes
 _V4 = b"\x08\x00"
 _V6 = b"\x86\xdd"
@@ -144,65 +154,89 @@ class Nic(Actor):
         return h, htype, csum
 
     # -- the ithread -------------------------------------------------------------
-    def _drain(self, rx: RxQueue, until: int, out: dict) -> None:
-        """Run rx's ithread until `until`: interrupts, then packets off the ring."""
+    def _run_queue(self, rx: RxQueue, arr: list, end: int, out: dict) -> None:
+        """Admit `arr` (this queue's arrivals, in time order) to the ring while
+        running the queue's ithread up to each arrival and then to `end`:
+        interrupts, then packets off the ring."""
         th = rx.thread
         ring = rx.ring
         clock = th.clock
         busy = th.busy
+        running = rx.running
+        last_intr = rx.last_intr
+        itr = self.itr_ns
+        c_intr = self.c_intr
+        c_pkt = self.c_pkt
+        ring_size = self.ring_size
+        uma = self.uma
+        mac = self.mac
+        promisc = self.promisc
+        cpu = th.cpu
+        Q = self.Q
+        select = self.dispatch.select
+        if_index = self.if_index
+        drops = self.drops
+        n = len(arr)
+        i = 0
+        handled = 0
         while True:
-            if not rx.running:
-                if not ring:
+            until = arr[i].arrival_ns if i < n else end
+            while True:
+                if not running:
+                    if not ring:
+                        break
+                    t_int = ring[0].arrival_ns
+                    if t_int < last_intr + itr:
+                        t_int = last_intr + itr
+                    if t_int >= until:
+                        break
+                    last_intr = t_int
+                    rx.interrupts += 1
+                    if clock < t_int:
+                        clock = t_int
+                    clock += c_intr
+                    busy += c_intr
+                    running = True
+                if clock >= until:
                     break
-                t_int = ring[0][0]
-                if t_int < rx.last_intr + self.itr_ns:
-                    t_int = rx.last_intr + self.itr_ns
-                if t_int >= until:
-                    break
-                rx.last_intr = t_int
-                rx.interrupts += 1
-                if clock < t_int:
-                    clock = t_int
-                clock += self.c_intr
-                busy += self.c_intr
-                rx.running = True
-            if clock >= until:
+                if not ring or ring[0].arrival_ns > clock:
+                    running = False      # ring empty: re-arm the vector, sleep
+                    continue
+                m = ring.popleft()
+                m.hdr_cpu = m.data_cpu = cpu
+                proto = ether_input(m, mac, promisc)
+                if proto.__class__ is str:
+                    clock += self.c_drop
+                    busy += self.c_drop
+                    drops[proto] = drops.get(proto, 0) + 1
+                    m_freem(uma, m)
+                    continue
+                clock += c_pkt
+                busy += c_pkt
+                m.stamp_ns = m.hdr_ns = m.data_ns = clock
+                dest = select(proto, m, if_index)
+                if dest is None:
+                    drops["netisr_noproto"] = drops.get("netisr_noproto", 0) + 1
+                    m_freem(uma, m)
+                    continue
+                key = (dest, proto, clock // Q)
+                b = out.get(key)
+                if b is None:
+                    out[key] = [m]
+                else:
+                    b.append(m)
+                handled += 1
+            if i >= n:
                 break
-            if not ring or ring[0][0] > clock:
-                rx.running = False      # ring empty: re-arm the vector, sleep
-                continue
-            t_arr, frame, pkt_id, h, htype, csum = ring.popleft()
-            m = m_alloc(self.uma, frame)
-            m.rcvif = self.name
-            m.vnet = self.vnet
-            m.arrival_ns = t_arr
-            m.pkt_id = pkt_id
-            m.flowid = h
-            m.hashtype = htype
-            m.csum_flags = csum
-            m.hdr_cpu = m.data_cpu = th.cpu
-            proto = ether_input(m, self.mac, self.promisc)
-            if proto.__class__ is str:
-                clock += self.c_drop
-                busy += self.c_drop
-                self.drops[proto] = self.drops.get(proto, 0) + 1
-                m_freem(self.uma, m)
-                continue
-            clock += self.c_pkt
-            busy += self.c_pkt
-            m.stamp_ns = m.hdr_ns = m.data_ns = clock
-            dest = self.dispatch.select(proto, m, self.if_index)
-            if dest is None:
-                self.drops["netisr_noproto"] = self.drops.get("netisr_noproto", 0) + 1
-                m_freem(self.uma, m)
-                continue
-            key = (dest, ISR_NAMES[proto], clock // self.Q)
-            b = out.get(key)
-            if b is None:
-                out[key] = [m]
+            if len(ring) >= ring_size:
+                rx.drops += 1
+                m_free_unused(uma, arr[i])
             else:
-                b.append(m)
-            rx.packets += 1
+                ring.append(arr[i])
+            i += 1
+        rx.packets += handled
+        rx.running = running
+        rx.last_intr = last_intr
         th.clock = clock
         th.busy = busy
 
@@ -212,40 +246,57 @@ class Nic(Actor):
             if msg[4] == "debt":
                 thread, debt = msg[5]
                 self.threads[thread].pay_debt(start, debt)
-        arrivals = []
-        for i, src in enumerate(self.sources):
-            for t, f, size, corrupt in src.arrivals(start, end):
-                arrivals.append((t, i, f, size, corrupt))
-        if len(self.sources) > 1:
-            arrivals.sort()
-        batches = {}
         rxq = self.rxq
+        per_q = [[] for _ in rxq]
         indir = self.indir
-        ring_size = self.ring_size
-        for t, i, f, size, corrupt in arrivals:
-            pkt_id = self.next_id
-            self.next_id += 1
-            frame = self.sources[i].frame(f, size, pkt_id, corrupt)
-            h, htype, csum = self.hw_rx(frame)
-            rx = rxq[indir[h & (RSS_TABLE - 1)]]
-            if rx.ring or rx.running:
-                self._drain(rx, t, batches)
-            if len(rx.ring) >= ring_size:
-                rx.drops += 1
-                continue
-            rx.ring.append((t, frame, pkt_id, h, htype, csum))
-        self.arrived += len(arrivals)
+        hw_rx = self.hw_rx
+        uma = self.uma
+        ifname = self.name
+        vnet = self.vnet
+        pkt_id = self.next_id
+        arrived = 0
+        srcs = [(src, src.arrivals(start, end)) for src in self.sources]
+        if len(srcs) == 1:
+            src, (T, F, S, C) = srcs[0]
+            stream = zip(T, F, S, C, repeat(src))
+        else:
+            stream = sorted((a + (src,) for src, arrs in srcs for a in zip(*arrs)),
+                            key=lambda a: a[0])
+        for t, f, size, corrupt, src in stream:
+            frame = src.frame(f, size, pkt_id, corrupt)
+            h, htype, csum = hw_rx(frame)
+            # the frame is DMA'd into a cluster the driver pre-allocated
+            m = m_alloc(uma, frame)
+            m.rcvif = ifname
+            m.vnet = vnet
+            m.arrival_ns = t
+            m.pkt_id = pkt_id
+            m.flowid = h
+            m.hashtype = htype
+            m.csum_flags = csum
+            per_q[indir[h & (RSS_TABLE - 1)]].append(m)
+            pkt_id += 1
+            arrived += 1
+        self.next_id = pkt_id
+        self.arrived += arrived
+        batches = {}
         out = []
-        for rx in rxq:
-            self._drain(rx, end, batches)
+        for rx, arr in zip(rxq, per_q):
+            self._run_queue(rx, arr, end, batches)
             rx.thread.report(out, end)
         for (dest, proto, w), mbufs in batches.items():
-            out.append((dest, "pkts." + proto, mbufs, max(end, w * self.Q)))
+            out.append((dest, PKT_KIND[proto], mbufs, max(end, w * self.Q)))
         return out
 
     # -- accounting -----------------------------------------------------------
     def holding(self) -> int:
         return sum(len(r.ring) for r in self.rxq)
+
+    def teardown(self) -> None:
+        """End of run: the driver frees the buffers left on its rings."""
+        for r in self.rxq:
+            while r.ring:
+                m_freem(self.uma, r.ring.popleft())
 
     def dropped(self) -> dict:
         d = dict(self.drops)

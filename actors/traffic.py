@@ -128,30 +128,36 @@ class TrafficSource:
             gaps = rng.exponential(1e9 / self.rate, BLOCK)
         else:
             gaps = np.full(BLOCK, 1e9 / self.rate)
+        times = self.next_t + np.concatenate(([0.0], np.cumsum(gaps)))
         flows = np.searchsorted(self.flow_cdf, rng.random(BLOCK), side="right")
         sizes = np.searchsorted(self.size_cdf, rng.random(BLOCK), side="right")
         u = rng.random(BLOCK)
         corrupt = (u < self.bad_ip).astype(np.int64) + 2 * ((u >= self.bad_ip) & (u < self.bad_ip + self.bad_udp))
-        self.blk = (gaps.tolist(), np.minimum(flows, len(self.flows) - 1).tolist(),
-                    np.minimum(sizes, len(self.sizes) - 1).tolist(), corrupt.tolist())
+        sz = np.array(self.sizes)[np.minimum(sizes, len(self.sizes) - 1)]
+        self.next_t = float(times[-1])
+        self.blk = (times[:-1], times[:-1].astype(np.int64).tolist(),
+                    np.minimum(flows, len(self.flows) - 1).tolist(), sz.tolist(), corrupt.tolist())
         self.pos = 0
 
     def arrivals(self, start: int, end: int):
-        """Yield (t_ns, flow, size, corrupt) for arrivals with t in [start, end)."""
-        out = []
+        """(times, flows, sizes, corrupt) lists for arrivals with t in [start, end)."""
         if self.stop_ns is not None and end > self.stop_ns:
             end = self.stop_ns
-        t = self.next_t
-        while t < end:
+        T, F, S, C = [], [], [], []
+        while True:
             if self.pos >= BLOCK:
                 self._refill()
-            gaps, flows, sizes, corrupt = self.blk
+            ft, times, flows, sizes, corrupt = self.blk
             p = self.pos
-            out.append((int(t), flows[p], self.sizes[sizes[p]], corrupt[p]))
-            t += gaps[p]
-            self.pos = p + 1
-        self.next_t = t
-        return out
+            k = int(np.searchsorted(ft, end, side="left"))
+            if k > p:
+                T += times[p:k]
+                F += flows[p:k]
+                S += sizes[p:k]
+                C += corrupt[p:k]
+            self.pos = k
+            if k < BLOCK:
+                return T, F, S, C
 
     def snapshot(self):
         return [self.next_t, self.rng.bit_generator.state, self.blk, self.pos]

@@ -21,13 +21,10 @@ _from = int.from_bytes
 _VALID = CSUM_DATA_VALID | CSUM_PSEUDO_HDR
 
 
-def _inc(cnt: dict, k: str) -> None:
-    cnt[k] = cnt.get(k, 0) + 1
 
-
-def udp_input_hdr(m, off: int, v6: bool, cnt: dict):
+def udp_input_hdr(m, off: int, v6: bool, cnt):
     """Check the UDP header at m.off + off; None if good, else a drop reason."""
-    _inc(cnt, "udps_ipackets")
+    cnt["udps_ipackets"] += 1
     d = m.st.data
     o = m.off
     u = o + off
@@ -42,7 +39,7 @@ def udp_input_hdr(m, off: int, v6: bool, cnt: dict):
     if d[u + 2] == 0 and d[u + 3] == 0:
         return "udp_dport0"
     if d[u + 6] == 0 and d[u + 7] == 0:
-        _inc(cnt, "udps_nosum")
+        cnt["udps_nosum"] += 1
         return "udps_nosum" if v6 else None
     if (m.csum_flags & _VALID) == _VALID:
         return None

@@ -24,6 +24,8 @@ application threads as scheduled threads (the reader here costs no CPU).
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from .base import Actor
 from .mbuf import M_BCAST, M_MCAST, Uma, m_freem
 
@@ -56,7 +58,7 @@ class Vnet(Actor):
             sock = Socket(s["name"], s["rcvbuf"], s.get("read_pps"))
             self.sockets[(s["family"], s["laddr"], s["port"])] = sock
         self.uma = Uma()
-        self.counters = {}
+        self.counters = defaultdict(int)
         self.drops = {}
         self.delivered = 0
         self.lat_sum = 0
@@ -112,22 +114,20 @@ class Vnet(Actor):
             dport = (d[l4 + 2] << 8) | d[l4 + 3]
             s = self.in_pcblookup(v6, laddr, dport)
             if s is None:
-                cnt["udps_noport"] = cnt.get("udps_noport", 0) + 1
+                cnt["udps_noport"] += 1
                 if m.flags & (M_BCAST | M_MCAST):
-                    cnt["udps_noportbcast"] = cnt.get("udps_noportbcast", 0) + 1
+                    cnt["udps_noportbcast"] += 1
                 self.drops["udps_noport"] = self.drops.get("udps_noport", 0) + 1
                 m_freem(self.uma, m)
                 continue
             now = m.stamp_ns
-            if s.buf:
+            if s.buf and s.read_ns is not None:
                 self._read(s, now)
             if s.cc + m.len > s.hiwat:
                 s.fullsock += 1
                 self.drops["udps_fullsock"] = self.drops.get("udps_fullsock", 0) + 1
                 m_freem(self.uma, m)
                 continue
-            s.cc += m.len
-            s.buf.append(m)
             s.delivered += 1
             s.bytes += m.len
             self.delivered += 1
@@ -142,7 +142,12 @@ class Vnet(Actor):
             else:
                 self.last_id[fkey] = m.pkt_id
             if s.read_ns is None:
-                self._read(s, now)
+                # the application is waiting in recv(): it takes the datagram at once
+                s.read += 1
+                m_freem(self.uma, m)
+            else:
+                s.cc += m.len
+                s.buf.append(m)
         for s in self.sockets.values():
             if s.buf:
                 self._read(s, end)
@@ -178,7 +183,7 @@ class Vnet(Actor):
                                  "queued": len(s.buf)}
                         for s in sorted(self.sockets.values(), key=lambda s: s.name)},
             "drops": dict(sorted(self.drops.items())),
-            "counters": dict(sorted(self.counters.items())),
+            "counters": {k: v for k, v in sorted(self.counters.items()) if v},
             "uma": self.uma.to_dict(),
         }
 

@@ -120,6 +120,29 @@ def gather(scn: dict, actors: list, executor) -> dict:
     }
 
 
+def teardown(actors, executor) -> dict:
+    """Close the host: free queued packets, socket buffers and in-flight batches.
+
+    Returns the zones whose USED count is not back to zero - a leak (empty
+    when every allocation went back to its zone)."""
+    from actors.mbuf import m_freem
+    uma = Uma()
+    for a in actors:
+        if hasattr(a, "teardown"):
+            a.teardown()
+    for box in executor.mail.values():
+        for msgs in box.values():
+            for msg in msgs:
+                if msg[4].startswith("pkts"):
+                    for m in msg[5]:
+                        m_freem(uma, m)
+    executor.mail.clear()
+    for a in actors:
+        if hasattr(a, "uma"):
+            uma.merge(a.uma)
+    return {z: uma.used(z) for z in ZONES if uma.used(z)}
+
+
 def run(scn: dict, *, check_every_window: bool = False, progress=None,
         codec_check: bool | None = None) -> Result:
     """Run a validated scenario on the local executor."""
@@ -137,10 +160,7 @@ def run(scn: dict, *, check_every_window: bool = False, progress=None,
             progress(w + 1, windows)
     wall = time.perf_counter() - t0
     metrics = gather(scn, actors, ex)
-    # teardown: every socket closes; zones must balance for what was delivered
-    for a in actors:
-        if hasattr(a, "teardown"):
-            a.teardown()
+    metrics["uma_leaked_after_teardown"] = teardown(actors, ex)
     info = {"wall_s": wall, "windows": windows, "packets": metrics["totals"]["arrived"],
             "pps_wall": metrics["totals"]["arrived"] / wall if wall else None,
             "engine": "local", "netcabal": __version__, "python": sys.version.split()[0],

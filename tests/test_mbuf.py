@@ -590,8 +590,10 @@ def test_uma_state_and_merge():
     a, b = Uma(), Uma()
     m_alloc(a, bytes(100))
     x = m_alloc(b, bytes(5000))
+    m_alloc(b, bytes(6000))
     m_freem(b, x)
     a.merge(b)
     assert Uma.from_state(a.state()).to_dict() == a.to_dict()
-    assert a.to_dict()[Z_JUMBO9] == {"req": 1, "used": 0, "frees": 1}
-    assert a.to_dict()[Z_MBUF] == {"req": 2, "used": 1, "frees": 1}
+    assert a.to_dict()[Z_JUMBO9] == {"req": 2, "used": 1, "frees": 1}
+    assert a.to_dict()[Z_MBUF] == {"req": 3, "used": 2, "frees": 1}
+    assert a.to_dict()[Z_PACKET] == {"req": 0, "used": 0, "frees": 0}

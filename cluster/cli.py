@@ -1,0 +1,121 @@
+"""The `netcabal` command.
+
+  netcabal run SCENARIO [--engine local] [--set KEY=VALUE]... [--out DIR] [--json]
+  netcabal bench [--scenario S] [--duration-ms N] [--repeat N] [--json]
+
+Exit status: 0 on success, 2 for a bad scenario or bad arguments (the message
+names the file, the key and the reason), 1 when a run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .scenario import ScenarioError, load
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SCENARIO = REPO / "scenarios" / "quickstart.toml"
+
+
+def _progress_bar(enabled: bool):
+    """A rich progress bar on a terminal, else nothing."""
+    if not enabled:
+        return None, None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total} windows"), TimeElapsedColumn(),
+                    transient=True)
+    return prog, prog
+
+
+def _summary_table(m: dict, out_dir) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .reports import summary_rows
+    t = Table(title=f"netcabal: {m['scenario']['name']} "
+                    f"({m['scenario']['duration_ns'] / 1e6:g} ms virtual, seed {m['scenario']['seed']})")
+    t.add_column("", style="bold")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    sec = None
+    for s, label, val in summary_rows(m):
+        t.add_row(s if s != sec else "", label, val)
+        sec = s
+    c = Console()
+    c.print(t)
+    if out_dir:
+        c.print(f"results: {out_dir}")
+
+
+def cmd_run(a) -> int:
+    scn = load(a.scenario, a.set)
+    if a.engine != "local":
+        print(f"netcabal: error: engine {a.engine!r} is not available yet (only 'local')", file=sys.stderr)
+        return 2
+    from .run import run, write_results
+    show = not a.json and sys.stdout.isatty()
+    prog, ctx = _progress_bar(show)
+    if prog is not None:
+        with ctx:
+            task = prog.add_task(scn["name"], total=scn["windows"])
+            res = run(scn, progress=lambda done, total: prog.update(task, completed=done))
+    else:
+        res = run(scn)
+    out = Path(a.out) if a.out else Path("results") / scn["name"]
+    write_results(res, out)
+    if a.json:
+        m = res.metrics
+        print(json.dumps({"results": str(out), "totals": m["totals"], "latency_ns": {
+            k: v for k, v in m["latency_ns"].items() if k != "log2_hist"}}, sort_keys=True))
+    else:
+        _summary_table(res.metrics, out)
+    return 0
+
+
+def cmd_bench(a) -> int:
+    from .bench import bench
+    r = bench(a.scenario, duration_ms=a.duration_ms, repeat=a.repeat)
+    if a.json:
+        print(json.dumps(r, sort_keys=True))
+    else:
+        print(f"scenario              {r['scenario']}  ({r['virtual_ms']:g} ms virtual, "
+              f"{r['windows']} windows of {r['quantum_ns']} ns)")
+        print(f"packets simulated     {r['packets']:,}")
+        print(f"wall time             {r['wall_s']:.3f} s (best of {r['repeat']})")
+        print(f"simulated packets/s   {r['pps']:,.0f}  (one core, local engine)")
+        print(f"engine cost / window  {r['engine_us_per_window']:.1f} us "
+              f"({r['actors']} actors, no traffic)")
+        print(f"total cost / window   {r['us_per_window']:.1f} us")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="netcabal", description=(
+        "An actor-model emulator of the FreeBSD inbound network stack."))
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a scenario and write a results folder")
+    r.add_argument("scenario")
+    r.add_argument("--engine", default="local", choices=["local", "ray"])
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario key (a sysctl name, TABLE.KEY or LIST.NAME.KEY)")
+    r.add_argument("--out", help="results folder (default results/<scenario name>)")
+    r.add_argument("--json", action="store_true", help="print a JSON summary, no progress bar")
+    b = sub.add_parser("bench", help="measure the emulator's speed")
+    b.add_argument("--scenario", default=str(DEFAULT_SCENARIO))
+    b.add_argument("--duration-ms", type=float, default=200.0)
+    b.add_argument("--repeat", type=int, default=3)
+    b.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        return {"run": cmd_run, "bench": cmd_bench}[a.cmd](a)
+    except ScenarioError as e:
+        print(f"netcabal: bad scenario: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
