@@ -48,34 +48,64 @@ class Actor:
 
 
 class KThread:
-    """One kernel thread on one CPU: a clock, a priority, time used, a debt."""
+    """One kernel thread on one CPU: a clock, a priority, time used, a debt.
 
-    __slots__ = ("name", "actor", "cpu", "pri", "clock", "busy", "busy_total",
+    Time used is kept per window of virtual time in which it was spent
+    (`use`: window index -> ns), because a thread may serve work whose time
+    lies in the previous window (it learns of it one window late) and may
+    run past its window's end.  Hot loops add time spent inside the current
+    window to a local sum and call `charge` only for time outside it."""
+
+    __slots__ = ("name", "actor", "cpu", "pri", "Q", "clock", "use", "busy_total",
                  "debt_total")
 
-    def __init__(self, name: str, actor: str, cpu: int, pri: int):
+    def __init__(self, name: str, actor: str, cpu: int, pri: int, quantum_ns: int):
         self.name = name
         self.actor = actor
         self.cpu = cpu
         self.pri = pri
+        self.Q = quantum_ns
         self.clock = 0          # virtual ns at which the thread is next free
-        self.busy = 0           # ns used in the current window (report to CPU)
+        self.use = {}           # window index -> ns used, not yet reported
         self.busy_total = 0
         self.debt_total = 0
 
-    def pay_debt(self, start: int, debt: int) -> None:
-        """The CPU was shared: push the clock by the time we were denied.
+    def charge(self, t0: int, t1: int) -> None:
+        """Record that the thread ran from t0 to t1, split by window."""
+        Q = self.Q
+        use = self.use
+        while t0 < t1:
+            w = t0 // Q
+            e = (w + 1) * Q
+            seg = (t1 if t1 < e else e) - t0
+            use[w] = use.get(w, 0) + seg
+            t0 += seg
 
-        Only the part of the stall that still lies ahead of `start` is time
-        the thread occupies now (while idle it has absorbed the rest)."""
+    def add(self, start: int, ns: int) -> None:
+        """Time used inside the window that starts at `start`."""
+        if ns:
+            w = start // self.Q
+            self.use[w] = self.use.get(w, 0) + ns
+
+    def pay_debt(self, start: int, debt: int) -> None:
+        """The CPU was shared: stall for the time we were denied.
+
+        The stall is paid at the start of the window in which the debt
+        arrives (two windows after the work it is for).  It is not absorbed
+        by idle time the thread seemed to have since: that idle time was
+        computed as if uncontended, and in truth the thread was still busy
+        with the work it was denied CPU for.  The stall counts as time used
+        on the CPU now, so the CPU keeps arbitrating it until it is paid."""
         self.debt_total += debt
-        new = self.clock + debt
-        self.busy += max(0, new - max(self.clock, start))
-        self.clock = new
+        if self.clock < start:
+            self.clock = start
+        self.charge(self.clock, self.clock + debt)
+        self.clock += debt
 
     def report(self, out: list, end: int) -> None:
-        """Tell our CPU how long we ran this window (arbitrated one window later)."""
-        if self.busy:
-            out.append((f"cpu{self.cpu}", "use", [self.actor, self.name, self.pri, self.busy], end))
-            self.busy_total += self.busy
-            self.busy = 0
+        """Tell our CPU how long we ran, per window (arbitrated one window later)."""
+        if self.use:
+            use = sorted(self.use.items())
+            self.busy_total += sum(v for _, v in use)
+            out.append((f"cpu{self.cpu}", "use", [self.actor, self.name, self.pri, use], end))
+            self.use = {}

@@ -88,7 +88,7 @@ class Netisr(Actor):
         self.vnet_actor = {k: v["actor"] for k, v in vnets.items()}
         qlimits = host["netisr"]["qlimit"]
         self.qlimit = {p: qlimits[ISR_NAMES[p]] for p in PROTOCOLS}
-        self.thread = KThread(f"netisr {wsid}", self.name, cpu, PRI_SWI_NET)
+        self.thread = KThread(f"netisr {wsid}", self.name, cpu, PRI_SWI_NET, host["quantum_ns"])
         self.queues = {p: deque() for p in sorted(PROTOCOLS)}
         self.snap = deque()
         self.snap_proto = 0
@@ -103,12 +103,12 @@ class Netisr(Actor):
         self.wakeups = 0
 
     # -- the worker ---------------------------------------------------------
-    def _run(self, arrivals: list, end: int, out: dict) -> None:
+    def _run(self, arrivals: list, start: int, end: int, out: dict) -> None:
         """Enqueue `arrivals` ((proto, mbuf) in stamp order) while running the
         worker up to each arrival's time, then up to `end`."""
         th = self.thread
         clock = th.clock
-        busy = th.busy
+        busy = 0                # ns used inside [start, end); th.charge() for the rest
         snap = self.snap
         queues = self.queues
         qlimit = self.qlimit
@@ -133,13 +133,13 @@ class Netisr(Actor):
                     else:
                         running = False      # nothing pending: the swi sleeps
                         break
-                    if not running:          # woken by the enqueue (swi_sched)
+                    if not running:
                         running = True
-                        self.wakeups += 1
-                        if clock < snap[0].stamp_ns:
-                            clock = snap[0].stamp_ns
-                        clock += c_wake
-                        busy += c_wake
+                        t = snap[0].stamp_ns
+                        if clock <= t:       # it slept: the enqueue woke it (swi_sched)
+                            self.wakeups += 1
+                            th.charge(t, t + c_wake)
+                            clock = t + c_wake
                 if clock >= until:
                     break
                 m = snap.popleft()
@@ -147,8 +147,11 @@ class Netisr(Actor):
                     clock = m.stamp_ns
                 wait += clock - m.stamp_ns
                 cost = _input(m, out, clock)
+                if clock >= start and clock + cost <= end:
+                    busy += cost
+                else:
+                    th.charge(clock, clock + cost)
                 clock += cost
-                busy += cost
                 stats[proto]["handled"] += 1
                 self.waited += 1
             if i >= n:
@@ -169,7 +172,7 @@ class Netisr(Actor):
         self.running = running
         self.wait_ns += wait
         th.clock = clock
-        th.busy = busy
+        th.add(start, busy)
 
     def _input(self, m, out: dict, now: int) -> int:
         """Run the protocol input path for m at time `now`; return its cost."""
@@ -224,7 +227,7 @@ class Netisr(Actor):
             # stamp order; ties keep the canonical inbox order (stable sort)
             arrivals = [a for b in batches for a in b]
             arrivals.sort(key=_stamp)
-        self._run(arrivals, end, out_b)
+        self._run(arrivals, start, end, out_b)
         out = []
         self.thread.report(out, end)
         for (dest, w), mbufs in out_b.items():

@@ -99,7 +99,8 @@ class Nic(Actor):
         self.Q = host["quantum_ns"]
         self.dispatch = isr.NetisrConfig(host["netisr"])
         nq = cfg["queues"]
-        self.rxq = [RxQueue(q, KThread(f"{self.name}:rxq{q}", self.name, cfg["irq_cpus"][q], PRI_ITHD))
+        self.rxq = [RxQueue(q, KThread(f"{self.name}:rxq{q}", self.name, cfg["irq_cpus"][q], PRI_ITHD,
+                                                 host["quantum_ns"]))
                     for q in range(nq)]
         self.threads = {r.thread.name: r.thread for r in self.rxq}
         self.indir = [i % nq for i in range(RSS_TABLE)]
@@ -154,14 +155,14 @@ class Nic(Actor):
         return h, htype, csum
 
     # -- the ithread -------------------------------------------------------------
-    def _run_queue(self, rx: RxQueue, arr: list, end: int, out: dict) -> None:
+    def _run_queue(self, rx: RxQueue, arr: list, start: int, end: int, out: dict) -> None:
         """Admit `arr` (this queue's arrivals, in time order) to the ring while
         running the queue's ithread up to each arrival and then to `end`:
         interrupts, then packets off the ring."""
         th = rx.thread
         ring = rx.ring
         clock = th.clock
-        busy = th.busy
+        busy = 0                # ns used inside [start, end); th.charge() for the rest
         running = rx.running
         last_intr = rx.last_intr
         itr = self.itr_ns
@@ -194,8 +195,11 @@ class Nic(Actor):
                     rx.interrupts += 1
                     if clock < t_int:
                         clock = t_int
+                    if clock + c_intr <= end:
+                        busy += c_intr
+                    else:
+                        th.charge(clock, clock + c_intr)
                     clock += c_intr
-                    busy += c_intr
                     running = True
                 if clock >= until:
                     break
@@ -206,13 +210,16 @@ class Nic(Actor):
                 m.hdr_cpu = m.data_cpu = cpu
                 proto = ether_input(m, mac, promisc)
                 if proto.__class__ is str:
+                    th.charge(clock, clock + self.c_drop)
                     clock += self.c_drop
-                    busy += self.c_drop
                     drops[proto] = drops.get(proto, 0) + 1
                     m_freem(uma, m)
                     continue
+                if clock + c_pkt <= end:
+                    busy += c_pkt
+                else:
+                    th.charge(clock, clock + c_pkt)
                 clock += c_pkt
-                busy += c_pkt
                 m.stamp_ns = m.hdr_ns = m.data_ns = clock
                 dest = select(proto, m, if_index)
                 if dest is None:
@@ -238,7 +245,7 @@ class Nic(Actor):
         rx.running = running
         rx.last_intr = last_intr
         th.clock = clock
-        th.busy = busy
+        th.add(start, busy)
 
     # -- the window ----------------------------------------------------------------
     def step(self, start, end, inbox):
@@ -282,7 +289,7 @@ class Nic(Actor):
         batches = {}
         out = []
         for rx, arr in zip(rxq, per_q):
-            self._run_queue(rx, arr, end, batches)
+            self._run_queue(rx, arr, start, end, batches)
             rx.thread.report(out, end)
         for (dest, proto, w), mbufs in batches.items():
             out.append((dest, PKT_KIND[proto], mbufs, max(end, w * self.Q)))

@@ -350,7 +350,7 @@ def build(scn: dict) -> list:
             "netisr": scn["netisr"]}
     vnets = {name: {"actor": f"vnet.{name}", "inet": v["inet"], "inet6": v["inet6"]}
              for name, v in scn["vnets"].items()}
-    actors = [Cpu(i, scn["ghz"]) for i in range(scn["cpus"])]
+    actors = [Cpu(i, scn["ghz"], scn["quantum_ns"]) for i in range(scn["cpus"])]
     for idx, n in enumerate(scn["nics"]):
         sources = []
         for ti, t in enumerate(scn["traffic"]):

@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "scenarios"
+QUICKSTART = SCENARIOS / "quickstart.toml"
+
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def run_scn(overrides=(), path=QUICKSTART, **kw):
+    from cluster.run import run
+    from cluster.scenario import load
+    return run(load(path, list(overrides)), **kw)
+
+
+@pytest.fixture
+def quickstart():
+    return QUICKSTART

@@ -1,0 +1,137 @@
+"""The window engine: canonical order, rounding to the window's end,
+independence of actors within a window, and CPU arbitration by debt."""
+
+from actors.base import Actor, KThread, PRI_ITHD, PRI_USER
+from actors.cpu import Cpu
+from cluster.engine import LocalExecutor
+
+Q = 1000
+
+
+class Sender(Actor):
+    """Sends, in window w, messages to 'rx' with the given latencies."""
+
+    def __init__(self, name, plan):
+        self.name = name
+        self.plan = plan        # window -> [latency_ns]
+
+    def step(self, start, end, inbox):
+        w = start // Q
+        return [("rx", "m", [self.name, w, lat], start + lat) for lat in self.plan.get(w, [])]
+
+
+class Recorder(Actor):
+    name = "rx"
+
+    def __init__(self):
+        self.got = []
+
+    def step(self, start, end, inbox):
+        for m in inbox:
+            self.got.append((start, end) + m[:3] + (tuple(m[5]),))
+        return []
+
+
+def _run(actors, windows):
+    ex = LocalExecutor(actors, Q)
+    ex.run(windows)
+    return ex
+
+
+def test_canonical_order_and_rounding():
+    a = Sender("a", {0: [10, 5000, 999, 0], 2: [2500]})
+    b = Sender("b", {0: [3, 1500], 1: [1]})
+    rx = Recorder()
+    _run([rx, b, a], 6)
+    for wstart, wend, due, sender, seq, (who, w_sent, lat) in rx.got:
+        sent_end = (w_sent + 1) * Q
+        # due no earlier than the end of the sending window, else at its time
+        assert due == max(w_sent * Q + lat, sent_end)
+        assert wstart <= due < wend
+    keys = [g[2:5] for g in rx.got]
+    assert keys == sorted(keys)
+    # both senders' messages that round to the same instant come sender-sorted
+    first = [g for g in rx.got if g[2] == Q]
+    assert [g[3] for g in first] == ["a", "a", "a", "b"]
+    assert len(rx.got) == 8
+
+
+def test_step_order_does_not_matter():
+    plans = {0: [1, 2, 3], 1: [1500, 10], 3: [0]}
+    r1, r2 = Recorder(), Recorder()
+    e1 = LocalExecutor([Sender("a", plans), Sender("b", plans), r1], Q)
+    e2 = LocalExecutor([r2, Sender("b", plans), Sender("a", plans)], Q)
+    e2.actors.reverse()          # step in the opposite order
+    e1.run(5)
+    e2.run(5)
+    assert r1.got == r2.got
+
+
+def test_unknown_destination_is_an_error():
+    class Bad(Actor):
+        name = "bad"
+
+        def step(self, s, e, inbox):
+            return [("nobody", "m", [], e)]
+    ex = LocalExecutor([Bad()], Q)
+    try:
+        ex.run(1)
+    except KeyError as e:
+        assert "nobody" in str(e)
+    else:
+        raise AssertionError("message to an unknown actor was accepted")
+
+
+class Worker(Actor):
+    """A thread on cpu0 that gets `demand` ns of work every window and does
+    it as soon as it can (a backlog), paying the debts its CPU sends."""
+
+    def __init__(self, name, pri, demand):
+        self.name = name
+        self.th = KThread(name, name, 0, pri, Q)
+        self.demand = demand
+        self.backlog = 0
+        self.done = 0
+
+    def step(self, start, end, inbox):
+        for m in inbox:
+            if m[4] == "debt":
+                self.th.pay_debt(start, m[5][1])
+        self.backlog += self.demand
+        th = self.th
+        if th.clock < start:
+            th.clock = start
+        work = min(self.backlog, max(0, end - th.clock))
+        th.charge(th.clock, th.clock + work)
+        th.clock += work
+        self.backlog -= work
+        self.done += work
+        out = []
+        th.report(out, end)
+        return out
+
+
+def test_cpu_arbitration_by_priority():
+    """High priority wants 40%, low 80% of one CPU: low gets 60%, CPU 100% busy."""
+    windows = 2000
+    hi = Worker("hi", PRI_ITHD, 400)
+    lo = Worker("lo", PRI_USER, 800)
+    cpu = Cpu(0, 1.0, Q)
+    _run([hi, lo, cpu], windows)
+    total = windows * Q
+    assert abs(hi.done / total - 0.40) < 0.005
+    assert abs(lo.done / total - 0.60) < 0.01
+    assert cpu.busy_ns >= 0.99 * (windows - 2) * Q        # two windows of lag
+    assert cpu.granted["intr"] >= 0.995 * hi.done - Q
+    # the low thread's backlog grows by what it could not get: 20% per window
+    assert abs(lo.backlog / total - 0.20) < 0.01
+    assert hi.backlog == 0
+
+
+def test_cpu_uncontended_threads_pay_nothing():
+    a = Worker("a", PRI_ITHD, 300)
+    b = Worker("b", PRI_USER, 300)
+    cpu = Cpu(0, 1.0, Q)
+    _run([a, b, cpu], 500)
+    assert a.th.debt_total == 0 and b.th.debt_total == 0
+    assert a.done == b.done == 500 * 300
