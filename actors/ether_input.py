@@ -16,7 +16,7 @@ an unknown ethertype without counting them; netcabal counts them under
 from __future__ import annotations
 
 from .inet import ETHERTYPE_ARP, ETHERTYPE_IP, ETHERTYPE_IPV6
-from .mbuf import M_BCAST, M_MCAST, M_PROMISC, m_adj
+from .mbuf import M_BCAST, M_MCAST, M_PROMISC
 
 ETHER_HDR_LEN = 14
 BCAST = b"\xff" * 6
@@ -51,5 +51,6 @@ def ether_input(m, mac: bytes, promisc: bool = False):
     isr = ETHERTYPE_TO_ISR.get((d[off + 12] << 8) | d[off + 13])
     if isr is None:
         return "ether_unknown_type"
-    m_adj(m, ETHER_HDR_LEN)
+    m.off = off + ETHER_HDR_LEN       # m_adj(m, ETHER_HDR_LEN)
+    m.len -= ETHER_HDR_LEN
     return isr

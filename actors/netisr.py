@@ -109,6 +109,8 @@ class Netisr(Actor):
         th = self.thread
         clock = th.clock
         busy = 0                # ns used inside [start, end); th.charge() for the rest
+        busy_prev = 0           # ... and inside [start - Q, start)
+        prev = start - self.Q
         snap = self.snap
         queues = self.queues
         qlimit = self.qlimit
@@ -147,8 +149,13 @@ class Netisr(Actor):
                     clock = m.stamp_ns
                 wait += clock - m.stamp_ns
                 cost = _input(m, out, clock)
-                if clock >= start and clock + cost <= end:
-                    busy += cost
+                if clock >= start:
+                    if clock + cost <= end:
+                        busy += cost
+                    else:
+                        th.charge(clock, clock + cost)
+                elif clock >= prev and clock + cost <= start:
+                    busy_prev += cost     # served in the previous window
                 else:
                     th.charge(clock, clock + cost)
                 clock += cost
@@ -173,6 +180,7 @@ class Netisr(Actor):
         self.wait_ns += wait
         th.clock = clock
         th.add(start, busy)
+        th.add(prev, busy_prev)
 
     def _input(self, m, out: dict, now: int) -> int:
         """Run the protocol input path for m at time `now`; return its cost."""

@@ -106,7 +106,8 @@ class Nic(Actor):
         self.indir = [i % nq for i in range(RSS_TABLE)]
         self.sources = sources
         self.uma = Uma()
-        self.hash_memo = {}
+        self.hash_memo = {}     # address bytes -> (Toeplitz hash, pseudo-header sum)
+        self.iphdr_memo = {}    # IPv4 header bytes -> header checksum good
         self.next_id = cfg["if_index"] << 40
         self.arrived = 0
         self.drops = {}
@@ -114,43 +115,57 @@ class Nic(Actor):
 
     # -- the hardware's view of a frame ----------------------------------------
     def hw_rx(self, f: bytes):
-        """RSS hash, hash type and checksum-offload flags for frame `f`."""
+        """RSS hash, hash type and checksum-offload flags for frame `f`.
+
+        The hash and the IPv4 header check are memoised on the bytes they
+        read (same bytes, same answer): flows repeat their headers."""
         et = f[12:14]
-        if et == _V4 and len(f) >= 34 and f[14] >> 4 == 4:
+        n = len(f)
+        if et == _V4 and n >= 34 and f[14] >> 4 == 4:
             key = f[26:34]
             htype = M_HASHTYPE_RSS_IPV4
-        elif et == _V6 and len(f) >= 54 and f[14] >> 4 == 6:
+        elif et == _V6 and n >= 54 and f[14] >> 4 == 6:
             key = f[22:54]
             htype = M_HASHTYPE_RSS_IPV6
         else:
             return 0, M_HASHTYPE_NONE, 0
-        h = self.hash_memo.get(key)
-        if h is None:
-            if len(self.hash_memo) > 65536:
-                self.hash_memo.clear()
-            h = self.hash_memo[key] = toeplitz_hash(key)
+        memo = self.hash_memo
+        hp = memo.get(key)
+        if hp is None:
+            if len(memo) > 65536:
+                memo.clear()
+            hp = memo[key] = (toeplitz_hash(key), _from(key, "big") + IPPROTO_UDP)
+        h = hp[0]
         if not self.rxcsum:
             return h, htype, 0
         csum = 0
         if htype == M_HASHTYPE_RSS_IPV4:
-            hl = (f[14] & 15) * 4
-            if hl >= 20 and len(f) >= 14 + hl:
-                csum = CSUM_IP_CHECKED
-                if cksum_sum(f[14:14 + hl]) == 0xFFFF:
-                    csum |= CSUM_IP_VALID
-                iplen = _from(f[16:18], "big")
-                if (f[23] == IPPROTO_UDP and not (_from(f[20:22], "big") & 0x3FFF)
-                        and hl + 8 <= iplen <= len(f) - 14 and f[14 + hl + 6:14 + hl + 8] != b"\0\0"):
-                    seg = f[14 + hl:14 + iplen]
-                    ps = _from(key, "big") + IPPROTO_UDP + len(seg)
-                    if cksum_sum(seg, ps) == 0xFFFF:
+            hl = (f[14] & 15) << 2
+            if hl >= 20 and n >= 14 + hl:
+                iph = f[14:14 + hl]
+                hmemo = self.iphdr_memo
+                ok = hmemo.get(iph)
+                if ok is None:
+                    if len(hmemo) > 65536:
+                        hmemo.clear()
+                    ok = hmemo[iph] = cksum_sum(iph) == 0xFFFF
+                csum = CSUM_IP_CHECKED | CSUM_IP_VALID if ok else CSUM_IP_CHECKED
+                iplen = (f[16] << 8) | f[17]
+                u = 14 + hl
+                if (f[23] == IPPROTO_UDP and not ((f[20] << 8 | f[21]) & 0x3FFF)
+                        and hl + 8 <= iplen <= n - 14 and (f[u + 6] or f[u + 7])):
+                    seg = f[u:14 + iplen]
+                    if len(seg) & 1:
+                        seg += b"\0"
+                    if (_from(seg, "big") + hp[1] + iplen - hl) % 0xFFFF == 0:
                         csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         else:
-            plen = _from(f[18:20], "big")
-            if f[20] == IPPROTO_UDP and 8 <= plen <= len(f) - 54:
+            plen = (f[18] << 8) | f[19]
+            if f[20] == IPPROTO_UDP and 8 <= plen <= n - 54:
                 seg = f[54:54 + plen]
-                ps = _from(key, "big") + IPPROTO_UDP + plen
-                if cksum_sum(seg, ps) == 0xFFFF:
+                if plen & 1:
+                    seg += b"\0"
+                if (_from(seg, "big") + hp[1] + plen) % 0xFFFF == 0:
                     csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         return h, htype, csum
 

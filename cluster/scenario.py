@@ -98,6 +98,8 @@ def _check(file, where: str, table: dict, schema: dict) -> None:
         if not ok:
             tname = "number" if typ is NUM else typ.__name__
             raise ScenarioError(file, key, f"must be a {tname}, not {type(v).__name__} {v!r}")
+        if typ is NUM and not math.isfinite(v):
+            raise ScenarioError(file, key, f"must be a finite number, not {v!r}")
         if chk is not None:
             r = chk(v)
             if r is not True:
@@ -151,6 +153,8 @@ def load(path, overrides: list | None = None) -> dict:
 
 
 def _addr(file, key, s: str, v6: bool) -> bytes:
+    if not isinstance(s, str):
+        raise ScenarioError(file, key, f"not an IP address: {s!r}")
     try:
         a = ipaddress.ip_interface(s).ip
     except ValueError:
@@ -183,6 +187,11 @@ def validate(data: dict, file="<scenario>") -> dict:
     }
     # sysctls
     sc = {}
+    if not isinstance(data.get("sysctl", {}), dict):
+        raise ScenarioError(file, "sysctl", "must be a table")
+    for t in ("socket", "traffic"):
+        if not isinstance(data.get(t, []), list):
+            raise ScenarioError(file, t, f"must be an array of tables ([[{t}]])")
     for k, v in data.get("sysctl", {}).items():
         key = f"sysctl.{k}"
         if k not in SYSCTLS:
@@ -237,7 +246,7 @@ def validate(data: dict, file="<scenario>") -> dict:
         if len(irq) != q:
             raise ScenarioError(file, f"{where}.irq_cpus", f"needs one CPU per queue ({q}), got {len(irq)}")
         for c in irq:
-            if not isinstance(c, int) or not 0 <= c < ncpu:
+            if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < ncpu:
                 raise ScenarioError(file, f"{where}.irq_cpus",
                                     f"CPU {c!r} does not exist (host.cpus = {ncpu})")
         try:
@@ -304,13 +313,14 @@ def validate(data: dict, file="<scenario>") -> dict:
         if "sizes" in t:
             for j, e in enumerate(t["sizes"]):
                 if (not isinstance(e, list) or len(e) != 2 or not isinstance(e[0], int)
-                        or not 64 <= e[0] <= 9018 or not isinstance(e[1], NUM) or e[1] <= 0):
+                        or not 64 <= e[0] <= 9018 or not isinstance(e[1], NUM)
+                        or isinstance(e[1], bool) or not 0 < e[1] < math.inf):
                     raise ScenarioError(file, f"{where}.sizes[{j}]", "must be [frame_size 64..9018, weight > 0]")
         fam = t.get("family", "inet")
         socks = out["vnets"][nic_by_name[nic]["vnet"]]["sockets"]
         ports = t.get("dst_ports") or sorted({s["port"] for s in socks}) or [9]
         for p in ports:
-            if not isinstance(p, int) or not 1 <= p <= 65535:
+            if not isinstance(p, int) or isinstance(p, bool) or not 1 <= p <= 65535:
                 raise ScenarioError(file, f"{where}.dst_ports", f"bad port {p!r}")
         t["dst_ports"] = ports
         if fam in ("inet", "mix") and not nic_by_name[nic]["inet"]:
@@ -320,9 +330,11 @@ def validate(data: dict, file="<scenario>") -> dict:
         for k in ("src_net", "src_net6"):
             if k in t:
                 try:
-                    ipaddress.ip_network(t[k])
+                    net = ipaddress.ip_network(t[k])
                 except ValueError:
                     raise ScenarioError(file, f"{where}.{k}", f"not a network: {t[k]!r}") from None
+                if net.version != (4 if k == "src_net" else 6):
+                    raise ScenarioError(file, f"{where}.{k}", f"{t[k]!r} is not an IPv{4 if k == 'src_net' else 6} network")
         out["traffic"].append(t)
     if out["quantum_ns"] > out["duration_ns"]:
         raise ScenarioError(file, "engine.quantum_ns", "longer than the whole run")
