@@ -58,6 +58,7 @@ def ip6(addr: str) -> bytes:
 
 def mac(addr: str) -> bytes:
     parts = addr.split(":")
-    if len(parts) != 6:
+    if len(parts) != 6 or not all(len(p) in (1, 2) and all(c in "0123456789abcdefABCDEF" for c in p)
+                                  for p in parts):
         raise ValueError(f"bad MAC address {addr!r}")
     return bytes(int(p, 16) for p in parts)

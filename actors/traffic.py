@@ -11,7 +11,9 @@ checked from the bytes alone.
 
 Frame sizes are given as on the wire including the 4-byte FCS (64..1518);
 the bytes we build exclude the FCS, as a capture does.  A size too small for
-the headers is raised to the smallest frame that holds them (78 for IPv6).
+the headers is raised to the smallest frame that holds them (74 on the wire
+for IPv6).  `bad_ip_cksum_ratio` corrupts IPv4 header checksums only: IPv6
+has no header checksum.
 
 Determinism: every random draw comes from a numpy PCG64 generator seeded
 from the scenario seed and the source's index, drawn in fixed-size blocks,
@@ -76,6 +78,7 @@ class TrafficSource:
         self.dst_mac = dst_mac
         self.templates = {}
         self.next_t = float(self.start_ns)
+        self.sent = 0                    # constant arrivals drawn so far
         self.blk = None
         self.pos = BLOCK
 
@@ -126,9 +129,13 @@ class TrafficSource:
         rng = self.rng
         if self.poisson:
             gaps = rng.exponential(1e9 / self.rate, BLOCK)
+            times = self.next_t + np.concatenate(([0.0], np.cumsum(gaps)))
         else:
-            gaps = np.full(BLOCK, 1e9 / self.rate)
-        times = self.next_t + np.concatenate(([0.0], np.cumsum(gaps)))
+            # arrival k at start + k * 1e9 / rate, from its index: a running sum
+            # of rounded gaps drifts and can put an arrival in the wrong window
+            k = np.arange(self.sent, self.sent + BLOCK + 1, dtype=np.float64)
+            times = self.start_ns + k * 1e9 / self.rate
+            self.sent += BLOCK
         flows = np.searchsorted(self.flow_cdf, rng.random(BLOCK), side="right")
         sizes = np.searchsorted(self.size_cdf, rng.random(BLOCK), side="right")
         u = rng.random(BLOCK)
@@ -160,4 +167,4 @@ class TrafficSource:
                 return T, F, S, C
 
     def snapshot(self):
-        return [self.next_t, self.rng.bit_generator.state, self.blk, self.pos]
+        return [self.next_t, self.rng.bit_generator.state, self.blk, self.pos, self.sent]

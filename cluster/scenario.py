@@ -75,7 +75,7 @@ TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
                 "family": (str, _oneof("inet", "inet6", "mix")), "inet6_fraction": (NUM, _ratio),
                 "flows": (int, lambda v: 1 <= v <= 1_000_000 or "must be 1..1000000"),
                 "popularity": (str, _oneof("uniform", "zipf")), "zipf_s": (NUM, _pos),
-                "arrivals": (str, _oneof("constant", "poisson")), "rate_pps": (NUM, _pos),
+                "arrivals": (str, _oneof("constant", "poisson")), "rate_pps": (NUM, lambda v: 0 < v <= 1e9 or "must be > 0 and at most 1e9 (1 Gpps)"),
                 "size": (int, lambda v: 64 <= v <= 9018 or "must be 64..9018"),
                 "sizes": (list, None), "dst_ports": (list, None),
                 "src_net": (str, None), "src_net6": (str, None),
@@ -96,7 +96,8 @@ def _check(file, where: str, table: dict, schema: dict) -> None:
         if typ is NUM:
             ok = isinstance(v, NUM) and not isinstance(v, bool)
         if not ok:
-            tname = "number" if typ is NUM else typ.__name__
+            tname = {NUM: "number", int: "integer", str: "string", bool: "boolean",
+                     list: "list"}.get(typ, getattr(typ, "__name__", str(typ)))
             raise ScenarioError(file, key, f"must be a {tname}, not {type(v).__name__} {v!r}")
         if typ is NUM and not math.isfinite(v):
             raise ScenarioError(file, key, f"must be a finite number, not {v!r}")
@@ -123,7 +124,9 @@ def set_override(data: dict, key: str, raw: str) -> None:
                 it[parts[1]] = value
             return
         sel, field = parts[1], ".".join(parts[2:])
-        targets = [it for i, it in enumerate(items) if str(i) == sel or it.get("name") == sel]
+        default = {"nic": "ix{}", "socket": "udp{}", "traffic": "{}"}[parts[0]]
+        targets = [it for i, it in enumerate(items)
+                   if str(i) == sel or it.get("name", default.format(i)) == sel]
         if not targets:
             raise ScenarioError("--set", key, f"no {parts[0]} entry {sel!r}")
         for it in targets:
@@ -293,6 +296,9 @@ def validate(data: dict, file="<scenario>") -> dict:
             fam, laddr = 6, _addr(file, f"{where}.bind", host[1:-1], True)
         else:
             fam, laddr = 4, _addr(file, f"{where}.bind", host, False)
+        if laddr and laddr not in out["vnets"][vn]["inet" if fam == 4 else "inet6"]:
+            raise ScenarioError(file, f"{where}.bind",
+                                f"{host} is not an address of vnet {vn} (EADDRNOTAVAIL)")
         key = (fam, laddr, int(port))
         if any((x["family"], x["laddr"], x["port"]) == key for x in out["vnets"][vn]["sockets"]):
             raise ScenarioError(file, f"{where}.bind", f"{b} is already bound (EADDRINUSE)")
@@ -327,14 +333,17 @@ def validate(data: dict, file="<scenario>") -> dict:
             raise ScenarioError(file, f"{where}.family", f"{nic} has no IPv4 address")
         if fam in ("inet6", "mix") and not nic_by_name[nic]["inet6"]:
             raise ScenarioError(file, f"{where}.family", f"{nic} has no IPv6 address")
-        for k in ("src_net", "src_net6"):
-            if k in t:
-                try:
-                    net = ipaddress.ip_network(t[k])
-                except ValueError:
-                    raise ScenarioError(file, f"{where}.{k}", f"not a network: {t[k]!r}") from None
-                if net.version != (4 if k == "src_net" else 6):
-                    raise ScenarioError(file, f"{where}.{k}", f"{t[k]!r} is not an IPv{4 if k == 'src_net' else 6} network")
+        for k, dflt in (("src_net", "198.18.0.0/15"), ("src_net6", "2001:db8:ffff::/48")):
+            t.setdefault(k, dflt)
+            try:
+                net = ipaddress.ip_network(t[k])
+            except ValueError:
+                raise ScenarioError(file, f"{where}.{k}", f"not a network: {t[k]!r}") from None
+            if net.version != (4 if k == "src_net" else 6):
+                raise ScenarioError(file, f"{where}.{k}", f"{t[k]!r} is not an IPv{4 if k == 'src_net' else 6} network")
+            if net.num_addresses - 2 < t.get("flows", 1):
+                raise ScenarioError(file, f"{where}.{k}",
+                                    f"{t[k]} has too few addresses for {t.get('flows', 1)} flows")
         out["traffic"].append(t)
     if out["quantum_ns"] > out["duration_ns"]:
         raise ScenarioError(file, "engine.quantum_ns", "longer than the whole run")
