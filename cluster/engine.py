@@ -10,35 +10,54 @@ are independent, can run in any order or in parallel, and the result is the
 same.  That is what lets the `ray` executor spread them over processes and
 machines and still write byte-identical metrics.
 
-The engine is executor-agnostic: `LocalExecutor` below runs every actor in
-this process; cluster/ray_executor.py (a later work item) runs them as Ray
-actors.  Both use `route()` and `canonical()` from here.
-
-Mbuf batches ("pkts" messages) are handed over as Python lists in-process;
-with `codec_check=True` the local executor sends every batch through the
-msgpack wire codec, exactly as the Ray executor must, so tests can prove the
-codec changes nothing.
+A `Host` is a group of actors that step together in one process: it stamps
+what they send (sender, sequence number, due time), keeps a mailbox of
+messages not yet due, and hands each actor its inbox in canonical order.
+`LocalExecutor` is one Host holding every actor; the Ray executor
+(cluster/ray_executor.py) runs one Host per Ray actor and moves the messages
+between them, encoded with `encode_msgs`, as Ray object references.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from actors.mbuf import decode_batch, encode_batch
+import msgpack
+
+from actors.mbuf import Uma, decode_batch, encode_batch, m_freem
 
 
 def canonical(msgs: list) -> list:
     """Sort messages by (deliver_ns, sender, seq): the inbox order."""
-    msgs.sort(key=lambda m: (m[0], m[1], m[2]))
+    msgs.sort(key=_canon_key)
     return msgs
 
 
+def _canon_key(m):
+    return (m[0], m[1], m[2])
+
+
+def is_pkts(kind: str) -> bool:
+    return kind.startswith("pkts")
+
+
 def packets_in(msg) -> int:
-    return len(msg[5]) if msg[4].startswith("pkts") else 0
+    return len(msg[5]) if is_pkts(msg[4]) else 0
 
 
-class LocalExecutor:
-    """Every actor in one process, stepped window by window."""
+def encode_msgs(msgs: list) -> bytes:
+    """Messages for another process: mbuf batches through the mbuf codec."""
+    return msgpack.packb([[d, s, q, dest, k, encode_batch(p) if is_pkts(k) else p]
+                          for d, s, q, dest, k, p in msgs], use_bin_type=True)
+
+
+def decode_msgs(blob: bytes) -> list:
+    return [(d, s, q, dest, k, decode_batch(p) if is_pkts(k) else p)
+            for d, s, q, dest, k, p in msgpack.unpackb(blob, raw=False)]
+
+
+class Host:
+    """Actors that step together in one process, and their mailbox."""
 
     def __init__(self, actors: list, quantum_ns: int, codec_check: bool = False):
         if quantum_ns <= 0:
@@ -51,50 +70,124 @@ class LocalExecutor:
         self.codec_check = codec_check
         self.window = 0
         self.seq = dict.fromkeys(self.by_name, 0)
-        # mailbox: window index -> dest -> [messages]
-        self.mail = defaultdict(lambda: defaultdict(list))
+        self.mail = defaultdict(lambda: defaultdict(list))   # window -> dest -> msgs
         self.messages = 0
 
-    # -- routing -----------------------------------------------------------
-    def route(self, sender: str, end: int, outbox: list) -> None:
+    def deliver(self, msgs) -> None:
         Q = self.Q
-        seq = self.seq[sender]
         mail = self.mail
-        by_name = self.by_name
+        for m in msgs:
+            mail[m[0] // Q][m[3]].append(m)
+
+    def stamp(self, sender: str, end: int, outbox: list, known=None) -> list:
+        """Give each outgoing message its sender, sequence number and due time."""
+        seq = self.seq[sender]
+        msgs = []
         for dest, kind, payload, at in outbox:
-            if dest not in by_name:
+            if known is not None and dest not in known:
                 raise KeyError(f"{sender} sent {kind!r} to unknown actor {dest!r}")
-            due = at if at > end else end
-            if self.codec_check and kind.startswith("pkts"):
+            if self.codec_check and is_pkts(kind):
                 payload = decode_batch(encode_batch(payload))
-            mail[due // Q][dest].append((due, sender, seq, dest, kind, payload))
+            msgs.append((at if at > end else end, sender, seq, dest, kind, payload))
             seq += 1
         self.seq[sender] = seq
-        self.messages += len(outbox)
+        self.messages += len(msgs)
+        return msgs
 
-    def in_flight_packets(self) -> int:
-        return sum(packets_in(m) for box in self.mail.values()
-                   for msgs in box.values() for m in msgs)
-
-    # -- running -----------------------------------------------------------
-    def run_window(self) -> None:
+    def step(self, known=None) -> list:
+        """Run one window; keep messages for our own actors, return the rest."""
         w = self.window
         start = w * self.Q
         end = start + self.Q
         box = self.mail.pop(w, None) or {}
-        outs = []
+        out = []
+        known = known or self.by_name
         for a in self.actors:
             inbox = box.get(a.name)
             if inbox:
                 canonical(inbox)
-            outs.append((a.name, a.step(start, end, inbox or [])))
-        for name, out in outs:
-            if out:
-                self.route(name, end, out)
+            o = a.step(start, end, inbox or [])
+            if o:
+                out.extend(self.stamp(a.name, end, o, known))
         self.window = w + 1
+        mine = [m for m in out if m[3] in self.by_name]
+        self.deliver(mine)
+        return [m for m in out if m[3] not in self.by_name] if len(mine) != len(out) else []
+
+    # -- accounting -------------------------------------------------------
+    def in_flight_packets(self) -> int:
+        return sum(packets_in(m) for box in self.mail.values()
+                   for msgs in box.values() for m in msgs)
+
+    def summaries(self) -> list:
+        """What the run needs to know of each actor, as plain data."""
+        out = []
+        for a in self.actors:
+            s = {"name": a.name, "metrics": a.metrics(), "holding": a.holding(),
+                 "arrived": getattr(a, "arrived", 0),
+                 "delivered": getattr(a, "delivered", 0) if a.name.startswith("vnet.") else 0,
+                 "dropped": a.dropped() if hasattr(a, "dropped") else {}}
+            if hasattr(a, "uma"):
+                s["uma"] = a.uma.state()
+            out.append(s)
+        return out
+
+    def teardown(self) -> list:
+        """Free what the actors and the mailbox still hold; return the zones' state."""
+        uma = Uma()
+        for a in self.actors:
+            if hasattr(a, "teardown"):
+                a.teardown()
+        for box in self.mail.values():
+            for msgs in box.values():
+                for msg in msgs:
+                    if is_pkts(msg[4]):
+                        for m in msg[5]:
+                            m_freem(uma, m)
+        self.mail.clear()
+        for a in self.actors:
+            if hasattr(a, "uma"):
+                uma.merge(a.uma)
+        return uma.state()
+
+
+class LocalExecutor:
+    """Every actor in one process, stepped window by window."""
+
+    name = "local"
+
+    def __init__(self, actors: list, quantum_ns: int, codec_check: bool = False):
+        self.host = Host(actors, quantum_ns, codec_check)
+        self.actors = self.host.actors
+        self.Q = quantum_ns
+
+    @property
+    def window(self) -> int:
+        return self.host.window
+
+    @property
+    def messages(self) -> int:
+        return self.host.messages
+
+    def run_window(self) -> None:
+        rest = self.host.step()
+        if rest:  # pragma: no cover - step() raises on unknown destinations
+            raise KeyError(f"message to unknown actor {rest[0][3]!r}")
 
     def run(self, windows: int, on_window=None) -> None:
         for _ in range(windows):
             self.run_window()
             if on_window is not None:
                 on_window(self)
+
+    def in_flight_packets(self) -> int:
+        return self.host.in_flight_packets()
+
+    def summaries(self) -> list:
+        return self.host.summaries()
+
+    def teardown(self) -> list:
+        return [self.host.teardown()]
+
+    def close(self) -> None:
+        pass

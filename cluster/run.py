@@ -37,25 +37,22 @@ class Result:
     run_info: dict = field(default_factory=dict)
 
 
-def count(actors, executor) -> dict:
+def count(summaries: list, in_flight_mail: int) -> dict:
     """Packets in, delivered, dropped by reason, and in flight, right now."""
     arrived = delivered = held = 0
     dropped = {}
-    for a in actors:
-        arrived += getattr(a, "arrived", 0)
-        if hasattr(a, "delivered") and a.name.startswith("vnet."):
-            delivered += a.delivered
-        held += a.holding()
-        if hasattr(a, "dropped"):
-            for k, v in a.dropped().items():
-                dropped[k] = dropped.get(k, 0) + v
-    in_flight = held + executor.in_flight_packets()
+    for s in summaries:
+        arrived += s["arrived"]
+        delivered += s["delivered"]
+        held += s["holding"]
+        for k, v in s["dropped"].items():
+            dropped[k] = dropped.get(k, 0) + v
     return {"arrived": arrived, "delivered": delivered, "dropped": dict(sorted(dropped.items())),
-            "dropped_total": sum(dropped.values()), "in_flight": in_flight}
+            "dropped_total": sum(dropped.values()), "in_flight": held + in_flight_mail}
 
 
-def check_conservation(actors, executor) -> None:
-    c = count(actors, executor)
+def check_conservation(executor) -> None:
+    c = count(executor.summaries(), executor.in_flight_packets())
     if c["arrived"] != c["delivered"] + c["dropped_total"] + c["in_flight"]:
         raise ConservationError(
             f"window {executor.window}: in {c['arrived']} != delivered {c['delivered']} "
@@ -75,36 +72,38 @@ def _percentile(hist: list, total: int, q: float) -> int:
     return (1 << (len(hist) - 1))
 
 
-def gather(scn: dict, actors: list, executor) -> dict:
+def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messages: int) -> dict:
+    """metrics.json from the actors' summaries (plain data, from any executor)."""
     dur = scn["duration_ns"]
-    c = count(actors, executor)
+    summaries = sorted(summaries, key=lambda s: s["name"])
+    c = count(summaries, in_flight_mail)
     uma = Uma()
     nics, isrs, cpus, vnets = {}, {}, {}, {}
     lat_sum = lat_max = reordered = 0
     hist = [0] * LAT_BUCKETS
-    for a in actors:
-        if hasattr(a, "uma"):
-            uma.merge(a.uma)
-        m = a.metrics()
-        m.pop("uma", None)
-        if a.name.startswith("cpu"):
+    for s in summaries:
+        name = s["name"]
+        if "uma" in s:
+            uma.merge(Uma.from_state(s["uma"]))
+        m = s["metrics"]
+        if name.startswith("cpu"):
             m["utilization"] = m["busy_ns"] / dur
-            cpus[a.name] = m
-        elif a.name.startswith("netisr"):
-            isrs[a.name] = m
-        elif a.name.startswith("vnet."):
-            vnets[a.name] = m
+            cpus[name] = m
+        elif name.startswith("netisr"):
+            isrs[name] = m
+        elif name.startswith("vnet."):
+            vnets[name] = m
             lat_sum += m["latency_ns"]["sum"]
             lat_max = max(lat_max, m["latency_ns"]["max"])
             reordered += m["reordered"]
             hist = [x + y for x, y in zip(hist, m["latency_ns"]["log2_hist"])]
         else:
-            nics[a.name] = m
+            nics[name] = m
     dl = c["delivered"]
     return {
         "schema_version": SCHEMA_VERSION,
         "scenario": {"name": scn["name"], "seed": scn["seed"], "duration_ns": dur,
-                     "quantum_ns": scn["quantum_ns"], "windows": executor.window,
+                     "quantum_ns": scn["quantum_ns"], "windows": windows,
                      "cpus": scn["cpus"], "clock_ghz": scn["ghz"],
                      "sysctl": dict(sorted(scn["sysctl"].items())),
                      "costs_cycles": dict(sorted(scn["costs"].items()))},
@@ -116,59 +115,59 @@ def gather(scn: dict, actors: list, executor) -> dict:
                        "log2_hist": hist},
         "nics": nics, "netisr": isrs, "cpus": cpus, "vnets": vnets,
         "uma": uma.to_dict(),
-        "engine": {"messages": executor.messages},
+        "engine": {"messages": messages},
     }
 
 
-def teardown(actors, executor) -> dict:
-    """Close the host: free queued packets, socket buffers and in-flight batches.
-
-    Returns the zones whose USED count is not back to zero - a leak (empty
-    when every allocation went back to its zone)."""
-    from actors.mbuf import m_freem
+def leaked(uma_states: list) -> dict:
+    """Zones whose USED count is not back to zero after teardown."""
     uma = Uma()
-    for a in actors:
-        if hasattr(a, "teardown"):
-            a.teardown()
-    for box in executor.mail.values():
-        for msgs in box.values():
-            for msg in msgs:
-                if msg[4].startswith("pkts"):
-                    for m in msg[5]:
-                        m_freem(uma, m)
-    executor.mail.clear()
-    for a in actors:
-        if hasattr(a, "uma"):
-            uma.merge(a.uma)
+    for st in uma_states:
+        uma.merge(Uma.from_state(st))
     return {z: uma.used(z) for z in ZONES if uma.used(z)}
 
 
-def run(scn: dict, *, check_every_window: bool = False, progress=None,
-        codec_check: bool | None = None) -> Result:
-    """Run a validated scenario on the local executor."""
-    actors = build(scn)
+def make_executor(scn: dict, engine: str = "local", codec_check: bool | None = None, **ray_opts):
     cc = scn["codec_check"] if codec_check is None else codec_check
-    ex = LocalExecutor(actors, scn["quantum_ns"], codec_check=cc)
-    t0 = time.perf_counter()
-    windows = scn["windows"]
-    step = max(1, windows // 100)
-    for w in range(windows):
-        ex.run_window()
-        if check_every_window:
-            check_conservation(actors, ex)
-        if progress is not None and (w % step == 0 or w == windows - 1):
-            progress(w + 1, windows)
-    wall = time.perf_counter() - t0
-    metrics = gather(scn, actors, ex)
-    metrics["uma_leaked_after_teardown"] = teardown(actors, ex)
-    info = {"wall_s": wall, "windows": windows, "packets": metrics["totals"]["arrived"],
-            "pps_wall": metrics["totals"]["arrived"] / wall if wall else None,
-            "engine": "local", "netcabal": __version__, "python": sys.version.split()[0],
-            "platform": platform.platform(), "host": platform.node(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if engine == "local":
+        return LocalExecutor(build(scn), scn["quantum_ns"], codec_check=cc)
+    if engine == "ray":
+        from .ray_executor import RayExecutor
+        return RayExecutor(scn, **ray_opts)
+    raise ValueError(f"unknown engine {engine!r} (local, ray)")
+
+
+def run(scn: dict, *, check_every_window: bool = False, progress=None,
+        codec_check: bool | None = None, engine: str = "local", **ray_opts) -> Result:
+    """Run a validated scenario; the metrics do not depend on `engine`."""
+    ex = make_executor(scn, engine, codec_check, **ray_opts)
+    try:
+        t0 = time.perf_counter()
+        windows = scn["windows"]
+        if engine == "local":
+            step = max(1, windows // 100)
+            for w in range(windows):
+                ex.run_window()
+                if check_every_window:
+                    check_conservation(ex)
+                if progress is not None and (w % step == 0 or w == windows - 1):
+                    progress(w + 1, windows)
+        else:
+            ex.run(windows, progress=progress)
+        wall = time.perf_counter() - t0
+        metrics = gather(scn, ex.summaries(), ex.in_flight_packets(), ex.window, ex.messages)
+        metrics["uma_leaked_after_teardown"] = leaked(ex.teardown())
+        info = {"wall_s": wall, "windows": windows, "packets": metrics["totals"]["arrived"],
+                "pps_wall": metrics["totals"]["arrived"] / wall if wall else None,
+                "engine": engine, "netcabal": __version__, "python": sys.version.split()[0],
+                "platform": platform.platform(), "host": platform.node(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        info.update(getattr(ex, "info", {}))
+    finally:
+        ex.close()
     res = Result(metrics, info)
-    res.actors = actors
     res.executor = ex
+    res.actors = getattr(ex, "actors", None)
     return res
 
 
