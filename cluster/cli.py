@@ -53,18 +53,26 @@ def _summary_table(m: dict, out_dir) -> None:
 
 def cmd_run(a) -> int:
     scn = load(a.scenario, a.set)
-    if a.engine != "local":
-        print(f"netcabal: error: engine {a.engine!r} is not available yet (only 'local')", file=sys.stderr)
-        return 2
     from .run import run, write_results
+    opts = {}
+    if a.engine == "ray":
+        opts = {"placement": a.placement, "workers": a.workers, "address": a.address,
+                "fault": a.fault}
     show = not a.json and sys.stdout.isatty()
     prog, ctx = _progress_bar(show)
-    if prog is not None:
-        with ctx:
-            task = prog.add_task(scn["name"], total=scn["windows"])
-            res = run(scn, progress=lambda done, total: prog.update(task, completed=done))
-    else:
-        res = run(scn)
+    try:
+        if prog is not None:
+            with ctx:
+                task = prog.add_task(scn["name"], total=scn["windows"])
+                res = run(scn, engine=a.engine,
+                          progress=lambda done, total: prog.update(task, completed=done), **opts)
+        else:
+            res = run(scn, engine=a.engine, **opts)
+    except RuntimeError as e:
+        if type(e).__name__ != "RunError":
+            raise
+        print(f"netcabal: {e}", file=sys.stderr)
+        return 1
     out = Path(a.out) if a.out else Path("results") / scn["name"]
     write_results(res, out)
     if a.json:
@@ -99,7 +107,16 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a scenario and write a results folder")
     r.add_argument("scenario")
-    r.add_argument("--engine", default="local", choices=["local", "ray"])
+    r.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: one process; ray: Ray actors (RAY_ADDRESS/--address, else a local Ray)")
+    r.add_argument("--placement", default="packed", choices=["packed", "per-component"],
+                   help="with --engine ray: one Ray actor per component, or a few packed ones")
+    r.add_argument("--workers", type=int, default=None,
+                   help="with --placement packed: how many Ray actors (default: Ray's CPU count)")
+    r.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS)")
+    r.add_argument("--fault", default=None, metavar="COMPONENT@WINDOW",
+                   help="with --engine ray: make the Ray actor holding COMPONENT exit at WINDOW "
+                        "(tests failure handling)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key (a sysctl name, TABLE.KEY or LIST.NAME.KEY)")
     r.add_argument("--out", help="results folder (default results/<scenario name>)")

@@ -1,0 +1,120 @@
+"""The Ray executor gives byte-identical metrics to the local one, for every
+placement; a dying Ray actor ends the run with an error naming it and the
+window, and leaves no results folder."""
+
+import os
+import signal
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from cluster.run import metrics_bytes, run, write_results  # noqa: E402
+from cluster.scenario import load  # noqa: E402
+from conftest import QUICKSTART, SCENARIOS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance for this module (laptop mode)."""
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+        started = True
+    yield
+    if started:
+        ray.shutdown()
+
+
+def _same(path, overrides, **ray_opts):
+    scn = load(path, overrides)
+    a = metrics_bytes(run(scn).metrics)
+    b = metrics_bytes(run(scn, engine="ray", **ray_opts).metrics)
+    assert a == b
+
+
+@pytest.mark.parametrize("placement,workers", [("packed", 1), ("packed", 2), ("packed", 3),
+                                               ("per-component", None)])
+def test_short_quickstart_identical_on_ray(local_ray, placement, workers):
+    _same(QUICKSTART, ["scenario.duration_ms=1"], placement=placement, workers=workers)
+
+
+def test_ray_with_drops_and_corruption_identical(local_ray):
+    """Drops of every kind travel the same way through Ray."""
+    _same(QUICKSTART, ["scenario.duration_ms=1", "nic.ix0.ring_size=4", "costs.driver_rx=9000",
+                       "net.inet.ip.intr_queue_maxlen=4", "net.inet6.ip6.intr_queue_maxlen=4",
+                       "traffic.bad_udp_cksum_ratio=0.05", "costs.ip_input=20000"],
+          placement="packed", workers=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("placement", ["packed", "per-component"])
+def test_every_scenario_identical_on_ray(local_ray, path, placement):
+    _same(path, [], placement=placement, workers=2)
+
+
+def test_per_component_actor_names(local_ray):
+    from cluster.ray_executor import RayExecutor
+    scn = load(QUICKSTART, ["scenario.duration_ms=0.1"])
+    ex = RayExecutor(scn, placement="per-component")
+    try:
+        names = sorted(ex.actor_names)
+        assert names == sorted(["cpu0", "cpu1", "cpu2", "cpu3", "ix0", "netisr0", "netisr1",
+                                "netisr2", "netisr3", "vnet.vnet0"])
+        for n in names:   # named Ray actors, looked up by name as `ray list actors` shows them
+            assert ray.get_actor(n, namespace=ex.namespace) is not None
+    finally:
+        ex.close()
+
+
+def test_killed_actor_is_named_with_its_window(local_ray, tmp_path):
+    """Kill a Ray actor's process mid-run: RunError names it and the window;
+    no results folder appears, nothing hangs."""
+    from cluster.ray_executor import RayExecutor, RunError
+    scn = load(QUICKSTART, ["scenario.duration_ms=400"])
+    ex = RayExecutor(scn, placement="per-component")
+    victim = "netisr2"
+    pid = ex.whereabouts()[victim]["pid"]
+    killed = []
+
+    def progress(done, total):
+        if done >= 20 and not killed:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(done)
+
+    t0 = time.time()
+    with pytest.raises(RunError) as e:
+        try:
+            ex.run(scn["windows"], progress=progress)
+        finally:
+            ex.close()
+    assert time.time() - t0 < 120
+    msg = str(e.value)
+    assert victim in msg and "window" in msg
+    w = int(msg.split("window ")[1].split(":")[0])
+    assert killed[0] - 1 - ex.max_inflight <= w < scn["windows"]
+    assert killed
+
+
+def test_failed_run_leaves_no_results_folder(tmp_path):
+    """`netcabal run --engine ray` with a component's process exiting mid-run:
+    exit status 1, a one-line error naming it and the window, no folder."""
+    import subprocess
+    import sys
+    out = tmp_path / "res"
+    env = dict(os.environ, RAY_ADDRESS="")
+    env.pop("RAY_ADDRESS")
+    p = subprocess.run([sys.executable, "-m", "cluster.cli", "run", str(QUICKSTART), "--engine", "ray",
+                        "--placement", "packed", "--workers", "2", "--fault", "ix0@7",
+                        "--out", str(out), "--set", "scenario.duration_ms=2"],
+                       capture_output=True, text=True, timeout=240, env=env)
+    assert p.returncode == 1, p.stderr
+    mine = [ln for ln in p.stderr.splitlines() if ln.startswith("netcabal:")]
+    assert len(mine) == 1, p.stderr
+    assert "window 7" in mine[0] and "ix0" in mine[0], p.stderr
+    assert "Traceback" not in p.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
