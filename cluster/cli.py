@@ -1,7 +1,9 @@
 """The `netcabal` command.
 
-  netcabal run SCENARIO [--engine local] [--set KEY=VALUE]... [--out DIR] [--json]
-  netcabal bench [--scenario S] [--duration-ms N] [--repeat N] [--json]
+  netcabal run SCENARIO [--engine local|ray] [--set KEY=VALUE]... [--out DIR] [--json]
+  netcabal sweep SCENARIO --sweep KEY=V1,V2 [--sweep ...] [--engine local|ray] [--out DIR]
+  netcabal submit SCENARIO [--address http://HEAD:8265] [--sweep KEY=V1,V2]... [--out DIR]
+  netcabal bench [--scenario S] [--duration-ms N] [--repeat N] [--engine local|ray] [--json]
 
 Exit status: 0 on success, 2 for a bad scenario or bad arguments (the message
 names the file, the key and the reason), 1 when a run fails.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from .scenario import ScenarioError, load
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = REPO / "scenarios" / "quickstart.toml"
+if not DEFAULT_SCENARIO.exists():          # installed, not editable: look where we are
+    DEFAULT_SCENARIO = Path("scenarios") / "quickstart.toml"
 
 
 def _progress_bar(enabled: bool):
@@ -75,6 +80,9 @@ def cmd_run(a) -> int:
         return 1
     out = Path(a.out) if a.out else Path("results") / scn["name"]
     write_results(res, out)
+    if a.emit_results:
+        from .submit import emit_results
+        emit_results(out)
     if a.json:
         m = res.metrics
         print(json.dumps({"results": str(out), "totals": m["totals"], "latency_ns": {
@@ -82,6 +90,54 @@ def cmd_run(a) -> int:
     else:
         _summary_table(res.metrics, out)
     return 0
+
+
+def _sweep_table(rows: list, out) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title=f"sweep: {len(rows)} points")
+    keys = [k for k in rows[0] if k != "results"]
+    for k in keys:
+        t.add_column(k, justify="right")
+    for r in rows:
+        t.add_row(*[f"{r[k]:,}" if isinstance(r[k], int) else str(r[k]) for k in keys])
+    c = Console()
+    c.print(t)
+    c.print(f"results: {out} (sweep.csv, sweep.json, one folder per point)")
+
+
+def cmd_sweep(a) -> int:
+    from .sweep import plan, run_sweep
+    points = plan(a.scenario, a.sweep, a.set)          # validates every point first
+    out = Path(a.out) if a.out else Path("results") / f"{points[0][2]['name']}-sweep"
+    show = not a.json and sys.stdout.isatty()
+    prog, ctx = _progress_bar(show)
+    if prog is not None:
+        with ctx:
+            task = prog.add_task("sweep", total=len(points))
+            rows = run_sweep(a.scenario, a.sweep, a.set, out, engine=a.engine, address=a.address,
+                             progress=lambda d, t: prog.update(task, completed=d))
+    else:
+        rows = run_sweep(a.scenario, a.sweep, a.set, out, engine=a.engine, address=a.address)
+    if a.emit_results:
+        from .submit import emit_results
+        emit_results(out)
+    if a.json:
+        print(json.dumps({"results": str(out), "points": rows}, sort_keys=True))
+    else:
+        _sweep_table(rows, out)
+    return 0
+
+
+def cmd_submit(a) -> int:
+    from .scenario import load as _load
+    from .submit import submit
+    name = _load(a.scenario, a.set)["name"]
+    out = Path(a.out) if a.out else Path("results") / (f"{name}-sweep" if a.sweep else name)
+    address = a.address or os.environ.get("RAY_ADDRESS", "")
+    if not address.startswith("http"):
+        address = "http://127.0.0.1:8265"
+    return submit(a.scenario, address, a.sweep, a.set, out, placement=a.placement)
 
 
 def cmd_bench(a) -> int:
@@ -121,6 +177,27 @@ def main(argv=None) -> int:
                    help="override a scenario key (a sysctl name, TABLE.KEY or LIST.NAME.KEY)")
     r.add_argument("--out", help="results folder (default results/<scenario name>)")
     r.add_argument("--json", action="store_true", help="print a JSON summary, no progress bar")
+    r.add_argument("--emit-results", action="store_true",
+                   help="also print the results folder as a base64 tar.gz block (used by submit)")
+    sw = sub.add_parser("sweep", help="run a scenario over a grid of values")
+    sw.add_argument("scenario")
+    sw.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="an axis of the grid (also taken from the scenario's [sweep] table)")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--engine", default="local", choices=["local", "ray"],
+                    help="ray: every point a Ray task, the points run concurrently")
+    sw.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS)")
+    sw.add_argument("--out", help="sweep folder (default results/<name>-sweep)")
+    sw.add_argument("--json", action="store_true")
+    sw.add_argument("--emit-results", action="store_true", help=argparse.SUPPRESS)
+    sm = sub.add_parser("submit", help="run a scenario (or a sweep) as a Ray job on a cluster")
+    sm.add_argument("scenario")
+    sm.add_argument("--address", default=None,
+                    help="the cluster's dashboard, http://HEAD:8265 (default: RAY_ADDRESS if http)")
+    sm.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...")
+    sm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sm.add_argument("--placement", default="packed", choices=["packed", "per-component"])
+    sm.add_argument("--out", help="where to put the results folder brought back")
     b = sub.add_parser("bench", help="measure the emulator's speed")
     b.add_argument("--scenario", default=str(DEFAULT_SCENARIO))
     b.add_argument("--duration-ms", type=float, default=200.0)
@@ -128,7 +205,8 @@ def main(argv=None) -> int:
     b.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     try:
-        return {"run": cmd_run, "bench": cmd_bench}[a.cmd](a)
+        return {"run": cmd_run, "bench": cmd_bench, "sweep": cmd_sweep,
+                "submit": cmd_submit}[a.cmd](a)
     except ScenarioError as e:
         print(f"netcabal: bad scenario: {e}", file=sys.stderr)
         return 2

@@ -36,8 +36,14 @@ import os
 import uuid
 from collections import deque
 
-import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError
+# Ray 2.60 clusters use token authentication (the token in ~/.ray/auth_token);
+# a client must say so before Ray is imported.  RAY_AUTH_MODE=disabled in the
+# environment still opts out.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+import ray  # noqa: E402
+from ray.exceptions import GetTimeoutError, RayActorError, RayError  # noqa: E402
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from .engine import Host, decode_msgs, encode_msgs, is_pkts
 from .scenario import build
@@ -185,28 +191,35 @@ class RayExecutor:
             if comp not in host_of or not win.isdigit():
                 raise ValueError(f"--fault wants COMPONENT@WINDOW with a component of this host, not {fault!r}")
             crash[host_of[comp]] = int(win)
+        # spread the Ray actors over the live nodes, round-robin (Ray's own
+        # SPREAD leaves zero-CPU actors bunched on one node)
+        nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
         self.hosts = []
         for i, g in enumerate(self.groups):
             actor_name = g[0] if placement == "per-component" else f"pack{i}"
+            strategy = (NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)
+                        if nodes else "SPREAD")
             self.hosts.append(HostActor.options(
                 name=actor_name, namespace=self.namespace, num_cpus=num_cpus,
-                scheduling_strategy="SPREAD", max_restarts=0, max_task_retries=0,
+                scheduling_strategy=strategy, max_restarts=0, max_task_retries=0,
             ).remote(scn, g, host_of, i, crash.get(i)))
         self.actor_names = [g[0] if placement == "per-component" else f"pack{i}"
                             for i, g in enumerate(self.groups)]
-        try:        # every actor placed and constructed, or a clear error
-            ray.get([h.whereami.remote() for h in self.hosts], timeout=place_timeout)
-        except GetTimeoutError:
-            self.close()
-            raise RunError(f"could not place {len(self.hosts)} Ray actors within {place_timeout:g} s "
-                           f"(each asks for {num_cpus:g} CPU; the cluster has "
-                           f"{ray.cluster_resources().get('CPU', 0):g})") from None
         self.max_inflight = max(1, max_inflight)
         self.window = 0
         self.messages = 0
         self._summ = None
         self.info = {"placement": placement, "ray_actors": len(self.hosts),
                      "groups": self.labels, "namespace": self.namespace}
+        try:        # every actor placed and constructed, or a clear error
+            where = ray.get([h.whereami.remote() for h in self.hosts], timeout=place_timeout)
+            self.info["nodes"] = len({x["node"] for x in where})
+            self.info["actor_nodes"] = {n: x["node"][:12] for n, x in zip(self.actor_names, where)}
+        except GetTimeoutError:
+            self.close()
+            raise RunError(f"could not place {len(self.hosts)} Ray actors within {place_timeout:g} s "
+                           f"(each asks for {num_cpus:g} CPU; the cluster has "
+                           f"{ray.cluster_resources().get('CPU', 0):g})") from None
 
     # -- running -------------------------------------------------------------
     def _check(self, w: int, refs: list, timeout: float | None = None) -> None:

@@ -1,6 +1,10 @@
 import os
 from pathlib import Path
 
+# Ray 2.60: clients of a multi-node cluster must use token auth, and must say
+# so before Ray is imported (netcabal's own modules do the same).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 import pytest
 from hypothesis import settings
 
