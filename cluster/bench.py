@@ -1,39 +1,75 @@
-"""`netcabal bench`: how fast the emulator runs, in one process (one core).
+"""`netcabal bench`: how fast the emulator runs.
 
-Two figures, as design §6 asks: simulated packets per wall-second for a
-scenario's full pipeline, and the engine's own cost per window, measured on
+Local (one process, so one core): simulated packets per wall-second for a
+scenario's full pipeline, and the engine's own cost per window measured on
 the same host with its traffic switched off (every actor still steps every
-window).  Wall time is taken as the best of `repeat` runs; nothing here goes
-into metrics.json.
+window).  Ray: the same two figures for each placement - packed over 1 and
+over 2 workers (and more with --workers), and per-component - timing only
+the windows, not starting Ray or placing the actors; plus the speed-up of
+the packed placement over its 1-worker rate.  Wall time is the best of
+`repeat` runs; nothing here goes into metrics.json.
 """
 
 from __future__ import annotations
 
 import time
 
-from .run import run
+from .run import make_executor
 from .scenario import load
+
+
+def _time(scn: dict, engine: str, repeat: int, **opts) -> tuple:
+    """(best wall seconds for the windows alone, packets) over `repeat` runs."""
+    best = None
+    packets = 0
+    for _ in range(max(1, repeat)):
+        ex = make_executor(scn, engine, **opts)
+        try:
+            t0 = time.perf_counter()
+            if engine == "local":
+                ex.run(scn["windows"])
+            else:
+                ex.run(scn["windows"])
+            wall = time.perf_counter() - t0
+            packets = sum(s["arrived"] for s in ex.summaries())
+        finally:
+            ex.close()
+        best = wall if best is None else min(best, wall)
+    return best, packets
+
+
+def _figures(path, duration_ms: float, engine: str, repeat: int, **opts) -> dict:
+    scn = load(path, [f"scenario.duration_ms={duration_ms}"])
+    idle = load(path, [f"scenario.duration_ms={duration_ms}", "traffic.stop_ms=0"])
+    wall, packets = _time(scn, engine, repeat, **opts)
+    iwall, _ = _time(idle, engine, 1, **opts)
+    w = scn["windows"]
+    return {"packets": packets, "wall_s": wall, "pps": packets / wall,
+            "us_per_window": wall / w * 1e6, "engine_us_per_window": iwall / w * 1e6}
 
 
 def bench(path, duration_ms: float = 200.0, repeat: int = 3) -> dict:
     scn = load(path, [f"scenario.duration_ms={duration_ms}"])
-    best = None
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        res = run(scn)
-        wall = time.perf_counter() - t0
-        if best is None or wall < best[0]:
-            best = (wall, res)
-    wall, res = best
-    idle = load(path, [f"scenario.duration_ms={duration_ms}", "traffic.stop_ms=0"])
-    t0 = time.perf_counter()
-    ires = run(idle)
-    iwall = time.perf_counter() - t0
-    packets = res.metrics["totals"]["arrived"]
-    windows = scn["windows"]
-    return {"scenario": scn["name"], "virtual_ms": duration_ms, "windows": windows,
-            "quantum_ns": scn["quantum_ns"], "packets": packets, "wall_s": wall,
-            "repeat": repeat, "pps": packets / wall,
-            "us_per_window": wall / windows * 1e6,
-            "engine_us_per_window": iwall / ires.metrics["scenario"]["windows"] * 1e6,
-            "actors": len(res.actors)}
+    r = _figures(path, duration_ms, "local", repeat)
+    r.update({"scenario": scn["name"], "virtual_ms": duration_ms, "windows": scn["windows"],
+              "quantum_ns": scn["quantum_ns"], "repeat": repeat,
+              "actors": len(make_executor(scn).actors)})
+    return r
+
+
+def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
+              address: str | None = None) -> dict:
+    from .ray_executor import connect
+    connect(address)
+    scn = load(path, [f"scenario.duration_ms={duration_ms}"])
+    out = {"scenario": scn["name"], "virtual_ms": duration_ms, "windows": scn["windows"],
+           "quantum_ns": scn["quantum_ns"], "repeat": repeat, "runs": []}
+    for w in workers:
+        f = _figures(path, duration_ms, "ray", repeat, placement="packed", workers=w)
+        out["runs"].append(dict(f, placement="packed", workers=w))
+    f = _figures(path, duration_ms, "ray", repeat, placement="per-component")
+    out["runs"].append(dict(f, placement="per-component", workers=None))
+    base = next((r["pps"] for r in out["runs"] if r["workers"] == 1), None)
+    for r in out["runs"]:
+        r["speedup_vs_1_worker"] = r["pps"] / base if base else None
+    return out

@@ -33,6 +33,7 @@ are renamed into place only after a successful run.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections import deque
 
@@ -63,19 +64,52 @@ def _kind(name: str) -> int:
     return len(_KIND_ORDER)
 
 
-def groups_for(names: list, placement: str, workers: int) -> list:
-    """Component names grouped into Ray actors."""
+# relative per-packet cost of each kind of component, from profiles of the
+# local engine (NIC ~55%, netisr ~30%, socket layer ~15%); CPUs cost ~nothing
+_COST = {"ix": 6.0, "netisr": 3.5, "vnet": 1.5, "cpu": 0.05}
+
+
+def _load(name: str, rates: dict, total: float, nws: int) -> float:
+    k = _KIND_ORDER[_kind(name)] if _kind(name) < len(_KIND_ORDER) else "cpu"
+    if k == "ix":
+        return _COST[k] * rates.get(name, 0.0)
+    if k == "netisr":
+        return _COST[k] * total / max(1, nws)
+    if k == "vnet":
+        return _COST[k] * total
+    return _COST["cpu"] * total
+
+
+def groups_for(names: list, placement: str, workers: int, scn: dict | None = None) -> list:
+    """Component names grouped into Ray actors.
+
+    packed: the components are laid out in pipeline order (NICs, netisrs,
+    vnets, CPUs) and cut into `workers` contiguous chunks of about equal
+    estimated load, so that a packet crosses between Ray actors about once
+    (NIC -> netisr) and the work is balanced."""
     names = sorted(names)
     if placement == "per-component":
         return [[n] for n in names]
     if placement != "packed":
         raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}")
     k = max(1, min(workers, len(names)))
-    groups = [[] for _ in range(k)]
-    # deal NICs, then netisrs, then vnets, then CPUs round-robin, so that the
-    # busy components are spread over the workers
-    for i, n in enumerate(sorted(names, key=lambda n: (_kind(n), n))):
-        groups[i % k].append(n)
+    order = sorted(names, key=lambda n: (_kind(n), n))
+    rates = {}
+    for t in (scn or {}).get("traffic", []):
+        rates[t["nic"]] = rates.get(t["nic"], 0.0) + float(t["rate_pps"])
+    total = sum(rates.values()) or 1.0
+    nws = sum(1 for n in names if n.startswith("netisr"))
+    loads = [_load(n, rates, total, nws) + 1e-9 for n in order]
+    target = sum(loads) / k
+    groups, cur, acc = [], [], 0.0
+    for n, ld in zip(order, loads):
+        left = len(order) - len(groups) - 1
+        if cur and acc + ld / 2 > target and len(groups) < k - 1 and left > 0:
+            groups.append(cur)
+            cur, acc = [], 0.0
+        cur.append(n)
+        acc += ld
+    groups.append(cur)
     return [sorted(g) for g in groups if g]
 
 
@@ -86,6 +120,8 @@ class HostActor:
     def __init__(self, scn: dict, names: list, host_of: dict, index: int, crash_at=None):
         mine = set(names)
         self.crash_at = crash_at
+        self.t_step = 0.0       # wall seconds in the model's step
+        self.t_codec = 0.0      # ... in decoding and encoding messages
         self.host = Host([a for a in build(scn) if a.name in mine], scn["quantum_ns"])
         self.host_of = host_of
         self.index = index
@@ -94,6 +130,7 @@ class HostActor:
 
     def _take(self, lists) -> None:
         """Deliver our part of every host's output of the previous window."""
+        t0 = time.perf_counter()
         refs = []
         for lst in lists:
             part = lst[self.index]
@@ -106,6 +143,7 @@ class HostActor:
         if refs:
             for blob in ray.get(refs):
                 self.host.deliver(decode_msgs(blob))
+        self.t_codec += time.perf_counter() - t0
 
     def step(self, w: int, *lists):
         """Run window w.  Returns (w, parts): parts[k] is None, the encoded
@@ -117,7 +155,10 @@ class HostActor:
         self._take(lists)
         if host.window != w:
             raise RuntimeError(f"window {w} asked of a host at window {host.window}")
+        t0 = time.perf_counter()
         out = host.step(self.known)
+        t1 = time.perf_counter()
+        self.t_step += t1 - t0
         by = [None] * self.P
         for m in out:
             k = self.host_of[m[3]]
@@ -133,6 +174,7 @@ class HostActor:
                 parts.append(ray.put(encode_msgs(b)))      # worker to worker
             else:
                 parts.append(encode_msgs(b))
+        self.t_codec += time.perf_counter() - t1
         return w, parts
 
     def finish(self, *lists):
@@ -145,6 +187,10 @@ class HostActor:
 
     def teardown(self):
         return self.host.teardown()
+
+    def timing(self):
+        """Wall seconds spent in the model and in the codec (for `netcabal bench`)."""
+        return {"step_s": self.t_step, "codec_s": self.t_codec}
 
     def whereami(self):
         return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
@@ -175,7 +221,7 @@ class RayExecutor:
         names = [a.name for a in build(scn)]
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self.groups = groups_for(names, placement, workers)
+        self.groups = groups_for(names, placement, workers, scn)
         self.labels = ["+".join(g) if len(g) > 1 else g[0] for g in self.groups]
         host_of = {n: i for i, g in enumerate(self.groups) for n in g}
         self.namespace = f"netcabal-{uuid.uuid4().hex[:8]}"
@@ -275,6 +321,9 @@ class RayExecutor:
         refs = [h.teardown.remote() for h in self.hosts]
         self._check(self.window, refs)
         return ray.get(refs)
+
+    def timing(self) -> dict:
+        return dict(zip(self.actor_names, ray.get([h.timing.remote() for h in self.hosts])))
 
     def whereabouts(self) -> dict:
         return dict(zip(self.actor_names, ray.get([h.whereami.remote() for h in self.hosts])))
