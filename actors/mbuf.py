@@ -35,6 +35,8 @@ holder would be left with a dangling count); the encoder refuses it.
 
 from __future__ import annotations
 
+import operator
+
 import msgpack
 
 # sys/sys/param.h and mbuf.h, modern amd64.
@@ -83,7 +85,7 @@ M_HASHTYPE_RSS_UDP_IPV4 = 0x87
 M_HASHTYPE_RSS_UDP_IPV6 = 0x89
 M_HASHTYPE_OPAQUE = 63
 
-CODEC_VERSION = 1
+CODEC_VERSION = 2
 
 
 class MbufError(Exception):
@@ -313,55 +315,68 @@ def m_adj(m: Mbuf, n: int) -> None:
 
 # -- codec -----------------------------------------------------------------
 
+_HDR = operator.attrgetter(*HDR_FIELDS, "zone")
+_ST = operator.attrgetter("st")
+
+
 def encode_batch(mbufs: list) -> bytes:
-    """Serialize a batch of mbufs; storage shared within the batch is sent once."""
-    index = {}
-    table = []
-    rows = []
-    seen = set()
+    """Serialize a batch of mbufs; storage shared within the batch is sent once.
+
+    Wire form: [version, storages, index, rows]: each row is the header
+    fields (HDR_FIELDS) and the mbuf's own zone; storages are [data, zones];
+    index is null when row i uses storage i (nothing shared, the common case),
+    else the storage number of every row."""
     for m in mbufs:
         if m.freed:
             raise UseAfterFree(f"mbuf pkt_id={m.pkt_id} sent after free")
-        if id(m) in seen:
-            # Decoding would make two packets of one (and could balance the
-            # count check below while a sharer outside is left dangling).
-            raise ValueError(f"mbuf pkt_id={m.pkt_id} appears twice in the batch")
-        seen.add(id(m))
-        st = m.st
-        k = id(st)
-        i = index.get(k)
+    if len(set(map(id, mbufs))) != len(mbufs):
+        # Decoding would make two packets of one (and could balance the
+        # count check below while a sharer outside is left dangling).
+        dup = next(m for i, m in enumerate(mbufs) if any(m is x for x in mbufs[:i]))
+        raise ValueError(f"mbuf pkt_id={dup.pkt_id} appears twice in the batch")
+    sts = list(map(_ST, mbufs))
+    rows = list(map(_HDR, mbufs))
+    if all(st.refcnt == 1 for st in sts):
+        return msgpack.packb([CODEC_VERSION, [(st.data, st.zones) for st in sts], None, rows],
+                             use_bin_type=True)
+    index = {}
+    table = []
+    idx = []
+    for st in sts:
+        i = index.get(id(st))
         if i is None:
-            i = index[k] = len(table)
+            i = index[id(st)] = len(table)
             table.append([st, 0])
         table[i][1] += 1
-        rows.append([m.off, m.len, m.flags, m.rcvif, m.flowid, m.hashtype, m.fib,
-                     m.vnet, m.vlan, m.csum_flags, m.arrival_ns, m.stamp_ns,
-                     m.pkt_id, m.tags, m.hdr_cpu, m.hdr_ns, m.data_cpu, m.data_ns,
-                     i, m.zone])
-    sts = []
+        idx.append(i)
     for st, refs in table:
         if st.refcnt != refs:
             raise ValueError(
                 f"storage shared with {st.refcnt - refs} mbuf(s) outside the batch "
                 "cannot move between actors; m_dup it first")
-        sts.append([st.data, list(st.zones)])
-    return msgpack.packb([CODEC_VERSION, sts, rows], use_bin_type=True)
+    return msgpack.packb([CODEC_VERSION, [(st.data, st.zones) for st, _ in table], idx, rows],
+                         use_bin_type=True)
 
 
 def decode_batch(blob: bytes) -> list:
-    ver, sts, rows = msgpack.unpackb(blob, raw=False, use_list=True)
+    """Inverse of encode_batch: new mbufs, storage shared as it was in the batch."""
+    try:
+        ver, sts, idx, rows = msgpack.unpackb(blob, raw=False, use_list=True)
+    except (ValueError, TypeError):
+        raise ValueError("not an mbuf batch of this codec version") from None
     if ver != CODEC_VERSION:
         raise ValueError(f"mbuf codec version {ver}, expected {CODEC_VERSION}")
     storages = [Storage(d, tuple(z), 0) for d, z in sts]
     out = []
-    for r in rows:
+    for k, r in enumerate(rows):
         m = _new(Mbuf)
         (m.off, m.len, m.flags, m.rcvif, m.flowid, m.hashtype, m.fib, m.vnet,
          m.vlan, m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.tags,
-         m.hdr_cpu, m.hdr_ns, m.data_cpu, m.data_ns, i, m.zone) = r
-        st = storages[i]
+         m.hdr_cpu, m.hdr_ns, m.data_cpu, m.data_ns, m.zone) = r
+        st = storages[k if idx is None else idx[k]]
         st.refcnt += 1
         m.st = st
         m.freed = False
         out.append(m)
     return out
+

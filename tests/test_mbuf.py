@@ -218,11 +218,13 @@ def test_encode_refuses_freed_mbuf():
 def test_decode_bad_version():
     uma = Uma()
     blob = encode_batch([m_alloc(uma, b"hello")])
-    ver, sts, rows = msgpack.unpackb(blob, raw=False)
+    ver, sts, idx, rows = msgpack.unpackb(blob, raw=False)
     assert ver == CODEC_VERSION
     for bad in (CODEC_VERSION + 1, 0, -1, "1"):
         with pytest.raises(ValueError):
-            decode_batch(msgpack.packb([bad, sts, rows], use_bin_type=True))
+            decode_batch(msgpack.packb([bad, sts, idx, rows], use_bin_type=True))
+    with pytest.raises(ValueError):          # an older wire form is refused, not misread
+        decode_batch(msgpack.packb([CODEC_VERSION, sts, rows], use_bin_type=True))
     assert decode_batch(encode_batch([])) == []
 
 
