@@ -47,6 +47,30 @@ class Actor:
         return {}
 
 
+class Tap:
+    """Frames whose way ended in this actor - delivered or dropped, and why -
+    kept (up to `cap`) for delivered.pcapng and dropped.pcapng.  The bytes are
+    the frame as it came off the wire (the mbuf's storage)."""
+
+    __slots__ = ("cap", "frames", "lost")
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.frames = []        # (arrival_ns, pkt_id, rcvif, dropped, what, frame bytes)
+        self.lost = 0           # frames past the cap: counted, not kept
+
+    def add(self, m, dropped: bool, what: str) -> None:
+        if len(self.frames) < self.cap:
+            self.frames.append((m.arrival_ns, m.pkt_id, m.rcvif, dropped, what, m.st.data))
+        else:
+            self.lost += 1
+
+
+def make_tap(host: dict):
+    cap = host.get("tap_max", 0)
+    return Tap(cap) if cap else None
+
+
 class KThread:
     """One kernel thread on one CPU: a clock, a priority, time used, a debt.
 

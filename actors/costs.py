@@ -30,6 +30,8 @@ DEFAULT_COSTS = {
     "driver_rx": 400,
     # ether_input + ether_demux: header checks, strip, ethertype switch
     "ether_input": 150,
+    # one 802.1Q/802.1ad tag: strip into the mbuf, find the VLAN ifnet, re-enter
+    "vlan_input": 120,
     # netisr_queue_src: select workstream, lock, enqueue
     "netisr_queue": 150,
     # ip_input: header checks, checksum (trusting offload), ours/forward lookup

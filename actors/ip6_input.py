@@ -6,7 +6,7 @@ ip6s_nxthist[next header]; multicast source or unspecified/v4-mapped
 addresses -> ip6s_badscope; not for one of the vnet's addresses with
 forwarding off -> ip6s_cantforward; data shorter than 40 + payload length ->
 ip6s_tooshort, longer -> trimmed; ip6s_delivered (bumped before the
-extension-header walk, as FreeBSD does); then the next header: UDP onward,
+extension-header walk, as FreeBSD does); then the next header: UDP and ICMPv6 onward,
 TCP counted and dropped as `tcps_noport`, anything else -> `ip6s_noproto`.
 
 What it leaves out until the IPv6 work item: extension headers (hop-by-hop,
@@ -16,7 +16,7 @@ limit, scope zones, multicast, forwarding, ICMPv6, pfil.
 
 from __future__ import annotations
 
-from .inet import IPPROTO_TCP, IPPROTO_UDP
+from .inet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
 from .mbuf import m_adj
 
 _V4MAPPED = b"\0" * 10 + b"\xff\xff"
@@ -41,7 +41,7 @@ def ip6_input(m, vnets: dict, cnt):
     if src[0] == 0xFF or dst == _UNSPEC or src[:12] == _V4MAPPED or dst[:12] == _V4MAPPED:
         return "ip6s_badscope"
     v = vnets.get(m.vnet)
-    if v is None or dst not in v["inet6"]:
+    if v is None or (dst not in v["inet6"] and not v["any"]):
         return "ip6s_cantforward"
     plen = (d[o + 4] << 8) | d[o + 5]
     if n - 40 < plen:
@@ -50,6 +50,8 @@ def ip6_input(m, vnets: dict, cnt):
         m_adj(m, 40 + plen - n)
     cnt["ip6s_delivered"] += 1
     if nxt == IPPROTO_UDP:
+        return nxt, 40
+    if nxt == IPPROTO_ICMPV6:
         return nxt, 40
     if nxt == IPPROTO_TCP:
         cnt["tcps_rcvtotal"] += 1

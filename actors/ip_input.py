@@ -7,7 +7,7 @@ CSUM_IP_CHECKED/CSUM_IP_VALID from the NIC, else computed) -> ips_badsum;
 ip_len < hl -> ips_badlen; data shorter than ip_len -> ips_tooshort, longer
 -> trimmed; 127/8 from a non-loopback ifnet -> ips_badaddr; not for one of
 the vnet's addresses (or broadcast) with forwarding off -> ips_cantforward;
-then ips_delivered and the protocol switch (UDP onward; anything else,
+then ips_delivered and the protocol switch (UDP and ICMP onward; anything else,
 until its path exists, -> ips_noproto with ips_delivered undone, as rip_input
 does; TCP counts tcps_rcvtotal and is dropped as `tcps_noport`).
 
@@ -18,7 +18,7 @@ ips_fragdropped), pfil/ipfw, forwarding, multicast membership, ICMP.
 
 from __future__ import annotations
 
-from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_sum
+from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, cksum_sum
 from .mbuf import CSUM_IP_CHECKED, CSUM_IP_VALID, m_adj
 
 _from = int.from_bytes
@@ -56,13 +56,16 @@ def ip_input(m, vnets: dict, cnt):
         return "ips_badaddr"
     dst = d[o + 16:o + 20]
     v = vnets.get(m.vnet)
-    if v is None or (dst not in v["inet"] and dst != b"\xff\xff\xff\xff"):
+    if v is None or (dst not in v["inet"] and dst != b"\xff\xff\xff\xff" and not v["any"]):
         return "ips_cantforward"
     if ((d[o + 6] << 8) | d[o + 7]) & 0x3FFF:
         cnt["ips_fragments"] += 1
         return "ips_fragdropped"
     proto = d[o + 9]
     if proto == IPPROTO_UDP:
+        cnt["ips_delivered"] += 1
+        return proto, hl
+    if proto == IPPROTO_ICMP:
         cnt["ips_delivered"] += 1
         return proto, hl
     if proto == IPPROTO_TCP:

@@ -30,12 +30,14 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 
-from .base import Actor, KThread, PRI_SWI_NET
+from .base import Actor, KThread, PRI_SWI_NET, make_tap
 from .costs import to_ns
 from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
 from .ip_input import ip_input
 from .ip6_input import ip6_input
 from .mbuf import M_HASHTYPE_NONE, Uma, m_freem
+from .icmp_input import arp_input, icmp6_input, icmp_input
+from .inet import IPPROTO_UDP
 from .udp_input import udp_input_hdr
 
 POLICY_SOURCE, POLICY_FLOW, POLICY_CPU = 1, 2, 3
@@ -94,10 +96,12 @@ class Netisr(Actor):
         self.snap_proto = 0
         self.running = False
         self.uma = Uma()
+        self.tap = make_tap(host)
         self.stats = {p: {"queued": 0, "handled": 0, "qdrops": 0, "wmark": 0}
                       for p in PROTOCOLS}
         self.drops = {}
         self.counters = defaultdict(int)    # ipstat/udpstat-style counters
+        self.consumed = defaultdict(int)    # packets that ended in arp / icmp / icmp6 input
         self.wait_ns = 0            # total time packets waited in the queue
         self.waited = 0
         self.wakeups = 0
@@ -169,6 +173,8 @@ class Netisr(Actor):
             st = stats[p]
             if len(q) >= qlimit[p]:
                 st["qdrops"] += 1
+                if self.tap is not None:
+                    self.tap.add(m, True, "netisr_qdrops")
                 m_freem(self.uma, m)
                 continue
             q.append(m)
@@ -182,6 +188,19 @@ class Netisr(Actor):
         th.add(start, busy)
         th.add(prev, busy_prev)
 
+    def _end(self, m, reason, consumer) -> None:
+        """m's way ends here: dropped for `reason`, or (reason None) consumed
+        by `consumer`'s input routine."""
+        if reason is None:
+            self.consumed[consumer] += 1
+            if self.tap is not None:
+                self.tap.add(m, False, f"delivered to {consumer} input")
+        else:
+            self.drops[reason] = self.drops.get(reason, 0) + 1
+            if self.tap is not None:
+                self.tap.add(m, True, reason)
+        m_freem(self.uma, m)
+
     def _input(self, m, out: dict, now: int) -> int:
         """Run the protocol input path for m at time `now`; return its cost."""
         cnt = self.counters
@@ -193,19 +212,20 @@ class Netisr(Actor):
             cost = self.c_ip6
             r = ip6_input(m, self.vnets, cnt)
         else:
-            cnt["arp_received"] += 1
-            m_freem(self.uma, m)
+            self._end(m, arp_input(m, cnt), "arp")
             return self.c_ip
         if r.__class__ is str:
-            self.drops[r] = self.drops.get(r, 0) + 1
-            m_freem(self.uma, m)
+            self._end(m, r, None)
             return cost
         ulp, off = r
+        if ulp != IPPROTO_UDP:                       # ICMP / ICMPv6: consumed here
+            r = (icmp6_input if proto == NETISR_IPV6 else icmp_input)(m, off, cnt)
+            self._end(m, r, "icmp6" if proto == NETISR_IPV6 else "icmp")
+            return cost
         cost += self.c_udp
         r = udp_input_hdr(m, off, proto == NETISR_IPV6, cnt)
         if r is not None:
-            self.drops[r] = self.drops.get(r, 0) + 1
-            m_freem(self.uma, m)
+            self._end(m, r, None)
             return cost
         done = now + cost
         m.stamp_ns = m.hdr_ns = done
@@ -246,6 +266,10 @@ class Netisr(Actor):
     def holding(self) -> int:
         return len(self.snap) + sum(len(q) for q in self.queues.values())
 
+    @property
+    def delivered(self) -> int:
+        return sum(self.consumed.values())
+
     def teardown(self) -> None:
         """End of run: free what is still queued."""
         for q in [self.snap, *self.queues.values()]:
@@ -267,6 +291,7 @@ class Netisr(Actor):
                           for p, s in sorted(self.stats.items())},
             "drops": dict(sorted(self.dropped().items())),
             "counters": {k: v for k, v in sorted(self.counters.items()) if v},
+            "consumed": dict(sorted(self.consumed.items())),
             "busy_ns": self.thread.busy_total, "stall_ns": self.thread.debt_total,
             "wakeups": self.wakeups,
             "queue_wait_ns_total": self.wait_ns, "queue_waits": self.waited,

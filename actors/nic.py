@@ -39,14 +39,18 @@ from collections import deque
 from itertools import repeat
 
 from . import netisr as isr
-from .base import Actor, KThread, PRI_ITHD
+from .base import Actor, KThread, PRI_ITHD, make_tap
 from .costs import to_ns
-from .ether_input import NETISR_IP, NETISR_IPV6, ether_input, ISR_NAMES
+from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
 from .inet import IPPROTO_UDP, cksum_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
                    M_HASHTYPE_NONE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6, Uma,
                    m_alloc, m_freem)
 
+
+
+def _t(a):
+    return a[0]
 
 
 def m_free_unused(uma: Uma, m) -> None:
@@ -87,6 +91,14 @@ class Nic(Actor):
         self.if_index = cfg["if_index"]
         self.mac = cfg["mac"]
         self.promisc = cfg.get("promisc", False)
+        self.accept_any = cfg.get("rxfilter", "mac") == "any"
+        self.linktype = cfg.get("linktype", "ether")
+        self.link_input = {"raw": rawip_input, "sll": sll_input,
+                           "sll2": lambda m: sll_input(m, True)}.get(self.linktype)
+        # VLAN interfaces reached through this NIC: (parent, VID) -> name, and
+        # every interface's vnet
+        self.vlans = {(v["parent"], v["vid"]): v["name"] for v in cfg.get("vlans", [])}
+        self.if_vnet = {v["name"]: v["vnet"] for v in cfg.get("vlans", [])}
         self.rxcsum = cfg.get("rxcsum", True)
         self.vnet = cfg["vnet"]
         self.ring_size = cfg["ring_size"]
@@ -96,6 +108,7 @@ class Nic(Actor):
         self.c_intr = to_ns(costs["interrupt"], ghz)
         self.c_pkt = to_ns(costs["driver_rx"] + costs["ether_input"] + costs["netisr_queue"], ghz)
         self.c_drop = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
+        self.c_vlan = to_ns(costs["vlan_input"], ghz)
         self.Q = host["quantum_ns"]
         self.dispatch = isr.NetisrConfig(host["netisr"])
         nq = cfg["queues"]
@@ -106,9 +119,9 @@ class Nic(Actor):
         self.indir = [i % nq for i in range(RSS_TABLE)]
         self.sources = sources
         self.uma = Uma()
+        self.tap = make_tap(host)
         self.hash_memo = {}     # address bytes -> (Toeplitz hash, pseudo-header sum)
         self.iphdr_memo = {}    # IPv4 header bytes -> header checksum good
-        self.next_id = cfg["if_index"] << 40
         self.arrived = 0
         self.drops = {}
         self.dispatched = {}
@@ -169,6 +182,12 @@ class Nic(Actor):
                     csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         return h, htype, csum
 
+    def _drop(self, m, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        if self.tap is not None:
+            self.tap.add(m, True, reason)
+        m_freem(self.uma, m)
+
     # -- the ithread -------------------------------------------------------------
     def _run_queue(self, rx: RxQueue, arr: list, start: int, end: int, out: dict) -> None:
         """Admit `arr` (this queue's arrivals, in time order) to the ring while
@@ -187,11 +206,16 @@ class Nic(Actor):
         uma = self.uma
         mac = self.mac
         promisc = self.promisc
+        ether = self.linktype == "ether"
+        link_input = self.link_input
+        vlans = self.vlans
+        if_vnet = self.if_vnet
+        accept_any = self.accept_any
+        c_vlan = self.c_vlan
         cpu = th.cpu
         Q = self.Q
         select = self.dispatch.select
         if_index = self.if_index
-        drops = self.drops
         n = len(arr)
         i = 0
         handled = 0
@@ -223,12 +247,17 @@ class Nic(Actor):
                     continue
                 m = ring.popleft()
                 m.hdr_cpu = m.data_cpu = cpu
-                proto = ether_input(m, mac, promisc)
+                if ether:
+                    proto = ether_input(m, mac, promisc, vlans, accept_any)
+                    if proto.__class__ is not str and m.vlan >= 0:
+                        m.vnet = if_vnet.get(m.rcvif, m.vnet)
+                        clock += c_vlan
+                else:
+                    proto = link_input(m)
                 if proto.__class__ is str:
                     th.charge(clock, clock + self.c_drop)
                     clock += self.c_drop
-                    drops[proto] = drops.get(proto, 0) + 1
-                    m_freem(uma, m)
+                    self._drop(m, proto)
                     continue
                 if clock + c_pkt <= end:
                     busy += c_pkt
@@ -238,8 +267,7 @@ class Nic(Actor):
                 m.stamp_ns = m.hdr_ns = m.data_ns = clock
                 dest = select(proto, m, if_index)
                 if dest is None:
-                    drops["netisr_noproto"] = drops.get("netisr_noproto", 0) + 1
-                    m_freem(uma, m)
+                    self._drop(m, "netisr_noproto")
                     continue
                 key = (dest, proto, clock // Q)
                 b = out.get(key)
@@ -252,6 +280,8 @@ class Nic(Actor):
                 break
             if len(ring) >= ring_size:
                 rx.drops += 1
+                if self.tap is not None:
+                    self.tap.add(arr[i], True, "if_iqdrops")
                 m_free_unused(uma, arr[i])
             else:
                 ring.append(arr[i])
@@ -275,17 +305,13 @@ class Nic(Actor):
         uma = self.uma
         ifname = self.name
         vnet = self.vnet
-        pkt_id = self.next_id
         arrived = 0
-        srcs = [(src, src.arrivals(start, end)) for src in self.sources]
-        if len(srcs) == 1:
-            src, (T, F, S, C) = srcs[0]
-            stream = zip(T, F, S, C, repeat(src))
+        if len(self.sources) == 1:
+            stream = self.sources[0].frames(start, end)
         else:
-            stream = sorted((a + (src,) for src, arrs in srcs for a in zip(*arrs)),
-                            key=lambda a: a[0])
-        for t, f, size, corrupt, src in stream:
-            frame = src.frame(f, size, pkt_id, corrupt)
+            stream = sorted((a for src in self.sources for a in src.frames(start, end)),
+                            key=_t)
+        for t, frame, pkt_id in stream:
             h, htype, csum = hw_rx(frame)
             # the frame is DMA'd into a cluster the driver pre-allocated
             m = m_alloc(uma, frame)
@@ -297,9 +323,7 @@ class Nic(Actor):
             m.hashtype = htype
             m.csum_flags = csum
             per_q[indir[h & (RSS_TABLE - 1)]].append(m)
-            pkt_id += 1
             arrived += 1
-        self.next_id = pkt_id
         self.arrived += arrived
         batches = {}
         out = []

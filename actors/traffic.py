@@ -37,8 +37,9 @@ FCS = 4
 
 class TrafficSource:
     def __init__(self, spec: dict, index: int, seed: int, dst_mac: bytes,
-                 dst4: bytes | None, dst6: bytes | None, dst_ports: list):
+                 dst4: bytes | None, dst6: bytes | None, dst_ports: list, id_base: int = 0):
         self.index = index
+        self.next_id = id_base | (index << 32)   # per-run packet ids, in wire order
         self.rate = float(spec["rate_pps"])
         self.start_ns = int(spec.get("start_ms", 0) * 1_000_000)
         stop = spec.get("stop_ms")
@@ -166,5 +167,69 @@ class TrafficSource:
             if k < BLOCK:
                 return T, F, S, C
 
+    def frames(self, start: int, end: int) -> list:
+        """(t_ns, frame bytes, packet id) for the arrivals in [start, end)."""
+        T, F, S, C = self.arrivals(start, end)
+        pid = self.next_id
+        frame = self.frame
+        out = []
+        for t, f, size, c in zip(T, F, S, C):
+            out.append((t, frame(f, size, pid, c), pid))
+            pid += 1
+        self.next_id = pid
+        return out
+
     def snapshot(self):
         return [self.next_t, self.rng.bit_generator.state, self.blk, self.pos, self.sent]
+
+
+# link types of captures -> the NIC's link layer
+CAPTURE_LINKS = {1: "ether", 101: "raw", 228: "raw", 229: "raw", 113: "sll", 276: "sll2"}
+
+
+class PcapSource:
+    """Frames replayed from a pcap / pcapng file, read as a stream.
+
+    The frames arrive in file order, one every 1/rate_pps seconds from
+    `start_ms` (capture timestamps are not used: a capture may span hours, and
+    replay is about what the stack does with each frame).  The file is read as
+    the windows need it, so memory stays bounded whatever its size.  A file
+    cut short is replayed as far as it goes; `truncated` and `problem` say so.
+    """
+
+    def __init__(self, spec: dict, index: int, id_base: int = 0):
+        from .pcap import open_capture
+        self.index = index
+        self.path = spec["pcap"]
+        self.cap = open_capture(self.path)
+        self.it = iter(self.cap)
+        self.gap = 1e9 / float(spec.get("rate_pps", 1_000_000))
+        self.t0 = float(spec.get("start_ms", 0)) * 1e6
+        self.k = 0
+        self.next_id = id_base | (index << 32)
+        self.pending = None
+        self.done = False
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.cap.truncated)
+
+    @property
+    def problem(self):
+        return self.cap.problem
+
+    def frames(self, start: int, end: int) -> list:
+        out = []
+        while not self.done:
+            t = int(self.t0 + self.k * self.gap)
+            if t >= end:
+                break
+            fr = next(self.it, None)
+            if fr is None:
+                self.done = True
+                self.cap.close()
+                break
+            out.append((t, fr.data, self.next_id))
+            self.next_id += 1
+            self.k += 1
+        return out

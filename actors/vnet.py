@@ -11,6 +11,8 @@ sbappendaddr into the socket's receive buffer if it has room
 No pcb: `udps_noport` (plus `udps_noportbcast` for a broadcast/multicast
 frame), as FreeBSD counts it.
 
+A vnet may have a UDP "sink" (`udp_sink`): a socket on every port nobody
+bound, as a replay host uses so that every datagram has a taker.
 The application behind each socket reads at `read_pps` packets per second,
 or as fast as packets come (the default): read packets are freed.
 Delivery records, per socket, packets and bytes, the latency from wire
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .base import Actor
+from .base import Actor, make_tap
 from .mbuf import M_BCAST, M_MCAST, Uma, m_freem
 
 LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
@@ -57,7 +59,9 @@ class Vnet(Actor):
         for s in cfg["sockets"]:
             sock = Socket(s["name"], s["rcvbuf"], s.get("read_pps"))
             self.sockets[(s["family"], s["laddr"], s["port"])] = sock
+        self.sink = Socket("udp-sink", 1 << 62, None) if cfg.get("udp_sink") else None
         self.uma = Uma()
+        self.tap = make_tap(host)
         self.counters = defaultdict(int)
         self.drops = {}
         self.delivered = 0
@@ -72,7 +76,7 @@ class Vnet(Actor):
         s = self.sockets.get((fam, laddr, lport))
         if s is None:
             s = self.sockets.get((fam, b"", lport))
-        return s
+        return s if s is not None else self.sink
 
     def _read(self, s: Socket, now: int) -> None:
         """The application catches up: read whatever it could have by `now`."""
@@ -91,6 +95,12 @@ class Vnet(Actor):
             m_freem(self.uma, m)
         s.read += k
         del buf[:k]
+
+    def _drop(self, m, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        if self.tap is not None:
+            self.tap.add(m, True, reason)
+        m_freem(self.uma, m)
 
     def step(self, start, end, inbox):
         arrivals = []
@@ -117,20 +127,20 @@ class Vnet(Actor):
                 cnt["udps_noport"] += 1
                 if m.flags & (M_BCAST | M_MCAST):
                     cnt["udps_noportbcast"] += 1
-                self.drops["udps_noport"] = self.drops.get("udps_noport", 0) + 1
-                m_freem(self.uma, m)
+                self._drop(m, "udps_noport")
                 continue
             now = m.stamp_ns
             if s.buf and s.read_ns is not None:
                 self._read(s, now)
             if s.cc + m.len > s.hiwat:
                 s.fullsock += 1
-                self.drops["udps_fullsock"] = self.drops.get("udps_fullsock", 0) + 1
-                m_freem(self.uma, m)
+                self._drop(m, "udps_fullsock")
                 continue
             s.delivered += 1
             s.bytes += m.len
             self.delivered += 1
+            if self.tap is not None:
+                self.tap.add(m, False, f"delivered to socket {s.name}")
             lat = now - m.arrival_ns
             self.lat_sum += lat
             if lat > self.lat_max:
@@ -181,7 +191,8 @@ class Vnet(Actor):
             "sockets": {s.name: {"delivered": s.delivered, "bytes": s.bytes,
                                  "fullsock": s.fullsock, "read": s.read,
                                  "queued": len(s.buf)}
-                        for s in sorted(self.sockets.values(), key=lambda s: s.name)},
+                        for s in sorted(list(self.sockets.values()) + ([self.sink] if self.sink else []),
+                                        key=lambda s: s.name)},
             "drops": dict(sorted(self.drops.items())),
             "counters": {k: v for k, v in sorted(self.counters.items()) if v},
             "uma": self.uma.to_dict(),

@@ -3,6 +3,7 @@
   netcabal run SCENARIO [--engine local|ray] [--set KEY=VALUE]... [--out DIR] [--json]
   netcabal sweep SCENARIO --sweep KEY=V1,V2 [--sweep ...] [--engine local|ray] [--out DIR]
   netcabal submit SCENARIO [--address http://HEAD:8265] [--sweep KEY=V1,V2]... [--out DIR]
+  netcabal replay PCAP [--scenario S] [--pps N] [--out DIR] [--json]
   netcabal bench [--scenario S] [--duration-ms N] [--repeat N] [--engine local|ray] [--json]
 
 Exit status: 0 on success, 2 for a bad scenario or bad arguments (the message
@@ -140,6 +141,38 @@ def cmd_submit(a) -> int:
     return submit(a.scenario, address, a.sweep, a.set, out, placement=a.placement)
 
 
+def cmd_replay(a) -> int:
+    from .replay import ReplayRefused, plan, summary
+    from .run import run, write_results
+    try:
+        scn = plan(a.pcap, a.scenario, pps=a.pps)
+    except ReplayRefused as e:
+        print(f"netcabal: cannot replay: {e}", file=sys.stderr)
+        return 2
+    res = run(scn)
+    out = Path(a.out) if a.out else Path("results") / scn["name"]
+    write_results(res, out)
+    r = summary(scn, res.metrics)
+    r["results"] = str(out)
+    if a.json:
+        print(json.dumps(r, sort_keys=True))
+    else:
+        print(f"{r['file']}: {r['format']}, link type {r['linktype']}")
+        print(f"  frames     {r['frames']:,}")
+        print(f"  delivered  {r['delivered']:,}"
+              + (f"  ({', '.join(f'{k} {v:,}' for k, v in r['delivered_by'].items())})"
+                 if r["delivered_by"] else ""))
+        print(f"  dropped    {r['dropped_total']:,}")
+        for k, v in sorted(r["dropped"].items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"    {k:<24} {v:,}")
+        print(f"  in flight  {r['in_flight']:,}")
+        if r["truncated"] or r["problem"]:
+            print(f"  note: the capture is cut short or damaged: {r['problem']}; "
+                  "replayed as far as it goes")
+        print(f"results: {out} (delivered.pcapng, dropped.pcapng with the drop reasons)")
+    return 0
+
+
 def cmd_bench(a) -> int:
     if a.engine == "ray":
         from .bench import bench_ray
@@ -207,6 +240,12 @@ def main(argv=None) -> int:
     sw.add_argument("--out", help="sweep folder (default results/<name>-sweep)")
     sw.add_argument("--json", action="store_true")
     sw.add_argument("--emit-results", action="store_true", help=argparse.SUPPRESS)
+    rp = sub.add_parser("replay", help="replay a pcap/pcapng capture through a host")
+    rp.add_argument("pcap")
+    rp.add_argument("--scenario", default=None, help="use this scenario's host (default: a replay host)")
+    rp.add_argument("--pps", type=float, default=100_000.0, help="frames per second (default 100,000)")
+    rp.add_argument("--out", help="results folder (default results/replay-<file>)")
+    rp.add_argument("--json", action="store_true")
     sm = sub.add_parser("submit", help="run a scenario (or a sweep) as a Ray job on a cluster")
     sm.add_argument("scenario")
     sm.add_argument("--address", default=None,
@@ -227,7 +266,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         return {"run": cmd_run, "bench": cmd_bench, "sweep": cmd_sweep,
-                "submit": cmd_submit}[a.cmd](a)
+                "submit": cmd_submit, "replay": cmd_replay}[a.cmd](a)
     except ScenarioError as e:
         print(f"netcabal: bad scenario: {e}", file=sys.stderr)
         return 2

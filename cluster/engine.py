@@ -125,10 +125,13 @@ class Host:
         for a in self.actors:
             s = {"name": a.name, "metrics": a.metrics(), "holding": a.holding(),
                  "arrived": getattr(a, "arrived", 0),
-                 "delivered": getattr(a, "delivered", 0) if a.name.startswith("vnet.") else 0,
+                 "delivered": getattr(a, "delivered", 0),
                  "dropped": a.dropped() if hasattr(a, "dropped") else {}}
             if hasattr(a, "uma"):
                 s["uma"] = a.uma.state()
+            tap = getattr(a, "tap", None)
+            if tap is not None:
+                s["tap"] = (tap.frames, tap.lost)
             out.append(s)
         return out
 

@@ -27,6 +27,9 @@ from .engine import LocalExecutor
 from .scenario import SCHEMA_VERSION, build
 
 
+LINKTYPES = {"ether": 1, "raw": 101, "sll": 113, "sll2": 276}
+
+
 class ConservationError(AssertionError):
     pass
 
@@ -81,6 +84,7 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
     nics, isrs, cpus, vnets = {}, {}, {}, {}
     lat_sum = lat_max = reordered = 0
     hist = [0] * LAT_BUCKETS
+    by = {}
     for s in summaries:
         name = s["name"]
         if "uma" in s:
@@ -91,8 +95,11 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
             cpus[name] = m
         elif name.startswith("netisr"):
             isrs[name] = m
+            for k, v in m.get("consumed", {}).items():
+                by[k] = by.get(k, 0) + v
         elif name.startswith("vnet."):
             vnets[name] = m
+            by["socket"] = by.get("socket", 0) + m["delivered"]
             lat_sum += m["latency_ns"]["sum"]
             lat_max = max(lat_max, m["latency_ns"]["max"])
             reordered += m["reordered"]
@@ -107,7 +114,7 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
                      "cpus": scn["cpus"], "clock_ghz": scn["ghz"],
                      "sysctl": dict(sorted(scn["sysctl"].items())),
                      "costs_cycles": dict(sorted(scn["costs"].items()))},
-        "totals": dict(c, reordered=reordered,
+        "totals": dict(c, reordered=reordered, delivered_by=dict(sorted(by.items())),
                        throughput_pps=dl * 1e9 / dur,
                        offered_pps=c["arrived"] * 1e9 / dur),
         "latency_ns": {"mean": lat_sum / dl if dl else 0.0, "max": lat_max,
@@ -155,7 +162,11 @@ def run(scn: dict, *, check_every_window: bool = False, progress=None,
         else:
             ex.run(windows, progress=progress)
         wall = time.perf_counter() - t0
-        metrics = gather(scn, ex.summaries(), ex.in_flight_packets(), ex.window, ex.messages)
+        summ = ex.summaries()
+        taps = [s.pop("tap") for s in summ if "tap" in s]
+        metrics = gather(scn, summ, ex.in_flight_packets(), ex.window, ex.messages)
+        metrics["capture"] = {"frames_kept": sum(len(f) for f, _ in taps),
+                              "frames_not_kept": sum(lost for _, lost in taps)}
         metrics["uma_leaked_after_teardown"] = leaked(ex.teardown())
         info = {"wall_s": wall, "windows": windows, "packets": metrics["totals"]["arrived"],
                 "pps_wall": metrics["totals"]["arrived"] / wall if wall else None,
@@ -166,6 +177,8 @@ def run(scn: dict, *, check_every_window: bool = False, progress=None,
     finally:
         ex.close()
     res = Result(metrics, info)
+    res.taps = taps
+    res.linktype = LINKTYPES.get(scn["nics"][0].get("linktype", "ether"), 1)
     res.executor = ex
     res.actors = getattr(ex, "actors", None)
     return res
@@ -173,6 +186,19 @@ def run(scn: dict, *, check_every_window: bool = False, progress=None,
 
 def metrics_bytes(metrics: dict) -> bytes:
     return (json.dumps(metrics, sort_keys=True, indent=1) + "\n").encode()
+
+
+def write_captures(res: Result, folder: Path) -> None:
+    """delivered.pcapng and dropped.pcapng: every kept frame at its virtual
+    arrival time, each with a comment (the drop reason, or where it went)."""
+    from actors.pcap import PcapngWriter
+    frames = sorted((f for fs, _ in getattr(res, "taps", []) for f in fs),
+                    key=lambda f: (f[0], f[1]))
+    lt = getattr(res, "linktype", 1)
+    with PcapngWriter(Path(folder) / "delivered.pcapng", linktype=lt) as dw, \
+            PcapngWriter(Path(folder) / "dropped.pcapng", linktype=lt) as xw:
+        for arrival, _pid, rcvif, dropped, what, data in frames:
+            (xw if dropped else dw).write(arrival, data, comment=f"{what} (rcvif {rcvif})")
 
 
 def write_results(res: Result, out: Path, extra: dict | None = None) -> Path:
@@ -188,6 +214,7 @@ def write_results(res: Result, out: Path, extra: dict | None = None) -> Path:
         (tmp / "run-info.json").write_text(json.dumps(res.run_info, sort_keys=True, indent=1) + "\n")
         from .reports import write_text_reports
         write_text_reports(res.metrics, tmp)
+        write_captures(res, tmp)
         for name, data in (extra or {}).items():
             (tmp / name).write_text(data)
         if out.exists():

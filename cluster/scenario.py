@@ -61,14 +61,17 @@ def _oneof(*opts):
 TABLES = {
     "scenario": {"name": (str, None), "description": (str, None),
                  "duration_ms": (NUM, _pos), "seed": (int, _nonneg)},
-    "engine": {"quantum_ns": (int, _pos), "codec_check": (bool, None)},
+    "engine": {"quantum_ns": (int, _pos), "codec_check": (bool, None),
+               "tap_max": (int, _nonneg)},
     "host": {"cpus": (int, lambda v: 1 <= v <= 1024 or "must be 1..1024"),
              "clock_ghz": (NUM, _pos)},
 }
 NIC_KEYS = {"name": (str, None), "queues": (int, lambda v: 1 <= v <= 128 or "must be 1..128"),
             "ring_size": (int, _pos), "itr_us": (NUM, _nonneg), "mac": (str, None),
             "inet": (list, None), "inet6": (list, None), "irq_cpus": (list, None),
-            "rxcsum": (bool, None), "promisc": (bool, None), "vnet": (str, None)}
+            "rxcsum": (bool, None), "promisc": (bool, None), "vnet": (str, None),
+            "rxfilter": (str, _oneof("mac", "any")),
+            "linktype": (str, _oneof("ether", "raw", "sll", "sll2"))}
 SOCKET_KEYS = {"name": (str, None), "vnet": (str, None), "proto": (str, _oneof("udp")),
                "bind": (str, None), "rcvbuf": (int, _pos), "read_pps": (NUM, _pos)}
 TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
@@ -80,8 +83,10 @@ TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
                 "sizes": (list, None), "dst_ports": (list, None),
                 "src_net": (str, None), "src_net6": (str, None),
                 "start_ms": (NUM, _nonneg), "stop_ms": (NUM, _nonneg),
-                "bad_ip_cksum_ratio": (NUM, _ratio), "bad_udp_cksum_ratio": (NUM, _ratio)}
-TOP = set(TABLES) | {"sysctl", "costs", "nic", "socket", "traffic", "sweep"}
+                "bad_ip_cksum_ratio": (NUM, _ratio), "bad_udp_cksum_ratio": (NUM, _ratio),
+                "pcap": (str, None)}
+TOP = set(TABLES) | {"sysctl", "costs", "nic", "socket", "traffic", "sweep", "ifconfig", "vnet"}
+VNET_KEYS = {"name": (str, None), "accept_any_addr": (bool, None), "udp_sink": (bool, None)}
 
 
 def _check(file, where: str, table: dict, schema: dict) -> None:
@@ -167,6 +172,75 @@ def _addr(file, key, s: str, v6: bool) -> bytes:
     return a.packed
 
 
+def _pcap_traffic(file, where: str, t: dict, nic: dict) -> None:
+    """A traffic entry replaying a capture: the file must open and its link
+    type must be one we take; the NIC takes the capture's link type."""
+    from actors.pcap import CaptureError, linktype_name, open_capture
+    from actors.traffic import CAPTURE_LINKS
+    path = Path(t["pcap"])
+    if not path.is_absolute() and str(file) not in ("<scenario>", "--set"):
+        path = Path(str(file)).parent / path
+    t["pcap"] = str(path)
+    try:
+        cap = open_capture(path)
+    except CaptureError as e:
+        raise ScenarioError(file, f"{where}.pcap", str(e)) from None
+    lt = cap.linktype
+    cap.close()
+    if lt not in CAPTURE_LINKS:
+        raise ScenarioError(file, f"{where}.pcap",
+                            f"link type {lt} ({linktype_name(lt)}) is not supported "
+                            "(Ethernet, raw IPv4/IPv6, Linux cooked capture are)")
+    nic["linktype"] = CAPTURE_LINKS[lt]
+    t.setdefault("rate_pps", 1_000_000)
+
+
+def _ifconfig(file, lines, nic_by_name: dict, vnet_names: set) -> None:
+    """VLAN interfaces in ifconfig form, attached to the NIC they come in on:
+    `vlan100 create vlan 100 vlandev ix0 [vlanproto 802.1q|802.1ad]`,
+    `vlan100 inet 10.100.0.1/24`, `vlan100 inet6 2001:db8:100::1/64`,
+    `vlan100 vnet web` (QinQ: a VLAN whose vlandev is another VLAN)."""
+    if not isinstance(lines, list):
+        raise ScenarioError(file, "ifconfig", "must be a list of ifconfig command lines")
+    vl = {}          # name -> vlan record
+    root = {}        # name -> the physical NIC it arrives on
+    for i, line in enumerate(lines):
+        key = f"ifconfig[{i}]"
+        if not isinstance(line, str):
+            raise ScenarioError(file, key, "must be a string like 'vlan100 create vlan 100 vlandev ix0'")
+        w = line.split()
+        if len(w) >= 6 and w[1] == "create" and w[2] == "vlan" and w[4] == "vlandev":
+            name, vid, parent = w[0], w[3], w[5]
+            if name in vl or name in nic_by_name:
+                raise ScenarioError(file, key, f"interface {name} exists already (EEXIST)")
+            if not vid.isdigit() or not 1 <= int(vid) <= 4094:
+                raise ScenarioError(file, key, f"VLAN id {vid!r} must be 1..4094")
+            if parent not in nic_by_name and parent not in vl:
+                raise ScenarioError(file, key, f"vlandev {parent} does not exist")
+            rest = w[6:]
+            if rest and not (len(rest) == 2 and rest[0] == "vlanproto" and rest[1] in ("802.1q", "802.1ad")):
+                raise ScenarioError(file, key, f"unexpected {' '.join(rest)!r} (vlanproto 802.1q|802.1ad)")
+            r = root.get(parent, parent)
+            if any(v["parent"] == parent and v["vid"] == int(vid) for v in vl.values()):
+                raise ScenarioError(file, key, f"VLAN {vid} exists already on {parent}")
+            vl[name] = {"name": name, "vid": int(vid), "parent": parent,
+                        "vnet": (vl[parent]["vnet"] if parent in vl else nic_by_name[r]["vnet"])}
+            root[name] = r
+            nic_by_name[r]["vlans"].append(vl[name])
+        elif len(w) == 3 and w[1] in ("inet", "inet6", "vnet"):
+            name = w[0]
+            if name not in vl:
+                raise ScenarioError(file, key, f"no VLAN interface {name} (create it first)")
+            if w[1] == "vnet":
+                vl[name]["vnet"] = w[2]
+                vnet_names.add(w[2])
+            else:
+                vl[name].setdefault(w[1], []).append(_addr(file, key, w[2], w[1] == "inet6"))
+        else:
+            raise ScenarioError(file, key, "expected 'NAME create vlan VID vlandev PARENT' or "
+                                           "'NAME inet|inet6 ADDR' or 'NAME vnet VNET'")
+
+
 def validate(data: dict, file="<scenario>") -> dict:
     for k in data:
         if k not in TOP:
@@ -184,6 +258,7 @@ def validate(data: dict, file="<scenario>") -> dict:
         "duration_ns": int(round(scn.get("duration_ms", 10) * 1e6)),
         "quantum_ns": eng.get("quantum_ns", 20_000),
         "codec_check": eng.get("codec_check", False),
+        "tap_max": eng.get("tap_max", 100_000),
         "cpus": ncpu,
         "ghz": float(hst.get("clock_ghz", 3.0)),
         "file": str(file),
@@ -265,17 +340,36 @@ def validate(data: dict, file="<scenario>") -> dict:
             "itr_ns": int(round(n.get("itr_us", 8.0) * 1000)),
             "mac": m, "irq_cpus": irq, "rxcsum": n.get("rxcsum", True),
             "promisc": n.get("promisc", False), "vnet": vn,
+            "rxfilter": n.get("rxfilter", "mac"), "linktype": n.get("linktype", "ether"),
+            "vlans": [],
             "inet": [_addr(file, f"{where}.inet", a, False) for a in n.get("inet", [f"10.0.{i}.1"])],
             "inet6": [_addr(file, f"{where}.inet6", a, True) for a in n.get("inet6", [f"2001:db8:{i}::1"])],
         })
     nic_by_name = {n["name"]: n for n in out["nics"]}
     if len(nic_by_name) != len(out["nics"]):
         raise ScenarioError(file, "nic", "NIC names must be unique")
+    _ifconfig(file, data.get("ifconfig", []), nic_by_name, vnet_names)
     # sockets
-    out["vnets"] = {v: {"name": v, "sockets": [], "inet": set(), "inet6": set()} for v in sorted(vnet_names)}
+    vopts = {}
+    vlist = data.get("vnet", [])
+    if not isinstance(vlist, list):
+        raise ScenarioError(file, "vnet", "must be a list of [[vnet]] tables")
+    for i, v in enumerate(vlist):
+        _check(file, f"vnet[{i}]", v, VNET_KEYS)
+        if "name" not in v:
+            raise ScenarioError(file, f"vnet[{i}].name", "required")
+        vopts[v["name"]] = v
+        vnet_names.add(v["name"])
+    out["vnets"] = {v: {"name": v, "sockets": [], "inet": set(), "inet6": set(),
+                        "accept_any_addr": vopts.get(v, {}).get("accept_any_addr", False),
+                        "udp_sink": vopts.get(v, {}).get("udp_sink", False)}
+                    for v in sorted(vnet_names)}
     for n in out["nics"]:
         out["vnets"][n["vnet"]]["inet"].update(n["inet"])
         out["vnets"][n["vnet"]]["inet6"].update(n["inet6"])
+        for v in n["vlans"]:
+            out["vnets"][v["vnet"]]["inet"].update(v.get("inet", []))
+            out["vnets"][v["vnet"]]["inet6"].update(v.get("inet6", []))
     for i, s in enumerate(data.get("socket", [])):
         where = f"socket[{i}]"
         _check(file, where, s, SOCKET_KEYS)
@@ -310,12 +404,16 @@ def validate(data: dict, file="<scenario>") -> dict:
     for i, t in enumerate(data.get("traffic", [])):
         where = f"traffic[{i}]"
         _check(file, where, t, TRAFFIC_KEYS)
-        if "rate_pps" not in t:
-            raise ScenarioError(file, f"{where}.rate_pps", "required")
         nic = t.get("nic", out["nics"][0]["name"])
         if nic not in nic_by_name:
             raise ScenarioError(file, f"{where}.nic", f"no NIC named {nic!r}")
         t = dict(t, nic=nic)
+        if "pcap" in t:
+            _pcap_traffic(file, where, t, nic_by_name[nic])
+            out["traffic"].append(t)
+            continue
+        if "rate_pps" not in t:
+            raise ScenarioError(file, f"{where}.rate_pps", "required")
         if "sizes" in t:
             for j, e in enumerate(t["sizes"]):
                 if (not isinstance(e, list) or len(e) != 2 or not isinstance(e[0], int)
@@ -364,12 +462,13 @@ def build(scn: dict) -> list:
     from actors.cpu import Cpu
     from actors.netisr import Netisr
     from actors.nic import Nic
-    from actors.traffic import TrafficSource
+    from actors.traffic import PcapSource, TrafficSource
     from actors.vnet import Vnet
 
     host = {"ghz": scn["ghz"], "costs": scn["costs"], "quantum_ns": scn["quantum_ns"],
-            "netisr": scn["netisr"]}
-    vnets = {name: {"actor": f"vnet.{name}", "inet": v["inet"], "inet6": v["inet6"]}
+            "netisr": scn["netisr"], "tap_max": scn.get("tap_max", 0)}
+    vnets = {name: {"actor": f"vnet.{name}", "inet": v["inet"], "inet6": v["inet6"],
+                    "any": v["accept_any_addr"]}
              for name, v in scn["vnets"].items()}
     actors = [Cpu(i, scn["ghz"], scn["quantum_ns"]) for i in range(scn["cpus"])]
     for idx, n in enumerate(scn["nics"]):
@@ -377,9 +476,13 @@ def build(scn: dict) -> list:
         for ti, t in enumerate(scn["traffic"]):
             if t["nic"] != n["name"]:
                 continue
+            if "pcap" in t:
+                sources.append(PcapSource(t, ti, id_base=n["if_index"] << 40))
+                continue
             sources.append(TrafficSource(t, ti, scn["seed"], n["mac"],
                                          n["inet"][0] if n["inet"] else None,
-                                         n["inet6"][0] if n["inet6"] else None, t["dst_ports"]))
+                                         n["inet6"][0] if n["inet6"] else None, t["dst_ports"],
+                                         id_base=n["if_index"] << 40))
         actors.append(Nic(n, host, sources))
     for ws, cpu in enumerate(scn["netisr"]["cpus"]):
         actors.append(Netisr(ws, cpu, host, vnets))
