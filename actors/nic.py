@@ -36,7 +36,6 @@ running ip_input itself), which the netisr work item adds.
 from __future__ import annotations
 
 from collections import deque
-from itertools import repeat
 
 from . import netisr as isr
 from .base import Actor, KThread, PRI_ITHD, make_tap
@@ -59,7 +58,6 @@ def m_free_unused(uma: Uma, m) -> None:
         uma.allocs[z] -= 1
     m.freed = True
 from .toeplitz import toeplitz_hash
-from .traffic import TrafficSource
 
 RSS_TABLE = 128
 PKT_KIND = {p: "pkts." + n for p, n in ISR_NAMES.items()}

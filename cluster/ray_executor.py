@@ -200,6 +200,14 @@ def connect(address: str | None = None) -> None:
     """Join RAY_ADDRESS / `address`, or start a local Ray instance (laptop mode)."""
     if ray.is_initialized():
         return
+    # Inside a Ray job, ray.init() may let Ray garbage-collect the job's
+    # working directory under us: load every model module before it.
+    import importlib
+    import pkgutil
+
+    import actors
+    for mod in pkgutil.iter_modules(actors.__path__):
+        importlib.import_module(f"actors.{mod.name}")
     addr = address or os.environ.get("RAY_ADDRESS") or None
     # we report failed tasks ourselves (RunError); without this Ray also
     # prints every unretrieved failed window when the run is torn down

@@ -86,6 +86,9 @@ def job_dir(scenario: Path) -> tuple[Path, str]:
     if (REPO / "scenarios").is_dir():
         shutil.copytree(REPO / "scenarios", d / "scenarios")
     shutil.copy(scenario, d / "job-scenario.toml")
+    # unique content, so that two jobs never share (and garbage-collect) one
+    # working-directory package in the cluster
+    (d / ".netcabal-job").write_text(f"{d.name} {os.getpid()} {time.time_ns()}\n")
     return d, "job-scenario.toml"
 
 

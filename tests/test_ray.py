@@ -10,7 +10,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from cluster.run import metrics_bytes, run, write_results  # noqa: E402
+from cluster.run import metrics_bytes, run  # noqa: E402
 from cluster.scenario import load  # noqa: E402
 from conftest import QUICKSTART, SCENARIOS  # noqa: E402
 
