@@ -37,6 +37,8 @@ DEFAULT_COSTS = {
     # ip_input: header checks, checksum (trusting offload), ours/forward lookup
     "ip_input": 300,
     "ip6_input": 350,
+    # ip_reass / frag6_input: queue lookup, insert, and the copy on completion
+    "ip_reass": 400,
     # udp_input: header, checksum (offloaded), in_pcblookup, sbappendaddr, sorwakeup
     "udp_input": 500,
     # one hardware interrupt: vector entry, ithread schedule and switch

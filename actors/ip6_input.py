@@ -6,12 +6,18 @@ ip6s_nxthist[next header]; multicast source or unspecified/v4-mapped
 addresses -> ip6s_badscope; not for one of the vnet's addresses with
 forwarding off -> ip6s_cantforward; data shorter than 40 + payload length ->
 ip6s_tooshort, longer -> trimmed; ip6s_delivered (bumped before the
-extension-header walk, as FreeBSD does); then the next header: UDP and ICMPv6 onward,
-TCP counted and dropped as `tcps_noport`, anything else -> `ip6s_noproto`.
+extension-header walk, as FreeBSD does); then the extension-header chain: hop-by-hop (first only, else
+ip6s_badoptions), routing (a type 0 header with segments left is
+ip6s_badoptions, RFC 5095; any other with segments left would be forwarded:
+ip6s_cantforward), destination options, each checked against the data
+(ip6s_tooshort) and at most net.inet6.ip6.hdrnestlimit (15) of them
+(ip6s_toomanyhdr); a fragment header goes to frag6_input
+(actors/ip_reass.py); UDP and ICMPv6 onward, TCP counted and dropped as
+`tcps_noport`, anything else `ip6s_noproto`.
 
-What it leaves out until the IPv6 work item: extension headers (hop-by-hop,
-routing, fragment + reassembly, destination options) and their nesting
-limit, scope zones, multicast, forwarding, ICMPv6, pfil.
+What it leaves out: the options inside hop-by-hop and destination headers
+(jumbo payload, router alert), scope zones, multicast, forwarding, pfil,
+AH/ESP (a later work item), raw sockets.
 """
 
 from __future__ import annotations
@@ -49,11 +55,57 @@ def ip6_input(m, vnets: dict, cnt):
     if n - 40 > plen:
         m_adj(m, 40 + plen - n)
     cnt["ip6s_delivered"] += 1
-    if nxt == IPPROTO_UDP:
-        return nxt, 40
-    if nxt == IPPROTO_ICMPV6:
-        return nxt, 40
-    if nxt == IPPROTO_TCP:
-        cnt["tcps_rcvtotal"] += 1
-        return "tcps_noport"
-    return "ip6s_noproto"
+    return ip6_nexthdr(m, cnt)
+
+
+IPPROTO_HOPOPTS = 0
+IPPROTO_ROUTING = 43
+IPPROTO_FRAGMENT = 44
+IPPROTO_DSTOPTS = 60
+IPPROTO_NONE = 59
+HDRNESTLIMIT = 15       # net.inet6.ip6.hdrnestlimit
+IP6_FRAG = -1           # "a fragment header": reassemble first (actors/ip_reass.py)
+
+
+def ip6_nexthdr(m, cnt, first: bool = True):
+    """Walk the extension-header chain (the pr_input loop of ip6_input).
+
+    Returns (ulp, offset of its header from the IPv6 header) for UDP and
+    ICMPv6, (IP6_FRAG, offset of the fragment header, offset of the next
+    header field that names it) for a fragment, or a drop reason."""
+    d = m.st.data
+    o = m.off
+    end = o + m.len
+    nxt = d[o + 6]
+    nxt_pos = o + 6
+    p = o + 40
+    nhdr = 0
+    while True:
+        if nxt == IPPROTO_UDP or nxt == IPPROTO_ICMPV6:
+            m.l3hlen = p - o
+            return nxt, p - o
+        if nxt == IPPROTO_TCP:
+            cnt["tcps_rcvtotal"] += 1
+            return "tcps_noport"
+        nhdr += 1
+        if nhdr > HDRNESTLIMIT:
+            return "ip6s_toomanyhdr"
+        if nxt == IPPROTO_FRAGMENT:
+            if p + 8 > end:
+                return "ip6s_tooshort"
+            return IP6_FRAG, p - o, nxt_pos - o
+        if nxt in (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS):
+            if nxt == IPPROTO_HOPOPTS and (p != o + 40 or not first):
+                return "ip6s_badoptions"         # hop-by-hop must come first
+            if p + 8 > end:
+                return "ip6s_tooshort"
+            hlen = (d[p + 1] + 1) << 3
+            if p + hlen > end:
+                return "ip6s_tooshort"
+            if nxt == IPPROTO_ROUTING and d[p + 3]:  # segments left: we would forward
+                return "ip6s_badoptions" if d[p + 2] == 0 else "ip6s_cantforward"
+            nxt_pos = p
+            nxt = d[p]
+            p += hlen
+            continue
+        return "ip6s_noproto"

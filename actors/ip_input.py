@@ -11,9 +11,12 @@ then ips_delivered and the protocol switch (UDP and ICMP onward; anything else,
 until its path exists, -> ips_noproto with ips_delivered undone, as rip_input
 does; TCP counts tcps_rcvtotal and is dropped as `tcps_noport`).
 
-What it leaves out until the IPv4 work item: options processing,
-fragment reassembly (fragments are counted in ips_fragments and dropped as
-ips_fragdropped), pfil/ipfw, forwarding, multicast membership, ICMP.
+Fragments go to ip_reass (actors/ip_reass.py, run by the netisr that owns the
+reassembly queues) before ips_delivered.
+
+What it leaves out: IP options processing (options are skipped, not
+checked: no ips_badoptions, no source routing), pfil/ipfw, forwarding,
+multicast membership, raw sockets.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, cksum_sum
 from .mbuf import CSUM_IP_CHECKED, CSUM_IP_VALID, m_adj
 
 _from = int.from_bytes
+IP_FRAG = -1        # "a fragment": reassemble first
 
 
 
@@ -59,9 +63,14 @@ def ip_input(m, vnets: dict, cnt):
     if v is None or (dst not in v["inet"] and dst != b"\xff\xff\xff\xff" and not v["any"]):
         return "ips_cantforward"
     if ((d[o + 6] << 8) | d[o + 7]) & 0x3FFF:
-        cnt["ips_fragments"] += 1
-        return "ips_fragdropped"
-    proto = d[o + 9]
+        return IP_FRAG, hl                   # to ip_reass (actors/ip_reass.py)
+    return ip_deliver(m, hl, cnt)
+
+
+def ip_deliver(m, hl: int, cnt):
+    """ips_delivered and the protocol switch (ip_protox), for a whole datagram."""
+    proto = m.st.data[m.off + 9]
+    m.l3hlen = hl
     if proto == IPPROTO_UDP:
         cnt["ips_delivered"] += 1
         return proto, hl

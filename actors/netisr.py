@@ -33,9 +33,10 @@ from collections import defaultdict, deque
 from .base import Actor, KThread, PRI_SWI_NET, make_tap
 from .costs import to_ns
 from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
-from .ip_input import ip_input
-from .ip6_input import ip6_input
-from .mbuf import M_HASHTYPE_NONE, Uma, m_freem
+from .ip6_input import ip6_input, ip6_nexthdr
+from .ip_input import ip_deliver, ip_input
+from .ip_reass import IPV4_FRAGTTL_NS, IPV6_FRAGTTL_NS, Reass, rebuild_v4, rebuild_v6
+from .mbuf import M_BCAST, M_HASHTYPE_NONE, M_MCAST, Uma, m_freem
 from .icmp_input import arp_input, icmp6_input, icmp_input
 from .inet import IPPROTO_UDP
 from .udp_input import udp_input_hdr
@@ -102,6 +103,13 @@ class Netisr(Actor):
         self.drops = {}
         self.counters = defaultdict(int)    # ipstat/udpstat-style counters
         self.consumed = defaultdict(int)    # packets that ended in arp / icmp / icmp6 input
+        self.absorbed = 0           # fragments that became part of a reassembled datagram
+        rs = host.get("reass", {})
+        self.reass4 = Reass(False, rs.get("ip_maxfragpackets", 800),
+                            rs.get("ip_maxfragsperpacket", 16), rs.get("ip_fragttl_ns", IPV4_FRAGTTL_NS))
+        self.reass6 = Reass(True, rs.get("ip6_maxfragpackets", 6400),
+                            rs.get("ip6_maxfragsperpacket", 64), IPV6_FRAGTTL_NS)
+        self.c_reass = to_ns(c.get("ip_reass", 0), ghz)
         self.wait_ns = 0            # total time packets waited in the queue
         self.waited = 0
         self.wakeups = 0
@@ -201,6 +209,98 @@ class Netisr(Actor):
                 self.tap.add(m, True, reason)
         m_freem(self.uma, m)
 
+    # -- reassembly ----------------------------------------------------------
+    def _absorb(self, frags, datagram) -> None:
+        """The fragments went into `datagram`: their mbufs are freed; all but
+        one of the frames are accounted as absorbed (the datagram carries on
+        for the last)."""
+        for f in frags:
+            if self.tap is not None:
+                self.tap.add(f[2], False, f"fragment reassembled into datagram {datagram.pkt_id}")
+            m_freem(self.uma, f[2])
+        self.absorbed += len(frags) - 1
+
+    def _adopt(self, m2, first) -> None:
+        """The reassembled datagram takes the packet header of its first fragment."""
+        for f in ("rcvif", "vnet", "flowid", "hashtype", "fib", "vlan", "arrival_ns",
+                  "stamp_ns", "pkt_id", "hdr_cpu", "hdr_ns", "data_cpu", "data_ns"):
+            setattr(m2, f, getattr(first, f))
+        m2.flags |= first.flags & (M_BCAST | M_MCAST)
+
+    def _reass4(self, m, r, now: int, cnt):
+        hl = r[1]
+        d = m.st.data
+        o = m.off
+        offw = (d[o + 6] << 8) | d[o + 7]
+        mf = bool(offw & 0x2000)
+        off = (offw & 0x1FFF) << 3
+        data = d[o + hl:o + m.len]
+        if not data or (mf and len(data) & 7):
+            cnt["ips_toosmall"] += 1
+            cnt["ips_fragdropped"] += 1
+            self._end(m, "ips_toosmall", None)
+            return None
+        cnt["ips_fragments"] += 1
+        key = (d[o + 12:o + 20], d[o + 4:o + 6], d[o + 9])
+        res = self.reass4.input(m, key, off, mf, (d[:o + hl], o, hl, m), data, now, cnt,
+                                self._end_frag)
+        if res is None:
+            return None
+        payload, frags, (first, l2, fhl, fm) = res
+        if fhl + len(payload) > 65535:
+            cnt["ips_toolong"] += 1
+            for f in frags:
+                cnt["ips_fragdropped"] += 1
+                self._end(f[2], "ips_toolong", None)
+            return None
+        m2 = rebuild_v4(first, l2, fhl, payload, self.uma)
+        self._adopt(m2, fm)
+        self._absorb(frags, m2)
+        return m2
+
+    def _reass6(self, m, r, now: int, cnt):
+        _, foff, nxt_off = r
+        d = m.st.data
+        o = m.off
+        f = o + foff
+        nxt = d[f]
+        offw = (d[f + 2] << 8) | d[f + 3]
+        mf = bool(offw & 1)
+        off = offw & 0xFFF8
+        data = d[f + 8:o + m.len]
+        # the fragment header's next header takes its place in the chain
+        first = bytearray(d[:f])
+        first[o + nxt_off] = nxt
+        if off == 0 and not mf:                      # an atomic fragment (RFC 6946)
+            cnt["ip6s_atomicfrags"] += 1
+            m2 = rebuild_v6(bytes(first), o, foff, data, self.uma)
+            self._adopt(m2, m)
+            self._absorb([[0, 0, m, b""]], m2)
+            return m2
+        if mf and (len(data) & 7 or not data):
+            self._end(m, "ip6s_badfrag", None)   # ICMPv6 parameter problem, not a fragment
+            return None
+        cnt["ip6s_fragments"] += 1
+        key = (d[o + 8:o + 40], d[f + 4:f + 8])
+        res = self.reass6.input(m, key, off, mf, (bytes(first), o, foff, m), data, now, cnt,
+                                self._end_frag)
+        if res is None:
+            return None
+        payload, frags, (first, l2, unfrag, fm) = res
+        if unfrag - 40 + len(payload) > 65535:
+            cnt["ip6s_toolong"] += 1
+            for fr in frags:
+                cnt["ip6s_fragdropped"] += 1
+                self._end(fr[2], "ip6s_toolong", None)
+            return None
+        m2 = rebuild_v6(first, l2, unfrag, payload, self.uma)
+        self._adopt(m2, fm)
+        self._absorb(frags, m2)
+        return m2
+
+    def _end_frag(self, m, reason: str) -> None:
+        self._end(m, reason, None)
+
     def _input(self, m, out: dict, now: int) -> int:
         """Run the protocol input path for m at time `now`; return its cost."""
         cnt = self.counters
@@ -217,6 +317,18 @@ class Netisr(Actor):
         if r.__class__ is str:
             self._end(m, r, None)
             return cost
+        if r[0] < 0:                                 # a fragment: reassemble first
+            cost += self.c_reass
+            m = (self._reass6 if proto == NETISR_IPV6 else self._reass4)(m, r, now, cnt)
+            if m is None:
+                return cost
+            r = ip6_nexthdr(m, cnt, first=False) if proto == NETISR_IPV6 else ip_deliver(m, r[1], cnt)
+            if r.__class__ is str:
+                self._end(m, r, None)
+                return cost
+            if r[0] < 0:                             # a second fragment header
+                self._end(m, "ip6s_badfrag", None)
+                return cost
         ulp, off = r
         if ulp != IPPROTO_UDP:                       # ICMP / ICMPv6: consumed here
             r = (icmp6_input if proto == NETISR_IPV6 else icmp_input)(m, off, cnt)
@@ -256,6 +368,9 @@ class Netisr(Actor):
             arrivals = [a for b in batches for a in b]
             arrivals.sort(key=_stamp)
         self._run(arrivals, start, end, out_b)
+        if self.reass4.q or self.reass6.q:       # ip_slowtimo / frag6_slowtimo
+            self.reass4.expire(end, self.counters, self._end_frag)
+            self.reass6.expire(end, self.counters, self._end_frag)
         out = []
         self.thread.report(out, end)
         for (dest, w), mbufs in out_b.items():
@@ -264,7 +379,8 @@ class Netisr(Actor):
 
     # -- accounting ---------------------------------------------------------
     def holding(self) -> int:
-        return len(self.snap) + sum(len(q) for q in self.queues.values())
+        return (len(self.snap) + sum(len(q) for q in self.queues.values())
+                + self.reass4.holding() + self.reass6.holding())
 
     @property
     def delivered(self) -> int:
@@ -275,6 +391,11 @@ class Netisr(Actor):
         for q in [self.snap, *self.queues.values()]:
             while q:
                 m_freem(self.uma, q.popleft())
+        for r in (self.reass4, self.reass6):
+            for q in r.q.values():
+                for f in q.frags:
+                    m_freem(self.uma, f[2])
+            r.q.clear()
 
     def dropped(self) -> dict:
         d = dict(self.drops)
@@ -292,6 +413,8 @@ class Netisr(Actor):
             "drops": dict(sorted(self.dropped().items())),
             "counters": {k: v for k, v in sorted(self.counters.items()) if v},
             "consumed": dict(sorted(self.consumed.items())),
+            "absorbed": self.absorbed,
+            "reassembly_queues": len(self.reass4.q) + len(self.reass6.q),
             "busy_ns": self.thread.busy_total, "stall_ns": self.thread.debt_total,
             "wakeups": self.wakeups,
             "queue_wait_ns_total": self.wait_ns, "queue_waits": self.waited,

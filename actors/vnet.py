@@ -113,12 +113,11 @@ class Vnet(Actor):
             d = m.st.data
             o = m.off
             v6 = d[o] >> 4 == 6
+            l4 = o + m.l3hlen
             if v6:
-                l4 = o + 40
                 laddr = d[o + 24:o + 40]
                 fkey = d[o + 8:o + 24] + d[l4:l4 + 4] + laddr
             else:
-                l4 = o + ((d[o] & 15) << 2)
                 laddr = d[o + 16:o + 20]
                 fkey = d[o + 12:o + 16] + d[l4:l4 + 4] + laddr
             dport = (d[l4 + 2] << 8) | d[l4 + 3]

@@ -126,6 +126,7 @@ class Host:
             s = {"name": a.name, "metrics": a.metrics(), "holding": a.holding(),
                  "arrived": getattr(a, "arrived", 0),
                  "delivered": getattr(a, "delivered", 0),
+                 "absorbed": getattr(a, "absorbed", 0),
                  "dropped": a.dropped() if hasattr(a, "dropped") else {}}
             if hasattr(a, "uma"):
                 s["uma"] = a.uma.state()

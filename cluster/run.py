@@ -42,21 +42,24 @@ class Result:
 
 def count(summaries: list, in_flight_mail: int) -> dict:
     """Packets in, delivered, dropped by reason, and in flight, right now."""
-    arrived = delivered = held = 0
+    arrived = delivered = held = absorbed = 0
     dropped = {}
     for s in summaries:
         arrived += s["arrived"]
+        absorbed += s.get("absorbed", 0)
         delivered += s["delivered"]
         held += s["holding"]
         for k, v in s["dropped"].items():
             dropped[k] = dropped.get(k, 0) + v
     return {"arrived": arrived, "delivered": delivered, "dropped": dict(sorted(dropped.items())),
-            "dropped_total": sum(dropped.values()), "in_flight": held + in_flight_mail}
+            "dropped_total": sum(dropped.values()), "in_flight": held + in_flight_mail,
+            "absorbed_by_reassembly": absorbed}
 
 
 def check_conservation(executor) -> None:
     c = count(executor.summaries(), executor.in_flight_packets())
-    if c["arrived"] != c["delivered"] + c["dropped_total"] + c["in_flight"]:
+    if c["arrived"] != (c["delivered"] + c["dropped_total"] + c["in_flight"]
+                        + c["absorbed_by_reassembly"]):
         raise ConservationError(
             f"window {executor.window}: in {c['arrived']} != delivered {c['delivered']} "
             f"+ dropped {c['dropped_total']} + in flight {c['in_flight']}")

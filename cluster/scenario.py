@@ -47,6 +47,13 @@ SYSCTLS = {
     "net.route.netisr_maxqlen": (int, 0, lambda v: v >= 0 or "must be >= 0"),
     "net.inet.udp.recvspace": (int, 42080, lambda v: v >= 1 or "must be >= 1"),
     "net.inet.ip.forwarding": (int, 0, lambda v: v == 0 or "forwarding is not modelled yet"),
+    # reassembly (2006 defaults: maxfragpackets = nmbclusters / 32 = 800, 16
+    # fragments a datagram; IPv6: nmbclusters / 4 = 6400, modern 64 a datagram)
+    "net.inet.ip.maxfragpackets": (int, 800, lambda v: v >= 0 or "must be >= 0"),
+    "net.inet.ip.maxfragsperpacket": (int, 16, lambda v: v >= 0 or "must be >= 0"),
+    "net.inet.ip.fragttl": (int, 30, lambda v: v >= 1 or "must be >= 1 (seconds)"),
+    "net.inet6.ip6.maxfragpackets": (int, 6400, lambda v: v >= 0 or "must be >= 0"),
+    "net.inet6.ip6.maxfragsperpacket": (int, 64, lambda v: v >= 0 or "must be >= 0"),
 }
 
 _pos = lambda v: v > 0 or "must be > 0"          # noqa: E731
@@ -465,8 +472,14 @@ def build(scn: dict) -> list:
     from actors.traffic import PcapSource, TrafficSource
     from actors.vnet import Vnet
 
+    sc = scn["sysctl"]
     host = {"ghz": scn["ghz"], "costs": scn["costs"], "quantum_ns": scn["quantum_ns"],
-            "netisr": scn["netisr"], "tap_max": scn.get("tap_max", 0)}
+            "netisr": scn["netisr"], "tap_max": scn.get("tap_max", 0),
+            "reass": {"ip_maxfragpackets": sc["net.inet.ip.maxfragpackets"],
+                      "ip_maxfragsperpacket": sc["net.inet.ip.maxfragsperpacket"],
+                      "ip_fragttl_ns": sc["net.inet.ip.fragttl"] * 10**9,
+                      "ip6_maxfragpackets": sc["net.inet6.ip6.maxfragpackets"],
+                      "ip6_maxfragsperpacket": sc["net.inet6.ip6.maxfragsperpacket"]}}
     vnets = {name: {"actor": f"vnet.{name}", "inet": v["inet"], "inet6": v["inet6"],
                     "any": v["accept_any_addr"]}
              for name, v in scn["vnets"].items()}

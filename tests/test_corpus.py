@@ -32,7 +32,7 @@ def test_corpus_file_replays(path):
     t = m["totals"]
     assert t["arrived"] == scn["replay"]["frames"]
     assert t["in_flight"] == 0
-    assert t["arrived"] == t["delivered"] + t["dropped_total"]
+    assert t["arrived"] == t["delivered"] + t["dropped_total"] + t["absorbed_by_reassembly"]
     assert m["uma_leaked_after_teardown"] == {}
     for reason in t["dropped"]:
         assert reason.replace("_", "").replace(".", "").isalnum()

@@ -184,6 +184,6 @@ def test_random_and_mutated_frames_are_accounted(frames):
     t = m["totals"]
     assert t["arrived"] == len(frames)
     assert t["in_flight"] == 0
-    assert t["arrived"] == t["delivered"] + t["dropped_total"]
+    assert t["arrived"] == t["delivered"] + t["dropped_total"] + t["absorbed_by_reassembly"]
     assert len(outcome) == len(frames)
     assert m["leaked"] == {}

@@ -41,7 +41,8 @@ def test_packet_conservation_every_window(queues, threads, ring, rate, qlimit, b
         "traffic.bad_udp_cksum_ratio": bad_udp, "engine.quantum_ns": quantum,
         "scenario.seed": seed}), check_every_window=True)
     t = res.metrics["totals"]
-    assert t["arrived"] == t["delivered"] + t["dropped_total"] + t["in_flight"]
+    assert t["arrived"] == (t["delivered"] + t["dropped_total"] + t["in_flight"]
+                            + t["absorbed_by_reassembly"])
     assert res.metrics["uma_leaked_after_teardown"] == {}
     for reason in t["dropped"]:
         assert reason and reason.replace("_", "").replace(".", "").isalnum()
