@@ -1,7 +1,8 @@
 """Text reports written beside metrics.json.
 
-For now a plain-text summary (the table `netcabal run` prints); the FreeBSD
-formats (`netstat -Q`, `netstat -m`, `vmstat -z`, `netstat -s`, lockstat)
+A plain-text summary (the table `netcabal run` prints) and `netstat-s.txt`,
+the protocol statistics laid out as FreeBSD's `netstat -s` prints them; the
+other FreeBSD formats (`netstat -Q`, `netstat -m`, `vmstat -z`, lockstat)
 come with the work items that model what they show.
 """
 
@@ -47,3 +48,74 @@ def summary_text(m: dict) -> str:
 
 def write_text_reports(m: dict, folder: Path) -> None:
     (Path(folder) / "summary.txt").write_text(summary_text(m))
+    (Path(folder) / "netstat-s.txt").write_text(netstat_s(m))
+
+
+# `netstat -s` lines (usr.bin/netstat/inet.c ip_stats/udp_stats, inet6.c
+# ip6_stats, modern wording): (counter, text); "{s}" is the plural s.
+_IP = [("ips_total", "total packet{s} received"), ("ips_badsum", "bad header checksum{s}"),
+       ("ips_toosmall", "with size smaller than minimum"), ("ips_tooshort", "with data size < data length"),
+       ("ips_toolong", "with ip length > max ip packet size"),
+       ("ips_badhlen", "with header length < data size"), ("ips_badlen", "with data length < header length"),
+       ("ips_badoptions", "with bad options"), ("ips_badvers", "with incorrect version number"),
+       ("ips_fragments", "fragment{s} received"),
+       ("ips_fragdropped", "fragment{s} dropped (dup or out of space)"),
+       ("ips_fragtimeout", "fragment{s} dropped after timeout"),
+       ("ips_reassembled", "packet{s} reassembled ok"), ("ips_delivered", "packet{s} for this host"),
+       ("ips_noproto", "packet{s} for unknown/unsupported protocol"),
+       ("ips_cantforward", "packet{s} not forwardable"),
+       ("ips_badaddr", "datagram{s} with bad address in header")]
+_UDP = [("udps_ipackets", "datagram{s} received"), ("udps_hdrops", "with incomplete header"),
+        ("udps_badlen", "with bad data length field"), ("udps_badsum", "with bad checksum"),
+        ("udps_nosum", "with no checksum"), ("udps_noport", "dropped due to no socket"),
+        ("udps_noportbcast", "broadcast/multicast datagram{s} undelivered"),
+        ("udps_fullsock", "dropped due to full socket buffers"),
+        ("udpps_pcbhashmiss", "not for hashed pcb"), ("udp_delivered", "delivered")]
+_IP6 = [("ip6s_total", "total packet{s} received"), ("ip6s_toosmall", "with size smaller than minimum"),
+        ("ip6s_tooshort", "with data size < data length"), ("ip6s_badoptions", "with bad options"),
+        ("ip6s_badvers", "with incorrect version number"), ("ip6s_fragments", "fragment{s} received"),
+        ("ip6s_fragdropped", "fragment{s} dropped (dup or out of space)"),
+        ("ip6s_fragtimeout", "fragment{s} dropped after timeout"),
+        ("ip6s_fragoverflow", "fragment{s} that exceeded limit"),
+        ("ip6s_reassembled", "packet{s} reassembled ok"), ("ip6s_delivered", "packet{s} for this host"),
+        ("ip6s_cantforward", "packet{s} not forwardable"),
+        ("ip6s_badscope", "packet{s} that violated scope rules"),
+        ("ip6s_toomanyhdr", "packet{s} discarded because of too many headers")]
+_ICMP = [("icps_tooshort", "message{s} < minimum length"), ("icps_checksum", "bad checksum{s}")]
+_ICMP6 = [("icp6s_tooshort", "message{s} < minimum length"), ("icp6s_checksum", "bad checksum{s}")]
+_NXT = {0: "hop by hop", 6: "TCP", 17: "UDP", 43: "routing", 44: "fragment", 50: "ESP", 51: "AH",
+        58: "ICMP6", 59: "no next header", 60: "destination option", 89: "OSPF", 103: "PIM"}
+
+
+def _lines(st: dict, table: list) -> list:
+    out = []
+    for k, text in table:
+        n = st.get(k, 0)
+        out.append(f"\t{n} " + text.replace("{s}", "" if n == 1 else "s"))
+    return out
+
+
+def netstat_s(m: dict) -> str:
+    """The protocol statistics in the layout of FreeBSD's `netstat -s` (all
+    lines, zeros included, as `netstat -s` without -z prints them)."""
+    st = dict(m.get("stats", {}))
+    st["udp_delivered"] = (st.get("udps_ipackets", 0) - st.get("udps_hdrops", 0) - st.get("udps_badlen", 0)
+                           - st.get("udps_badsum", 0) - st.get("udps_noport", 0)
+                           - st.get("udps_noportbcast", 0) - st.get("udps_fullsock", 0))
+    out = ["udp:"] + _lines(st, _UDP) + ["ip:"] + _lines(st, _IP)
+    out += ["icmp:"] + _lines(st, _ICMP) + ["\tInput histogram:"]
+    for k in sorted((k for k in st if k.startswith("icps_inhist.")), key=lambda k: int(k.split(".")[1])):
+        out.append(f"\t\ttype {k.split('.')[1]}: {st[k]}")
+    out += ["ip6:"] + _lines(st, _IP6) + ["\tInput histogram:"]
+    for k in sorted((k for k in st if k.startswith("ip6s_nxthist.")), key=lambda k: int(k.split(".")[1])):
+        nh = int(k.split(".")[1])
+        out.append(f"\t\t{_NXT.get(nh, f'#{nh}')}: {st[k]}")
+    out += ["icmp6:"] + _lines(st, _ICMP6) + ["\tInput histogram:"]
+    for k in sorted((k for k in st if k.startswith("icp6s_inhist.")), key=lambda k: int(k.split(".")[1])):
+        out.append(f"\t\ttype {k.split('.')[1]}: {st[k]}")
+    out += ["arp:", f"\t{st.get('arp_received', 0)} packet{'' if st.get('arp_received', 0) == 1 else 's'} received"]
+    link = {k: v for k, v in m["totals"]["dropped"].items()
+            if k.startswith(("if_", "ether_", "llc_", "rawip_", "netisr_"))}
+    out += ["link (netcabal's drop reasons below IP; FreeBSD counts only if_ierrors and if_noproto):"]
+    out += [f"\t{v} {k}" for k, v in sorted(link.items())]
+    return "\n".join(out) + "\n"

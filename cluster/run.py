@@ -110,6 +110,16 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
         else:
             nics[name] = m
     dl = c["delivered"]
+    # protocol statistics as netstat -s reads them: the ipstat/ip6stat/udpstat/
+    # icmpstat counters the paths keep, and where a path only names a drop
+    # reason (ips_badsum, udps_noport, ...) the count of that reason
+    stats = {}
+    for part in list(isrs.values()) + list(vnets.values()):
+        for k, v in part.get("counters", {}).items():
+            stats[k] = stats.get(k, 0) + v
+    for k, v in c["dropped"].items():
+        if k not in stats:
+            stats[k] = v
     return {
         "schema_version": SCHEMA_VERSION,
         "scenario": {"name": scn["name"], "seed": scn["seed"], "duration_ns": dur,
@@ -123,6 +133,7 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
         "latency_ns": {"mean": lat_sum / dl if dl else 0.0, "max": lat_max,
                        "p50_le": _percentile(hist, dl, 0.5), "p99_le": _percentile(hist, dl, 0.99),
                        "log2_hist": hist},
+        "stats": dict(sorted(stats.items())),
         "nics": nics, "netisr": isrs, "cpus": cpus, "vnets": vnets,
         "uma": uma.to_dict(),
         "engine": {"messages": messages},
