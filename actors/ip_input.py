@@ -14,9 +14,12 @@ does; TCP counts tcps_rcvtotal and is dropped as `tcps_noport`).
 Fragments go to ip_reass (actors/ip_reass.py, run by the netisr that owns the
 reassembly queues) before ips_delivered.
 
-What it leaves out: IP options processing (options are skipped, not
-checked: no ips_badoptions, no source routing), pfil/ipfw, forwarding,
-multicast membership, raw sockets.
+Options (ip_dooptions): malformed -> ips_badoptions; source routes refused
+(ips_cantforward).
+
+What it leaves out: filling in record-route and timestamp options, ICMP
+errors, pfil/ipfw, forwarding (net.inet.ip.forwarding must be 0, so there is
+no TTL decrement), multicast membership, raw sockets.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ def ip_input(m, vnets: dict, cnt):
         m_adj(m, iplen - n)
     if (d[o + 12] == 127 or d[o + 16] == 127) and m.rcvif != "lo0":
         return "ips_badaddr"
+    if hl > 20:
+        r = ip_dooptions(d, o, hl, cnt)
+        if r is not None:
+            return r
     dst = d[o + 16:o + 20]
     v = vnets.get(m.vnet)
     if v is None or (dst not in v["inet"] and dst != b"\xff\xff\xff\xff" and not v["any"]):
@@ -65,6 +72,34 @@ def ip_input(m, vnets: dict, cnt):
     if ((d[o + 6] << 8) | d[o + 7]) & 0x3FFF:
         return IP_FRAG, hl                   # to ip_reass (actors/ip_reass.py)
     return ip_deliver(m, hl, cnt)
+
+
+IPOPT_EOL, IPOPT_NOP, IPOPT_LSRR, IPOPT_SSRR = 0, 1, 131, 137
+
+
+def ip_dooptions(d: bytes, o: int, hl: int, cnt):
+    """Walk the options (ip_dooptions): each must fit the header with a length
+    of at least 2, else ips_badoptions (FreeBSD also sends an ICMP parameter
+    problem); a loose or strict source route is refused as ips_cantforward,
+    net.inet.ip.sourceroute and accept_sourceroute being 0 by default.  Record
+    route and timestamp options are checked for fit but not filled in."""
+    p = o + 20
+    end = o + hl
+    while p < end:
+        opt = d[p]
+        if opt == IPOPT_EOL:
+            break
+        if opt == IPOPT_NOP:
+            p += 1
+            continue
+        if p + 1 >= end or d[p + 1] < 2 or p + d[p + 1] > end:
+            cnt["ips_badoptions"] += 1
+            return "ips_badoptions"
+        if opt == IPOPT_LSRR or opt == IPOPT_SSRR:
+            cnt["ips_cantforward"] += 1
+            return "ips_cantforward"
+        p += d[p + 1]
+    return None
 
 
 def ip_deliver(m, hl: int, cnt):

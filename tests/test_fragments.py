@@ -176,3 +176,20 @@ def test_ipv6_extension_headers():
             assert m["totals"]["delivered_by"] == {"socket": 1}, (pkt.summary(), m["totals"]["dropped"])
         else:
             assert m["totals"]["dropped"] == {want: 1}, (pkt.summary(), m["totals"]["dropped"])
+
+
+def test_ipv4_options():
+    from scapy.layers.inet import IPOption_LSRR, IPOption_NOP, IPOption_RR
+    u = UDP(sport=9, dport=5001) / b"o"
+    ok = IP(src="198.51.100.7", dst="10.0.0.1", options=[IPOption_NOP(), IPOption_RR()]) / u
+    lsrr = IP(src="198.51.100.7", dst="10.0.0.1", options=[IPOption_LSRR(routers=["10.9.9.9"])]) / u
+    bad = bytearray(bytes(ok))
+    bad[21] = 0x07          # RR
+    bad[22] = 0x40          # length past the header
+    bad[10:12] = b"\0\0"
+    from actors.inet import in_cksum
+    bad[10:12] = in_cksum(bytes(bad[:(bad[0] & 15) * 4])).to_bytes(2, "big")
+    m, _ = replay([eth(ok), eth(lsrr), eth(IP(bytes(bad)))])
+    check_accounted(m, 3)
+    assert m["totals"]["delivered_by"] == {"socket": 1}
+    assert m["totals"]["dropped"] == {"ips_cantforward": 1, "ips_badoptions": 1}
