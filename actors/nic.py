@@ -64,6 +64,8 @@ PKT_KIND = {p: "pkts." + n for p, n in ISR_NAMES.items()}
 _from = int.from_bytes
 _V4 = b"\x08\x00"
 _V6 = b"\x86\xdd"
+_VLAN = b"\x81\x00"
+_QINQ = b"\x88\xa8"
 
 
 class RxQueue:
@@ -128,15 +130,24 @@ class Nic(Actor):
     def hw_rx(self, f: bytes):
         """RSS hash, hash type and checksum-offload flags for frame `f`.
 
-        The hash and the IPv4 header check are memoised on the bytes they
-        read (same bytes, same answer): flows repeat their headers."""
+        Like VLAN-aware RSS on ix/igb, the parser looks past up to two
+        802.1Q / 802.1ad tags.  The hash and the IPv4 header check are
+        memoised on the bytes they read (same bytes, same answer): flows
+        repeat their headers."""
         et = f[12:14]
+        b = 14                                   # where the IP header starts
+        if et == _VLAN or et == _QINQ:
+            et = f[16:18]
+            b = 18
+            if et == _VLAN:
+                et = f[20:22]
+                b = 22
         n = len(f)
-        if et == _V4 and n >= 34 and f[14] >> 4 == 4:
-            key = f[26:34]
+        if et == _V4 and n >= b + 20 and f[b] >> 4 == 4:
+            key = f[b + 12:b + 20]
             htype = M_HASHTYPE_RSS_IPV4
-        elif et == _V6 and n >= 54 and f[14] >> 4 == 6:
-            key = f[22:54]
+        elif et == _V6 and n >= b + 40 and f[b] >> 4 == 6:
+            key = f[b + 8:b + 40]
             htype = M_HASHTYPE_RSS_IPV6
         else:
             return 0, M_HASHTYPE_NONE, 0
@@ -151,9 +162,9 @@ class Nic(Actor):
             return h, htype, 0
         csum = 0
         if htype == M_HASHTYPE_RSS_IPV4:
-            hl = (f[14] & 15) << 2
-            if hl >= 20 and n >= 14 + hl:
-                iph = f[14:14 + hl]
+            hl = (f[b] & 15) << 2
+            if hl >= 20 and n >= b + hl:
+                iph = f[b:b + hl]
                 hmemo = self.iphdr_memo
                 ok = hmemo.get(iph)
                 if ok is None:
@@ -161,19 +172,19 @@ class Nic(Actor):
                         hmemo.clear()
                     ok = hmemo[iph] = cksum_sum(iph) == 0xFFFF
                 csum = CSUM_IP_CHECKED | CSUM_IP_VALID if ok else CSUM_IP_CHECKED
-                iplen = (f[16] << 8) | f[17]
-                u = 14 + hl
-                if (f[23] == IPPROTO_UDP and not ((f[20] << 8 | f[21]) & 0x3FFF)
-                        and hl + 8 <= iplen <= n - 14 and (f[u + 6] or f[u + 7])):
-                    seg = f[u:14 + iplen]
+                iplen = (f[b + 2] << 8) | f[b + 3]
+                u = b + hl
+                if (f[b + 9] == IPPROTO_UDP and not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF)
+                        and hl + 8 <= iplen <= n - b and (f[u + 6] or f[u + 7])):
+                    seg = f[u:b + iplen]
                     if len(seg) & 1:
                         seg += b"\0"
                     if (_from(seg, "big") + hp[1] + iplen - hl) % 0xFFFF == 0:
                         csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         else:
-            plen = (f[18] << 8) | f[19]
-            if f[20] == IPPROTO_UDP and 8 <= plen <= n - 54:
-                seg = f[54:54 + plen]
+            plen = (f[b + 4] << 8) | f[b + 5]
+            if f[b + 6] == IPPROTO_UDP and 8 <= plen <= n - b - 40:
+                seg = f[b + 40:b + 40 + plen]
                 if plen & 1:
                     seg += b"\0"
                 if (_from(seg, "big") + hp[1] + plen) % 0xFFFF == 0:

@@ -60,6 +60,16 @@ class TrafficSource:
         self.size_cdf = np.cumsum(sw) / sw.sum()
         self.bad_ip = float(spec.get("bad_ip_cksum_ratio", 0.0))
         self.bad_udp = float(spec.get("bad_udp_cksum_ratio", 0.0))
+        self.frag = float(spec.get("fragment_ratio", 0.0))
+        vid = spec.get("vlan")
+        # tags after the MAC addresses: one VID is an 802.1Q tag, [outer,
+        # inner] an 802.1ad tag then an 802.1Q tag (QinQ)
+        if vid is None:
+            self.tag = None
+        elif isinstance(vid, int):
+            self.tag = b"\x81\x00" + vid.to_bytes(2, "big")
+        else:
+            self.tag = b"\x88\xa8" + vid[0].to_bytes(2, "big") + b"\x81\x00" + vid[1].to_bytes(2, "big")
         fam = spec.get("family", "inet")
         v6frac = {"inet": 0.0, "inet6": 1.0}.get(fam, float(spec.get("inet6_fraction", 0.5)))
         src4 = ipaddress.IPv4Network(spec.get("src_net", "198.18.0.0/15"))
@@ -141,6 +151,8 @@ class TrafficSource:
         sizes = np.searchsorted(self.size_cdf, rng.random(BLOCK), side="right")
         u = rng.random(BLOCK)
         corrupt = (u < self.bad_ip).astype(np.int64) + 2 * ((u >= self.bad_ip) & (u < self.bad_ip + self.bad_udp))
+        if self.frag:
+            corrupt = corrupt + 4 * (rng.random(BLOCK) < self.frag)
         sz = np.array(self.sizes)[np.minimum(sizes, len(self.sizes) - 1)]
         self.next_t = float(times[-1])
         self.blk = (times[:-1], times[:-1].astype(np.int64).tolist(),
@@ -172,15 +184,60 @@ class TrafficSource:
         T, F, S, C = self.arrivals(start, end)
         pid = self.next_id
         frame = self.frame
+        tag = self.tag
         out = []
         for t, f, size, c in zip(T, F, S, C):
-            out.append((t, frame(f, size, pid, c), pid))
+            fr = frame(f, size, pid, c)
+            if c & 4:                      # sent as two fragments, 1 ns apart
+                a, b = fragment2(fr, pid)
+                if tag is not None:
+                    a = a[:12] + tag + a[12:]
+                    b = b[:12] + tag + b[12:]
+                out.append((t, a, pid))
+                out.append((t + 1, b, pid + 1))
+                pid += 2
+                continue
+            if tag is not None:
+                fr = fr[:12] + tag + fr[12:]
+            out.append((t, fr, pid))
             pid += 1
         self.next_id = pid
         return out
 
     def snapshot(self):
         return [self.next_t, self.rng.bit_generator.state, self.blk, self.pos, self.sent]
+
+
+def fragment2(frame: bytes, ident: int):
+    """Split an Ethernet + IPv4/IPv6 datagram into two fragments (the first
+    half of the IP payload rounded down to 8 bytes, then the rest)."""
+    if frame[12:14] == b"\x08\x00":
+        hl = (frame[14] & 15) * 4
+        ip = frame[14:14 + hl]
+        pay = frame[14 + hl:14 + int.from_bytes(frame[16:18], "big")]
+        cut = max(8, (len(pay) // 2) & ~7)
+        out = []
+        for off, part, mf in ((0, pay[:cut], 0x2000), (cut, pay[cut:], 0)):
+            h = bytearray(ip)
+            h[2:4] = (hl + len(part)).to_bytes(2, "big")
+            h[4:6] = (ident & 0xFFFF).to_bytes(2, "big")
+            h[6:8] = (mf | (off >> 3)).to_bytes(2, "big")
+            h[10:12] = b"\0\0"
+            h[10:12] = in_cksum(bytes(h)).to_bytes(2, "big")
+            out.append(frame[:14] + bytes(h) + part)
+        return out[0], out[1]
+    ip6 = frame[14:54]
+    pay = frame[54:54 + int.from_bytes(frame[18:20], "big")]
+    cut = max(8, (len(pay) // 2) & ~7)
+    out = []
+    for off, part, m in ((0, pay[:cut], 1), (cut, pay[cut:], 0)):
+        h = bytearray(ip6)
+        h[4:6] = (8 + len(part)).to_bytes(2, "big")
+        nxt = h[6]
+        h[6] = 44
+        fh = bytes([nxt, 0]) + (off | m).to_bytes(2, "big") + (ident & 0xFFFFFFFF).to_bytes(4, "big")
+        out.append(frame[:14] + bytes(h) + fh + part)
+    return out[0], out[1]
 
 
 # link types of captures -> the NIC's link layer

@@ -15,7 +15,10 @@ def summary_rows(m: dict) -> list:
     """(section, label, value) rows of the run summary, in display order."""
     t = m["totals"]
     rows = [("packets", "in (arrived on the wire)", f"{t['arrived']:,}"),
-            ("packets", "delivered to sockets", f"{t['delivered']:,}"),
+            ("packets", "delivered", f"{t['delivered']:,}" + (
+                "  (" + ", ".join(f"{k} {v:,}" for k, v in t.get("delivered_by", {}).items()) + ")"
+                if t.get("delivered_by") else "")),
+            ("packets", "fragments absorbed by reassembly", f"{t.get('absorbed_by_reassembly', 0):,}"),
             ("packets", "dropped", f"{t['dropped_total']:,}"),
             ("packets", "in flight at the end", f"{t['in_flight']:,}"),
             ("packets", "reordered within a flow", f"{t['reordered']:,}"),

@@ -91,7 +91,12 @@ TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
                 "src_net": (str, None), "src_net6": (str, None),
                 "start_ms": (NUM, _nonneg), "stop_ms": (NUM, _nonneg),
                 "bad_ip_cksum_ratio": (NUM, _ratio), "bad_udp_cksum_ratio": (NUM, _ratio),
-                "pcap": (str, None)}
+                "pcap": (str, None), "fragment_ratio": (NUM, _ratio),
+                "vlan": ((int, list), lambda v: (
+                    (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4094)
+                    or (isinstance(v, list) and len(v) == 2
+                        and all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 4094 for x in v)))
+                    or "must be a VLAN id 1..4094, or [outer, inner] for QinQ")}
 TOP = set(TABLES) | {"sysctl", "costs", "nic", "socket", "traffic", "sweep", "ifconfig", "vnet"}
 VNET_KEYS = {"name": (str, None), "accept_any_addr": (bool, None), "udp_sink": (bool, None)}
 
