@@ -81,12 +81,9 @@ def ip6_nexthdr(m, cnt, first: bool = True):
     p = o + 40
     nhdr = 0
     while True:
-        if nxt == IPPROTO_UDP or nxt == IPPROTO_ICMPV6:
+        if nxt == IPPROTO_UDP or nxt == IPPROTO_ICMPV6 or nxt == IPPROTO_TCP:
             m.l3hlen = p - o
             return nxt, p - o
-        if nxt == IPPROTO_TCP:
-            cnt["tcps_rcvtotal"] += 1
-            return "tcps_noport"
         nhdr += 1
         if nhdr > HDRNESTLIMIT:
             return "ip6s_toomanyhdr"

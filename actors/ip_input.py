@@ -114,6 +114,5 @@ def ip_deliver(m, hl: int, cnt):
         return proto, hl
     if proto == IPPROTO_TCP:
         cnt["ips_delivered"] += 1
-        cnt["tcps_rcvtotal"] += 1
-        return "tcps_noport"
+        return proto, hl
     return "ips_noproto"

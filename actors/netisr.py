@@ -38,8 +38,8 @@ from .ip_input import ip_deliver, ip_input
 from .ip_reass import IPV4_FRAGTTL_NS, IPV6_FRAGTTL_NS, Reass, rebuild_v4, rebuild_v6
 from .mbuf import M_BCAST, M_HASHTYPE_NONE, M_MCAST, Uma, m_freem
 from .icmp_input import arp_input, icmp6_input, icmp_input
-from .inet import IPPROTO_UDP
-from .udp_input import udp_input_hdr
+from .inet import IPPROTO_TCP, IPPROTO_UDP
+from .udp_input import tcp_input_hdr, udp_input_hdr
 
 POLICY_SOURCE, POLICY_FLOW, POLICY_CPU = 1, 2, 3
 POLICY_NAMES = {POLICY_SOURCE: "source", POLICY_FLOW: "flow", POLICY_CPU: "cpu"}
@@ -330,6 +330,10 @@ class Netisr(Actor):
                 self._end(m, "ip6s_badfrag", None)
                 return cost
         ulp, off = r
+        if ulp == IPPROTO_TCP:                       # no TCP yet: checked, then no listener
+            cost += self.c_udp
+            self._end(m, tcp_input_hdr(m, off, proto == NETISR_IPV6, cnt), None)
+            return cost
         if ulp != IPPROTO_UDP:                       # ICMP / ICMPv6: consumed here
             r = (icmp6_input if proto == NETISR_IPV6 else icmp_input)(m, off, cnt)
             self._end(m, r, "icmp6" if proto == NETISR_IPV6 else "icmp")

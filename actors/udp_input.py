@@ -50,3 +50,31 @@ def udp_input_hdr(m, off: int, v6: bool, cnt):
     if cksum_sum(d[u:u + ulen], ps) != 0xFFFF:
         return "udps_badsum"
     return None
+
+
+def tcp_input_hdr(m, off: int, v6: bool, cnt):
+    """The checks tcp_input makes before it looks for a connection
+    (sys/netinet/tcp_input.c): tcps_rcvtotal; shorter than a TCP header ->
+    tcps_rcvshort; the checksum (trusting CSUM_DATA_VALID|CSUM_PSEUDO_HDR) ->
+    tcps_rcvbadsum; a data offset below 20 or past the segment ->
+    tcps_rcvbadoff.  Returns a drop reason; with no TCP model yet, a good
+    segment finds no listener (`tcps_noport`, netcabal's name: FreeBSD answers
+    with a RST and counts nothing more specific)."""
+    cnt["tcps_rcvtotal"] += 1
+    d = m.st.data
+    o = m.off
+    t = o + off
+    n = m.len - off
+    if n < 20:
+        return "tcps_rcvshort"
+    if (m.csum_flags & _VALID) != _VALID:
+        if v6:
+            ps = _from(d[o + 8:o + 40], "big") + 6 + n
+        else:
+            ps = _from(d[o + 12:o + 20], "big") + 6 + n
+        if cksum_sum(d[t:t + n], ps) != 0xFFFF:
+            return "tcps_rcvbadsum"
+    doff = (d[t + 12] >> 4) << 2
+    if doff < 20 or doff > n:
+        return "tcps_rcvbadoff"
+    return "tcps_noport"

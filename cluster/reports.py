@@ -56,6 +56,11 @@ def write_text_reports(m: dict, folder: Path) -> None:
 
 # `netstat -s` lines (usr.bin/netstat/inet.c ip_stats/udp_stats, inet6.c
 # ip6_stats, modern wording): (counter, text); "{s}" is the plural s.
+_TCP = [("tcps_rcvtotal", "packet{s} received"),
+        ("tcps_rcvbadsum", "discarded for bad checksum{s}"),
+        ("tcps_rcvbadoff", "discarded for bad header offset field{s}"),
+        ("tcps_rcvshort", "discarded because packet too short"),
+        ("tcps_noport", "for no listening socket (netcabal: TCP input is not modelled yet)")]
 _IP = [("ips_total", "total packet{s} received"), ("ips_badsum", "bad header checksum{s}"),
        ("ips_toosmall", "with size smaller than minimum"), ("ips_tooshort", "with data size < data length"),
        ("ips_toolong", "with ip length > max ip packet size"),
@@ -105,7 +110,7 @@ def netstat_s(m: dict) -> str:
     st["udp_delivered"] = (st.get("udps_ipackets", 0) - st.get("udps_hdrops", 0) - st.get("udps_badlen", 0)
                            - st.get("udps_badsum", 0) - st.get("udps_noport", 0)
                            - st.get("udps_noportbcast", 0) - st.get("udps_fullsock", 0))
-    out = ["udp:"] + _lines(st, _UDP) + ["ip:"] + _lines(st, _IP)
+    out = ["tcp:"] + _lines(st, _TCP) + ["udp:"] + _lines(st, _UDP) + ["ip:"] + _lines(st, _IP)
     out += ["icmp:"] + _lines(st, _ICMP) + ["\tInput histogram:"]
     for k in sorted((k for k in st if k.startswith("icps_inhist.")), key=lambda k: int(k.split(".")[1])):
         out.append(f"\t\ttype {k.split('.')[1]}: {st[k]}")
