@@ -32,7 +32,7 @@ PRI_CLASS = {PRI_ITHD: "intr", PRI_SWI_NET: "swi", PRI_USER: "user"}
 
 
 class Actor:
-    """Base class: a name, a step, counters for conservation, a snapshot."""
+    """Base class: a name, a step, and what the run reads for conservation."""
 
     name = "?"
 

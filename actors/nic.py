@@ -124,7 +124,6 @@ class Nic(Actor):
         self.iphdr_memo = {}    # IPv4 header bytes -> header checksum good
         self.arrived = 0
         self.drops = {}
-        self.dispatched = {}
 
     # -- the hardware's view of a frame ----------------------------------------
     def hw_rx(self, f: bytes):

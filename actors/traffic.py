@@ -204,8 +204,6 @@ class TrafficSource:
         self.next_id = pid
         return out
 
-    def snapshot(self):
-        return [self.next_t, self.rng.bit_generator.state, self.blk, self.pos, self.sent]
 
 
 def fragment2(frame: bytes, ident: int):
@@ -264,7 +262,6 @@ class PcapSource:
         self.t0 = float(spec.get("start_ms", 0)) * 1e6
         self.k = 0
         self.next_id = id_base | (index << 32)
-        self.pending = None
         self.done = False
 
     @property
