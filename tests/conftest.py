@@ -11,6 +11,9 @@ from hypothesis import settings
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "scenarios"
 QUICKSTART = SCENARIOS / "quickstart.toml"
+# the shared capture corpus sits beside the repository (../shared), in a
+# developer's checkout and in CI alike; NETCABAL_CORPUS overrides
+CORPUS = Path(os.environ.get("NETCABAL_CORPUS", REPO.parent / "shared" / "corpus" / "pcap"))
 
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)

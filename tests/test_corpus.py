@@ -5,16 +5,14 @@ one we do not take, a one-line refusal (exit status 2)."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from cluster.replay import ReplayRefused, plan
 from cluster.run import run
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pcap"
-if not CORPUS.is_dir():
-    CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pcap"
+from conftest import CORPUS  # noqa: E402
+
 FILES = sorted(CORPUS.glob("*")) if CORPUS.is_dir() else []
 
 pytestmark = pytest.mark.skipif(not FILES, reason="../shared/corpus/pcap not found")

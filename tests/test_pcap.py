@@ -3,7 +3,7 @@
 Files are built by hand here (struct.pack, either byte order), so the reader
 is checked against the format documents, not against itself; the writer is
 checked by reading back and, when installed, by tshark.  The shared corpus
-(/work/shared/corpus/pcap, read-only) is cross-checked against scapy's
+(../shared/corpus/pcap, read-only) is cross-checked against scapy's
 RawPcapReader: same frame count, bytes, time stamps, lengths, link types.
 """
 
@@ -27,7 +27,7 @@ from actors.pcap import (LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTY
                          LINKTYPE_RAW, MAX_CAPLEN, CaptureError, Frame, PcapngWriter,
                          linktype_name, open_capture)
 
-CORPUS = Path("/work/shared/corpus/pcap")
+from conftest import CORPUS  # noqa: E402  (../shared/corpus/pcap)
 TSHARK = shutil.which("tshark")
 EDITCAP = shutil.which("editcap")
 
