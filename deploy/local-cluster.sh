@@ -23,6 +23,10 @@ RAY=${RAY:-ray}
 
 case "${1:-}" in
 start)
+    # a fresh machine has no token yet: make one (ray start will not)
+    if [ -z "${RAY_AUTH_TOKEN:-}" ] && [ ! -s "${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}" ]; then
+        "$RAY" get-auth-token --generate >/dev/null
+    fi
     "$RAY" start --head --node-ip-address=127.0.0.1 --port="$PORT" \
         --dashboard-host=127.0.0.1 --dashboard-port="$DASH" \
         --num-cpus="$HEAD_CPUS" --resources='{"netcabal_head": 1}' \
