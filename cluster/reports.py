@@ -52,6 +52,7 @@ def summary_text(m: dict) -> str:
 def write_text_reports(m: dict, folder: Path) -> None:
     (Path(folder) / "summary.txt").write_text(summary_text(m))
     (Path(folder) / "netstat-s.txt").write_text(netstat_s(m))
+    (Path(folder) / "netstat-Q.txt").write_text(netstat_Q(m))
 
 
 # `netstat -s` lines (usr.bin/netstat/inet.c ip_stats/udp_stats, inet6.c
@@ -127,3 +128,59 @@ def netstat_s(m: dict) -> str:
     out += ["link (netcabal's drop reasons below IP; FreeBSD counts only if_ierrors and if_noproto):"]
     out += [f"\t{v} {k}" for k, v in sorted(link.items())]
     return "\n".join(out) + "\n"
+
+
+_POLICY = {1: "source", 2: "flow", 3: "cpu"}
+# netisr2's registered protocols in netcabal (sys/net/netisr.h numbers):
+# name, number, policy, dispatch (ether is always direct: it runs in the ithread)
+_PROTOS = [("ip", 1, "flow", "default"), ("arp", 4, "source", "default"),
+           ("ether", 5, "source", "direct"), ("ip6", 6, "flow", "default")]
+
+
+def netstat_Q(m: dict) -> str:
+    """`netstat -Q` as FreeBSD's usr.bin/netstat/netisr.c prints it (current,
+    without libxo decoration): configuration, protocols, workstreams.
+
+    Direct dispatches are charged to the CPU that ran them, as netisr2 does:
+    the `ether` rows count the frames the NIC ithreads on that workstream's
+    CPU passed through ether_input; CPUs without a workstream are not listed."""
+    sc = m["scenario"]["sysctl"]
+    isrs = m["netisr"]
+    n = len(isrs)
+    maxthreads = sc.get("net.isr.maxthreads", 1)
+    lines = ["Configuration:", "%-25s %12s %12s" % ("Setting", "Current", "Limit"),
+             "%-25s %12u %12u" % ("Thread count", n, max(n, maxthreads if maxthreads > 0 else n)),
+             "%-25s %12u %12u" % ("Default queue limit", sc.get("net.isr.defaultqlimit", 256),
+                                  sc.get("net.isr.maxqlimit", 10240)),
+             "%-25s %12s %12s" % ("Dispatch policy", sc.get("net.isr.dispatch", "direct"), "n/a"),
+             "%-25s %12s %12s" % ("Threads bound to CPUs",
+                                  "enabled" if sc.get("net.isr.bindthreads") else "disabled", "n/a"),
+             "", "Protocols:",
+             "%-6s %5s %6s %-6s %-8s %-5s" % ("Name", "Proto", "QLimit", "Policy", "Dispatch", "Flags")]
+    any_ws = next(iter(isrs.values()), None)
+    for name, num, pol, disp in _PROTOS:
+        ql = any_ws["protocols"][name]["qlimit"] if any_ws and name in any_ws["protocols"] \
+            else sc.get("net.isr.defaultqlimit", 256)
+        lines.append("%-6s %5u %6u %6s %8s   %s" % (name, num, ql, pol, disp, "---"))
+    lines += ["", "Workstreams:",
+              "%4s %3s " % ("WSID", "CPU") + "  " + "%-6s %5s %5s %8s %8s %8s %8s %8s" % (
+                  "Name", "Len", "WMark", "Disp'd", "HDisp'd", "QDrops", "Queued", "Handled")]
+    ether = {}
+    for nic in m["nics"].values():
+        for q in nic["queues"]:
+            ether[q["cpu"]] = ether.get(q["cpu"], 0) + q["packets"]
+    for wname in sorted(isrs, key=lambda k: isrs[k]["wsid"]):
+        w = isrs[wname]
+        for name, _num, _pol, _disp in _PROTOS:
+            if name == "ether":
+                e = ether.get(w["cpu"], 0)
+                row = (0, 0, e, 0, 0, 0, e)
+            else:
+                p = w["protocols"].get(name, {})
+                row = (p.get("qlen", 0), p.get("wmark", 0), p.get("dispatched", 0),
+                       p.get("hybrid_dispatched", 0), p.get("qdrops", 0), p.get("queued", 0),
+                       p.get("handled", 0))
+            lines.append("%4u %3u " % (w["wsid"], w["cpu"]) + "  "
+                         + "%-6s %5u %5u" % (name, row[0], row[1])
+                         + "".join(" %8u" % v for v in row[2:]))
+    return "\n".join(lines) + "\n"
