@@ -20,10 +20,14 @@ whole queue as a snapshot (so Len falls to 0 when a drain starts and up to
 2 x qlimit packets can be outstanding, as netisr.c says), and runs the
 protocol's input routine for each packet in the receiving interface's vnet.
 
+The CPU policy asks RSS for the packet's bucket CPU (rss_soft_m2cpuid) and
+folds it onto the workstreams; interfaces and rx queues can be pinned to a
+workstream; a "spread" policy (netcabal's, not FreeBSD's) deals packets
+round-robin to show what per-flow ordering is worth.
+
 What it leaves out until the netisr work item: direct and hybrid dispatch,
-the CPU policy, per-interface pinning, bindthreads=0 (threads are placed on
-CPU i for workstream i), the 2006 single `swi1: net` thread with its
-50-packet ipintrq, and `netstat -Q` output.
+bindthreads=0 (threads are placed on CPU i for workstream i), and the 2006
+single `swi1: net` thread with its 50-packet ipintrq.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ from .icmp_input import arp_input, icmp6_input, icmp_input
 from .inet import IPPROTO_TCP, IPPROTO_UDP
 from .udp_input import tcp_input_hdr, udp_input_hdr
 
-POLICY_SOURCE, POLICY_FLOW, POLICY_CPU = 1, 2, 3
-POLICY_NAMES = {POLICY_SOURCE: "source", POLICY_FLOW: "flow", POLICY_CPU: "cpu"}
+POLICY_SOURCE, POLICY_FLOW, POLICY_CPU, POLICY_SPREAD = 1, 2, 3, 99
+POLICY_NAMES = {POLICY_SOURCE: "source", POLICY_FLOW: "flow", POLICY_CPU: "cpu",
+                POLICY_SPREAD: "spread"}
+POLICY_BY_NAME = {v: k for k, v in POLICY_NAMES.items()}
 # registered protocols: number -> (name, policy)
 PROTOCOLS = {NETISR_IP: ("ip", POLICY_FLOW), NETISR_ARP: ("arp", POLICY_SOURCE),
              NETISR_IPV6: ("ip6", POLICY_FLOW)}
@@ -50,17 +56,29 @@ NAME_TO_PROTO = {v[0]: k for k, v in PROTOCOLS.items()}
 
 
 class NetisrConfig:
-    """What a dispatching thread needs to know: workstreams and policies."""
+    """What a dispatching thread needs to know: workstreams, policies, pins.
 
-    __slots__ = ("nws", "names", "policy")
+    `policy` maps protocol name to "source", "flow", "cpu" (netisr2's three),
+    or "spread" (netcabal's deliberately unordered round-robin, to measure
+    what ordering is worth); `pin` maps an interface ("ix0") or an rx queue
+    ("ix0:rxq1") to a workstream, overriding the policy for what it receives
+    (as binding an ifnet's traffic to a netisr would); `ncpus` is the number of
+    CPUs for the CPU policy's RSS bucket map."""
+
+    __slots__ = ("nws", "names", "policy", "pin", "ncpus", "rr")
 
     def __init__(self, cfg: dict):
         self.names = list(cfg["workstreams"])      # actor names, WSID order
         self.nws = len(self.names)
-        self.policy = {p: cfg.get("policy", {}).get(ISR_NAMES[p], pol)
-                       for p, (_, pol) in PROTOCOLS.items()}
+        pol = cfg.get("policy", {})
+        self.policy = {p: POLICY_BY_NAME.get(pol.get(ISR_NAMES[p]), default)
+                       for p, (_, default) in PROTOCOLS.items()}
+        self.pin = dict(cfg.get("pin", {}))
+        self.ncpus = cfg.get("ncpus", self.nws)
+        self.rr = 0
 
-    def select(self, proto: int, m, if_index: int, source: int = 0):
+    def select(self, proto: int, m, if_index: int, source: int = 0, cur_cpu: int = 0,
+               queue: str = ""):
         """netisr_select_cpuid: the workstream actor for packet m, or None."""
         pol = self.policy.get(proto)
         if pol is None:
@@ -68,8 +86,26 @@ class NetisrConfig:
         n = self.nws
         if n == 1:
             return self.names[0]
-        if pol == POLICY_FLOW and m.hashtype != M_HASHTYPE_NONE:
-            return self.names[m.flowid % n]
+        if self.pin:
+            ws = self.pin.get(queue, self.pin.get(m.rcvif))
+            if ws is not None:
+                return self.names[ws % n]
+        if pol == POLICY_FLOW:
+            if m.hashtype != M_HASHTYPE_NONE:
+                return self.names[m.flowid % n]
+        elif pol == POLICY_CPU:
+            # rss_soft_m2cpuid: the RSS bucket's CPU (buckets 2^bits >= 2 x CPUs,
+            # dealt round-robin to the CPUs); no hash: NETISR_CPUID_NONE, which
+            # falls back to the source policy (deferred dispatch)
+            if m.hashtype != M_HASHTYPE_NONE:
+                nb = 1
+                while nb < 2 * self.ncpus and nb < 128:
+                    nb <<= 1
+                cpu = (m.flowid & (nb - 1)) % self.ncpus
+                return self.names[cpu % n]          # netisr_get_cpuid: id % nws_count
+        elif pol == POLICY_SPREAD:
+            self.rr += 1
+            return self.names[self.rr % n]
         return self.names[(if_index + source) % n]
 
 

@@ -221,6 +221,7 @@ class Nic(Actor):
         accept_any = self.accept_any
         c_vlan = self.c_vlan
         cpu = th.cpu
+        qname = th.name
         Q = self.Q
         select = self.dispatch.select
         if_index = self.if_index
@@ -273,7 +274,7 @@ class Nic(Actor):
                     th.charge(clock, clock + c_pkt)
                 clock += c_pkt
                 m.stamp_ns = m.hdr_ns = m.data_ns = clock
-                dest = select(proto, m, if_index)
+                dest = select(proto, m, if_index, 0, cpu, qname)
                 if dest is None:
                     self._drop(m, "netisr_noproto")
                     continue

@@ -97,7 +97,9 @@ TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
                     or (isinstance(v, list) and len(v) == 2
                         and all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 4094 for x in v)))
                     or "must be a VLAN id 1..4094, or [outer, inner] for QinQ")}
-TOP = set(TABLES) | {"sysctl", "costs", "nic", "socket", "traffic", "sweep", "ifconfig", "vnet"}
+TOP = set(TABLES) | {"sysctl", "costs", "nic", "socket", "traffic", "sweep", "ifconfig", "vnet",
+                     "netisr"}
+NETISR_KEYS = {"policy": (str, _oneof("source", "flow", "cpu", "spread")), "pin": (dict, None)}
 VNET_KEYS = {"name": (str, None), "accept_any_addr": (bool, None), "udp_sink": (bool, None)}
 
 
@@ -306,8 +308,18 @@ def validate(data: dict, file="<scenario>") -> dict:
             raise ScenarioError(file, f"sysctl.{name}", f"{v} exceeds net.isr.maxqlimit {maxq}")
         return v or dq
     out["sysctl"] = sysctl
+    nt = data.get("netisr", {})
+    _check(file, "netisr", nt, NETISR_KEYS)
+    pol = nt.get("policy", "flow")
+    pin = {}
+    for k, v in nt.get("pin", {}).items():
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < nws:
+            raise ScenarioError(file, f"netisr.pin.{k}",
+                                f"workstream {v!r} does not exist (net.isr.maxthreads gives {nws})")
+        pin[k] = v
     out["netisr"] = {"workstreams": [f"netisr{i}" for i in range(nws)],
-                     "cpus": list(range(nws)),
+                     "cpus": list(range(nws)), "ncpus": ncpu,
+                     "policy": {"ip": pol, "ip6": pol}, "pin": pin,
                      "qlimit": {"ip": ql("net.inet.ip.intr_queue_maxlen"),
                                 "ip6": ql("net.inet6.ip6.intr_queue_maxlen"),
                                 "arp": dq, "ether": dq}}
