@@ -32,18 +32,13 @@ single `swi1: net` thread with its 50-packet ipintrq.
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import deque
 
-from .base import Actor, KThread, PRI_SWI_NET, make_tap
+from .base import Actor, KThread, PRI_SWI_NET
 from .costs import to_ns
 from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
-from .ip6_input import ip6_input, ip6_nexthdr
-from .ip_input import ip_deliver, ip_input
-from .ip_reass import IPV4_FRAGTTL_NS, IPV6_FRAGTTL_NS, Reass, rebuild_v4, rebuild_v6
-from .mbuf import M_BCAST, M_HASHTYPE_NONE, M_MCAST, Uma, m_freem
-from .icmp_input import arp_input, icmp6_input, icmp_input
-from .inet import IPPROTO_TCP, IPPROTO_UDP
-from .udp_input import tcp_input_hdr, udp_input_hdr
+from .mbuf import M_HASHTYPE_NONE, m_freem
+from .proto_input import ProtoInput
 
 POLICY_SOURCE, POLICY_FLOW, POLICY_CPU, POLICY_SPREAD = 1, 2, 3, 99
 POLICY_NAMES = {POLICY_SOURCE: "source", POLICY_FLOW: "flow", POLICY_CPU: "cpu",
@@ -116,15 +111,8 @@ class Netisr(Actor):
         self.wsid = wsid
         self.name = f"netisr{wsid}"
         self.cpu = cpu
-        ghz = host["ghz"]
-        c = host["costs"]
-        self.c_ip = to_ns(c["ip_input"], ghz)
-        self.c_ip6 = to_ns(c["ip6_input"], ghz)
-        self.c_udp = to_ns(c["udp_input"], ghz)
-        self.c_wake = to_ns(c["netisr_wakeup"], ghz)
+        self.c_wake = to_ns(host["costs"]["netisr_wakeup"], host["ghz"])
         self.Q = host["quantum_ns"]
-        self.vnets = vnets          # vnet name -> {"actor":..., "inet": set, "inet6": set}
-        self.vnet_actor = {k: v["actor"] for k, v in vnets.items()}
         qlimits = host["netisr"]["qlimit"]
         self.qlimit = {p: qlimits[ISR_NAMES[p]] for p in PROTOCOLS}
         self.thread = KThread(f"netisr {wsid}", self.name, cpu, PRI_SWI_NET, host["quantum_ns"])
@@ -132,20 +120,11 @@ class Netisr(Actor):
         self.snap = deque()
         self.snap_proto = 0
         self.running = False
-        self.uma = Uma()
-        self.tap = make_tap(host)
+        self.pi = ProtoInput(host, vnets, cpu)     # the protocol handlers this thread runs
+        self.uma = self.pi.uma
+        self.tap = self.pi.tap
         self.stats = {p: {"queued": 0, "handled": 0, "qdrops": 0, "wmark": 0}
                       for p in PROTOCOLS}
-        self.drops = {}
-        self.counters = defaultdict(int)    # ipstat/udpstat-style counters
-        self.consumed = defaultdict(int)    # packets that ended in arp / icmp / icmp6 input
-        self.absorbed = 0           # fragments that became part of a reassembled datagram
-        rs = host.get("reass", {})
-        self.reass4 = Reass(False, rs.get("ip_maxfragpackets", 800),
-                            rs.get("ip_maxfragsperpacket", 16), rs.get("ip_fragttl_ns", IPV4_FRAGTTL_NS))
-        self.reass6 = Reass(True, rs.get("ip6_maxfragpackets", 6400),
-                            rs.get("ip6_maxfragsperpacket", 64), IPV6_FRAGTTL_NS)
-        self.c_reass = to_ns(c.get("ip_reass", 0), ghz)
         self.wait_ns = 0            # total time packets waited in the queue
         self.waited = 0
         self.wakeups = 0
@@ -165,7 +144,7 @@ class Netisr(Actor):
         stats = self.stats
         running = self.running
         c_wake = self.c_wake
-        _input = self._input
+        _input = self.pi.input
         proto = self.snap_proto
         wait = 0
         n = len(arrivals)
@@ -196,7 +175,7 @@ class Netisr(Actor):
                 if clock < m.stamp_ns:
                     clock = m.stamp_ns
                 wait += clock - m.stamp_ns
-                cost = _input(m, out, clock)
+                cost = _input(m, proto, out, clock)
                 if clock >= start:
                     if clock + cost <= end:
                         busy += cost
@@ -232,164 +211,6 @@ class Netisr(Actor):
         th.add(start, busy)
         th.add(prev, busy_prev)
 
-    def _end(self, m, reason, consumer) -> None:
-        """m's way ends here: dropped for `reason`, or (reason None) consumed
-        by `consumer`'s input routine."""
-        if reason is None:
-            self.consumed[consumer] += 1
-            if self.tap is not None:
-                self.tap.add(m, False, f"delivered to {consumer} input")
-        else:
-            self.drops[reason] = self.drops.get(reason, 0) + 1
-            if self.tap is not None:
-                self.tap.add(m, True, reason)
-        m_freem(self.uma, m)
-
-    # -- reassembly ----------------------------------------------------------
-    def _absorb(self, frags, datagram) -> None:
-        """The fragments went into `datagram`: their mbufs are freed; all but
-        one of the frames are accounted as absorbed (the datagram carries on
-        for the last)."""
-        for f in frags:
-            if self.tap is not None:
-                self.tap.add(f[2], False, f"fragment reassembled into datagram {datagram.pkt_id}")
-            m_freem(self.uma, f[2])
-        self.absorbed += len(frags) - 1
-
-    def _adopt(self, m2, first) -> None:
-        """The reassembled datagram takes the packet header of its first fragment."""
-        for f in ("rcvif", "vnet", "flowid", "hashtype", "fib", "vlan", "arrival_ns",
-                  "stamp_ns", "pkt_id", "hdr_cpu", "hdr_ns", "data_cpu", "data_ns"):
-            setattr(m2, f, getattr(first, f))
-        m2.flags |= first.flags & (M_BCAST | M_MCAST)
-
-    def _reass4(self, m, r, now: int, cnt):
-        hl = r[1]
-        d = m.st.data
-        o = m.off
-        offw = (d[o + 6] << 8) | d[o + 7]
-        mf = bool(offw & 0x2000)
-        off = (offw & 0x1FFF) << 3
-        data = d[o + hl:o + m.len]
-        if not data or (mf and len(data) & 7):
-            cnt["ips_toosmall"] += 1
-            cnt["ips_fragdropped"] += 1
-            self._end(m, "ips_toosmall", None)
-            return None
-        cnt["ips_fragments"] += 1
-        key = (d[o + 12:o + 20], d[o + 4:o + 6], d[o + 9])
-        res = self.reass4.input(m, key, off, mf, (d[:o + hl], o, hl, m), data, now, cnt,
-                                self._end_frag)
-        if res is None:
-            return None
-        payload, frags, (first, l2, fhl, fm) = res
-        if fhl + len(payload) > 65535:
-            cnt["ips_toolong"] += 1
-            for f in frags:
-                cnt["ips_fragdropped"] += 1
-                self._end(f[2], "ips_toolong", None)
-            return None
-        m2 = rebuild_v4(first, l2, fhl, payload, self.uma)
-        self._adopt(m2, fm)
-        self._absorb(frags, m2)
-        return m2
-
-    def _reass6(self, m, r, now: int, cnt):
-        _, foff, nxt_off = r
-        d = m.st.data
-        o = m.off
-        f = o + foff
-        nxt = d[f]
-        offw = (d[f + 2] << 8) | d[f + 3]
-        mf = bool(offw & 1)
-        off = offw & 0xFFF8
-        data = d[f + 8:o + m.len]
-        # the fragment header's next header takes its place in the chain
-        first = bytearray(d[:f])
-        first[o + nxt_off] = nxt
-        if off == 0 and not mf:                      # an atomic fragment (RFC 6946)
-            cnt["ip6s_atomicfrags"] += 1
-            m2 = rebuild_v6(bytes(first), o, foff, data, self.uma)
-            self._adopt(m2, m)
-            self._absorb([[0, 0, m, b""]], m2)
-            return m2
-        if mf and (len(data) & 7 or not data):
-            self._end(m, "ip6s_badfrag", None)   # ICMPv6 parameter problem, not a fragment
-            return None
-        cnt["ip6s_fragments"] += 1
-        key = (d[o + 8:o + 40], d[f + 4:f + 8])
-        res = self.reass6.input(m, key, off, mf, (bytes(first), o, foff, m), data, now, cnt,
-                                self._end_frag)
-        if res is None:
-            return None
-        payload, frags, (first, l2, unfrag, fm) = res
-        if unfrag - 40 + len(payload) > 65535:
-            cnt["ip6s_toolong"] += 1
-            for fr in frags:
-                cnt["ip6s_fragdropped"] += 1
-                self._end(fr[2], "ip6s_toolong", None)
-            return None
-        m2 = rebuild_v6(first, l2, unfrag, payload, self.uma)
-        self._adopt(m2, fm)
-        self._absorb(frags, m2)
-        return m2
-
-    def _end_frag(self, m, reason: str) -> None:
-        self._end(m, reason, None)
-
-    def _input(self, m, out: dict, now: int) -> int:
-        """Run the protocol input path for m at time `now`; return its cost."""
-        cnt = self.counters
-        proto = self.snap_proto
-        if proto == NETISR_IP:
-            cost = self.c_ip
-            r = ip_input(m, self.vnets, cnt)
-        elif proto == NETISR_IPV6:
-            cost = self.c_ip6
-            r = ip6_input(m, self.vnets, cnt)
-        else:
-            self._end(m, arp_input(m, cnt), "arp")
-            return self.c_ip
-        if r.__class__ is str:
-            self._end(m, r, None)
-            return cost
-        if r[0] < 0:                                 # a fragment: reassemble first
-            cost += self.c_reass
-            m = (self._reass6 if proto == NETISR_IPV6 else self._reass4)(m, r, now, cnt)
-            if m is None:
-                return cost
-            r = ip6_nexthdr(m, cnt, first=False) if proto == NETISR_IPV6 else ip_deliver(m, r[1], cnt)
-            if r.__class__ is str:
-                self._end(m, r, None)
-                return cost
-            if r[0] < 0:                             # a second fragment header
-                self._end(m, "ip6s_badfrag", None)
-                return cost
-        ulp, off = r
-        if ulp == IPPROTO_TCP:                       # no TCP yet: checked, then no listener
-            cost += self.c_udp
-            self._end(m, tcp_input_hdr(m, off, proto == NETISR_IPV6, cnt), None)
-            return cost
-        if ulp != IPPROTO_UDP:                       # ICMP / ICMPv6: consumed here
-            r = (icmp6_input if proto == NETISR_IPV6 else icmp_input)(m, off, cnt)
-            self._end(m, r, "icmp6" if proto == NETISR_IPV6 else "icmp")
-            return cost
-        cost += self.c_udp
-        r = udp_input_hdr(m, off, proto == NETISR_IPV6, cnt)
-        if r is not None:
-            self._end(m, r, None)
-            return cost
-        done = now + cost
-        m.stamp_ns = m.hdr_ns = done
-        m.hdr_cpu = self.cpu
-        key = (self.vnet_actor[m.vnet], done // self.Q)
-        b = out.get(key)
-        if b is None:
-            out[key] = [m]
-        else:
-            b.append(m)
-        return cost
-
     # -- the window ---------------------------------------------------------
     def step(self, start, end, inbox):
         out_b = {}
@@ -408,9 +229,7 @@ class Netisr(Actor):
             arrivals = [a for b in batches for a in b]
             arrivals.sort(key=_stamp)
         self._run(arrivals, start, end, out_b)
-        if self.reass4.q or self.reass6.q:       # ip_slowtimo / frag6_slowtimo
-            self.reass4.expire(end, self.counters, self._end_frag)
-            self.reass6.expire(end, self.counters, self._end_frag)
+        self.pi.expire(end)
         out = []
         self.thread.report(out, end)
         for (dest, w), mbufs in out_b.items():
@@ -420,25 +239,25 @@ class Netisr(Actor):
     # -- accounting ---------------------------------------------------------
     def holding(self) -> int:
         return (len(self.snap) + sum(len(q) for q in self.queues.values())
-                + self.reass4.holding() + self.reass6.holding())
+                + self.pi.holding())
 
     @property
     def delivered(self) -> int:
-        return sum(self.consumed.values())
+        return sum(self.pi.consumed.values())
+
+    @property
+    def absorbed(self) -> int:
+        return self.pi.absorbed
 
     def teardown(self) -> None:
         """End of run: free what is still queued."""
         for q in [self.snap, *self.queues.values()]:
             while q:
                 m_freem(self.uma, q.popleft())
-        for r in (self.reass4, self.reass6):
-            for q in r.q.values():
-                for f in q.frags:
-                    m_freem(self.uma, f[2])
-            r.q.clear()
+        self.pi.teardown()
 
     def dropped(self) -> dict:
-        d = dict(self.drops)
+        d = dict(self.pi.drops)
         n = sum(s["qdrops"] for s in self.stats.values())
         if n:
             d["netisr_qdrops"] = n
@@ -451,10 +270,10 @@ class Netisr(Actor):
                                              qlimit=self.qlimit[p])
                           for p, s in sorted(self.stats.items())},
             "drops": dict(sorted(self.dropped().items())),
-            "counters": {k: v for k, v in sorted(self.counters.items()) if v},
-            "consumed": dict(sorted(self.consumed.items())),
-            "absorbed": self.absorbed,
-            "reassembly_queues": len(self.reass4.q) + len(self.reass6.q),
+            "counters": {k: v for k, v in sorted(self.pi.counters.items()) if v},
+            "consumed": dict(sorted(self.pi.consumed.items())),
+            "absorbed": self.pi.absorbed,
+            "reassembly_queues": len(self.pi.reass4.q) + len(self.pi.reass6.q),
             "busy_ns": self.thread.busy_total, "stall_ns": self.thread.debt_total,
             "wakeups": self.wakeups,
             "queue_wait_ns_total": self.wait_ns, "queue_waits": self.waited,

@@ -39,6 +39,7 @@ from collections import deque
 
 from . import netisr as isr
 from .base import Actor, KThread, PRI_ITHD, make_tap
+from .proto_input import ProtoInput
 from .costs import to_ns
 from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
 from .inet import IPPROTO_UDP, cksum_sum
@@ -46,6 +47,15 @@ from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_
                    M_HASHTYPE_NONE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6, Uma,
                    m_alloc, m_freem)
 
+
+
+def _sum_counters(pis, what="counters") -> dict:
+    out = {}
+    for pi in pis:
+        for k, v in getattr(pi, what).items():
+            if v:
+                out[k] = out.get(k, 0) + v
+    return dict(sorted(out.items()))
 
 
 def _t(a):
@@ -72,7 +82,7 @@ class RxQueue:
     """One rx ring and the ithread that drains it."""
 
     __slots__ = ("index", "ring", "thread", "running", "last_intr", "interrupts",
-                 "packets", "drops")
+                 "packets", "drops", "direct")
 
     def __init__(self, index: int, thread: KThread):
         self.index = index
@@ -83,10 +93,11 @@ class RxQueue:
         self.interrupts = 0
         self.packets = 0
         self.drops = 0
+        self.direct = {}        # netisr protocol -> packets dispatched directly
 
 
 class Nic(Actor):
-    def __init__(self, cfg: dict, host: dict, sources: list):
+    def __init__(self, cfg: dict, host: dict, sources: list, vnets: dict | None = None):
         self.name = cfg["name"]
         self.if_index = cfg["if_index"]
         self.mac = cfg["mac"]
@@ -120,6 +131,11 @@ class Nic(Actor):
         self.sources = sources
         self.uma = Uma()
         self.tap = make_tap(host)
+        # net.isr.dispatch=direct: the ithread runs the protocols itself, with
+        # its own counters and reassembly queues (one ProtoInput per queue)
+        self.direct = host["netisr"].get("dispatch", "deferred") == "direct"
+        self.pis = [ProtoInput(host, vnets or {}, r.thread.cpu, self.uma, self.tap) for r in self.rxq]
+        self.c_pkt_direct = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
         self.hash_memo = {}     # address bytes -> (Toeplitz hash, pseudo-header sum)
         self.iphdr_memo = {}    # IPv4 header bytes -> header checksum good
         self.arrived = 0
@@ -198,6 +214,7 @@ class Nic(Actor):
 
     # -- the ithread -------------------------------------------------------------
     def _run_queue(self, rx: RxQueue, arr: list, start: int, end: int, out: dict) -> None:
+        # (vout, self.vout: datagrams for the vnets under direct dispatch)
         """Admit `arr` (this queue's arrivals, in time order) to the ring while
         running the queue's ithread up to each arrival and then to `end`:
         interrupts, then packets off the ring."""
@@ -222,6 +239,10 @@ class Nic(Actor):
         c_vlan = self.c_vlan
         cpu = th.cpu
         qname = th.name
+        direct = self.direct
+        pi = self.pis[rx.index]
+        c_pkt_direct = self.c_pkt_direct
+        vout = self.vout
         Q = self.Q
         select = self.dispatch.select
         if_index = self.if_index
@@ -267,6 +288,16 @@ class Nic(Actor):
                     th.charge(clock, clock + self.c_drop)
                     clock += self.c_drop
                     self._drop(m, proto)
+                    continue
+                if direct:                  # netisr_dispatch, direct: run it here
+                    c = c_pkt_direct + pi.input(m, proto, vout, clock + c_pkt_direct)
+                    if clock + c <= end:
+                        busy += c
+                    else:
+                        th.charge(clock, clock + c)
+                    clock += c
+                    rx.direct[proto] = rx.direct.get(proto, 0) + 1
+                    handled += 1
                     continue
                 if clock + c_pkt <= end:
                     busy += c_pkt
@@ -335,26 +366,44 @@ class Nic(Actor):
             arrived += 1
         self.arrived += arrived
         batches = {}
+        self.vout = {}
         out = []
         for rx, arr in zip(rxq, per_q):
             self._run_queue(rx, arr, start, end, batches)
             rx.thread.report(out, end)
         for (dest, proto, w), mbufs in batches.items():
             out.append((dest, PKT_KIND[proto], mbufs, max(end, w * self.Q)))
+        for (dest, w), mbufs in self.vout.items():
+            out.append((dest, "pkts.udp", mbufs, max(end, w * self.Q)))
+        for pi in self.pis:
+            pi.expire(end)
         return out
 
     # -- accounting -----------------------------------------------------------
     def holding(self) -> int:
-        return sum(len(r.ring) for r in self.rxq)
+        return sum(len(r.ring) for r in self.rxq) + sum(pi.holding() for pi in self.pis)
+
+    @property
+    def delivered(self) -> int:
+        return sum(sum(pi.consumed.values()) for pi in self.pis)
+
+    @property
+    def absorbed(self) -> int:
+        return sum(pi.absorbed for pi in self.pis)
 
     def teardown(self) -> None:
         """End of run: the driver frees the buffers left on its rings."""
         for r in self.rxq:
             while r.ring:
                 m_freem(self.uma, r.ring.popleft())
+        for pi in self.pis:
+            pi.teardown()
 
     def dropped(self) -> dict:
         d = dict(self.drops)
+        for pi in self.pis:
+            for k, v in pi.drops.items():
+                d[k] = d.get(k, 0) + v
         n = sum(r.drops for r in self.rxq)
         if n:
             d["if_iqdrops"] = n
@@ -366,7 +415,11 @@ class Nic(Actor):
             "drops": dict(sorted(self.dropped().items())),
             "queues": [{"queue": r.index, "cpu": r.thread.cpu, "packets": r.packets,
                         "interrupts": r.interrupts, "ring_drops": r.drops,
+                        "direct": {ISR_NAMES[p]: n for p, n in sorted(r.direct.items())},
                         "busy_ns": r.thread.busy_total, "stall_ns": r.thread.debt_total}
                        for r in self.rxq],
+            "counters": _sum_counters(self.pis),
+            "consumed": _sum_counters(self.pis, "consumed"),
+            "absorbed": self.absorbed,
             "uma": self.uma.to_dict(),
         }

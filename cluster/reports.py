@@ -166,9 +166,12 @@ def netstat_Q(m: dict) -> str:
               "%4s %3s " % ("WSID", "CPU") + "  " + "%-6s %5s %5s %8s %8s %8s %8s %8s" % (
                   "Name", "Len", "WMark", "Disp'd", "HDisp'd", "QDrops", "Queued", "Handled")]
     ether = {}
+    direct = {}          # (cpu, protocol) -> packets dispatched directly by ithreads there
     for nic in m["nics"].values():
         for q in nic["queues"]:
             ether[q["cpu"]] = ether.get(q["cpu"], 0) + q["packets"]
+            for proto, k in q.get("direct", {}).items():
+                direct[(q["cpu"], proto)] = direct.get((q["cpu"], proto), 0) + k
     for wname in sorted(isrs, key=lambda k: isrs[k]["wsid"]):
         w = isrs[wname]
         for name, _num, _pol, _disp in _PROTOS:
@@ -177,9 +180,10 @@ def netstat_Q(m: dict) -> str:
                 row = (0, 0, e, 0, 0, 0, e)
             else:
                 p = w["protocols"].get(name, {})
-                row = (p.get("qlen", 0), p.get("wmark", 0), p.get("dispatched", 0),
+                dd = direct.get((w["cpu"], name), 0)
+                row = (p.get("qlen", 0), p.get("wmark", 0), dd,
                        p.get("hybrid_dispatched", 0), p.get("qdrops", 0), p.get("queued", 0),
-                       p.get("handled", 0))
+                       p.get("handled", 0) + dd)
             lines.append("%4u %3u " % (w["wsid"], w["cpu"]) + "  "
                          + "%-6s %5u %5u" % (name, row[0], row[1])
                          + "".join(" %8u" % v for v in row[2:]))

@@ -98,8 +98,6 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
             cpus[name] = m
         elif name.startswith("netisr"):
             isrs[name] = m
-            for k, v in m.get("consumed", {}).items():
-                by[k] = by.get(k, 0) + v
         elif name.startswith("vnet."):
             vnets[name] = m
             by["socket"] = by.get("socket", 0) + m["delivered"]
@@ -109,12 +107,15 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
             hist = [x + y for x, y in zip(hist, m["latency_ns"]["log2_hist"])]
         else:
             nics[name] = m
+        if not name.startswith("vnet."):
+            for k, v in m.get("consumed", {}).items():
+                by[k] = by.get(k, 0) + v
     dl = c["delivered"]
     # protocol statistics as netstat -s reads them: the ipstat/ip6stat/udpstat/
     # icmpstat counters the paths keep, and where a path only names a drop
     # reason (ips_badsum, udps_noport, ...) the count of that reason
     stats = {}
-    for part in list(isrs.values()) + list(vnets.values()):
+    for part in list(nics.values()) + list(isrs.values()) + list(vnets.values()):
         for k, v in part.get("counters", {}).items():
             stats[k] = stats.get(k, 0) + v
     for k, v in c["dropped"].items():

@@ -36,10 +36,9 @@ SYSCTLS = {
     "net.isr.maxthreads": (int, 1, None),
     "net.isr.bindthreads": (int, 1, lambda v: v in (0, 1) or "must be 0 or 1"),
     "net.isr.dispatch": (str, "deferred",
-                         lambda v: v == "deferred" or (
-                             "only 'deferred' is modelled so far (direct and hybrid "
-                             "come with the netisr work item)" if v in ("direct", "hybrid")
-                             else "must be one of deferred, hybrid, direct")),
+                         lambda v: v in ("deferred", "direct") or (
+                             "hybrid dispatch is not modelled yet (deferred and direct are)"
+                             if v == "hybrid" else "must be one of deferred, hybrid, direct")),
     "net.isr.defaultqlimit": (int, 256, lambda v: v >= 1 or "must be >= 1"),
     "net.isr.maxqlimit": (int, 10240, lambda v: v >= 1 or "must be >= 1"),
     "net.inet.ip.intr_queue_maxlen": (int, 0, lambda v: v >= 0 or "must be >= 0"),
@@ -320,6 +319,7 @@ def validate(data: dict, file="<scenario>") -> dict:
     out["netisr"] = {"workstreams": [f"netisr{i}" for i in range(nws)],
                      "cpus": list(range(nws)), "ncpus": ncpu,
                      "policy": {"ip": pol, "ip6": pol}, "pin": pin,
+                     "dispatch": sysctl["net.isr.dispatch"],
                      "qlimit": {"ip": ql("net.inet.ip.intr_queue_maxlen"),
                                 "ip6": ql("net.inet6.ip6.intr_queue_maxlen"),
                                 "arp": dq, "ether": dq}}
@@ -513,7 +513,7 @@ def build(scn: dict) -> list:
                                          n["inet"][0] if n["inet"] else None,
                                          n["inet6"][0] if n["inet6"] else None, t["dst_ports"],
                                          id_base=n["if_index"] << 40))
-        actors.append(Nic(n, host, sources))
+        actors.append(Nic(n, host, sources, vnets))
     for ws, cpu in enumerate(scn["netisr"]["cpus"]):
         actors.append(Netisr(ws, cpu, host, vnets))
     for name, v in scn["vnets"].items():

@@ -41,6 +41,11 @@ def test_short_quickstart_identical_on_ray(local_ray, placement, workers):
     _same(QUICKSTART, ["scenario.duration_ms=1"], placement=placement, workers=workers)
 
 
+def test_direct_dispatch_identical_on_ray(local_ray):
+    _same(QUICKSTART, ["scenario.duration_ms=1", 'net.isr.dispatch="direct"'],
+          placement="per-component")
+
+
 def test_ray_with_drops_and_corruption_identical(local_ray):
     """Drops of every kind travel the same way through Ray."""
     _same(QUICKSTART, ["scenario.duration_ms=1", "nic.ix0.ring_size=4", "costs.driver_rx=9000",

@@ -1,0 +1,231 @@
+"""The protocol input routines a kernel thread runs, with that thread's
+counters: ip_input / ip6_input (with ip_reass / frag6_input), then udp_input,
+tcp_input's checks, icmp_input, icmp6_input, arp input.
+
+What this models: the work of netisr's protocol handlers (nh_handler) as it
+runs in whichever thread dispatches it - a netisr workstream's thread under
+deferred dispatch, the NIC's ithread under direct dispatch - with ipstat,
+ip6stat, udpstat, icmpstat counters kept per thread and summed by the run,
+as FreeBSD keeps them per CPU (counter(9)).  The reassembly queues belong to
+the thread (see actors/ip_reass.py on why that is right for the source and
+flow policies).  A datagram that passes udp_input's header checks goes on to
+its vnet (in_pcblookup and the socket buffer live there).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .costs import to_ns
+from .ether_input import NETISR_IP, NETISR_IPV6
+from .icmp_input import arp_input, icmp6_input, icmp_input
+from .inet import IPPROTO_TCP, IPPROTO_UDP
+from .ip6_input import ip6_input, ip6_nexthdr
+from .ip_input import ip_deliver, ip_input
+from .ip_reass import IPV4_FRAGTTL_NS, IPV6_FRAGTTL_NS, Reass, rebuild_v4, rebuild_v6
+from .mbuf import M_BCAST, M_MCAST, Uma, m_freem
+from .udp_input import tcp_input_hdr, udp_input_hdr
+from .base import make_tap
+
+
+class ProtoInput:
+    """Protocol input for one thread: its counters, drops, reassembly, tap."""
+
+    def __init__(self, host: dict, vnets: dict, cpu: int, uma: Uma | None = None, tap=None):
+        ghz = host["ghz"]
+        c = host["costs"]
+        self.c_ip = to_ns(c["ip_input"], ghz)
+        self.c_ip6 = to_ns(c["ip6_input"], ghz)
+        self.c_udp = to_ns(c["udp_input"], ghz)
+        self.c_reass = to_ns(c.get("ip_reass", 0), ghz)
+        self.Q = host["quantum_ns"]
+        self.cpu = cpu
+        self.vnets = vnets          # vnet name -> {"actor":..., "inet": set, "inet6": set}
+        self.vnet_actor = {k: v["actor"] for k, v in vnets.items()}
+        self.uma = uma if uma is not None else Uma()
+        self.tap = tap if uma is not None else make_tap(host)
+        self.drops = {}
+        self.counters = defaultdict(int)    # ipstat/udpstat-style counters
+        self.consumed = defaultdict(int)    # packets that ended in arp / icmp / icmp6 input
+        self.absorbed = 0           # fragments that became part of a reassembled datagram
+        rs = host.get("reass", {})
+        self.reass4 = Reass(False, rs.get("ip_maxfragpackets", 800),
+                            rs.get("ip_maxfragsperpacket", 16), rs.get("ip_fragttl_ns", IPV4_FRAGTTL_NS))
+        self.reass6 = Reass(True, rs.get("ip6_maxfragpackets", 6400),
+                            rs.get("ip6_maxfragsperpacket", 64), IPV6_FRAGTTL_NS)
+
+    def holding(self) -> int:
+        return self.reass4.holding() + self.reass6.holding()
+
+    def expire(self, now: int) -> None:
+        """ip_slowtimo / frag6_slowtimo: free queues older than their TTL."""
+        if self.reass4.q or self.reass6.q:
+            self.reass4.expire(now, self.counters, self._end_frag)
+            self.reass6.expire(now, self.counters, self._end_frag)
+
+    def teardown(self) -> None:
+        for r in (self.reass4, self.reass6):
+            for q in r.q.values():
+                for f in q.frags:
+                    m_freem(self.uma, f[2])
+            r.q.clear()
+
+    def _end(self, m, reason, consumer) -> None:
+        """m's way ends here: dropped for `reason`, or (reason None) consumed
+        by `consumer`'s input routine."""
+        if reason is None:
+            self.consumed[consumer] += 1
+            if self.tap is not None:
+                self.tap.add(m, False, f"delivered to {consumer} input")
+        else:
+            self.drops[reason] = self.drops.get(reason, 0) + 1
+            if self.tap is not None:
+                self.tap.add(m, True, reason)
+        m_freem(self.uma, m)
+
+    # -- reassembly ----------------------------------------------------------
+    def _absorb(self, frags, datagram) -> None:
+        """The fragments went into `datagram`: their mbufs are freed; all but
+        one of the frames are accounted as absorbed (the datagram carries on
+        for the last)."""
+        for f in frags:
+            if self.tap is not None:
+                self.tap.add(f[2], False, f"fragment reassembled into datagram {datagram.pkt_id}")
+            m_freem(self.uma, f[2])
+        self.absorbed += len(frags) - 1
+
+    def _adopt(self, m2, first) -> None:
+        """The reassembled datagram takes the packet header of its first fragment."""
+        for f in ("rcvif", "vnet", "flowid", "hashtype", "fib", "vlan", "arrival_ns",
+                  "stamp_ns", "pkt_id", "hdr_cpu", "hdr_ns", "data_cpu", "data_ns"):
+            setattr(m2, f, getattr(first, f))
+        m2.flags |= first.flags & (M_BCAST | M_MCAST)
+
+    def _reass4(self, m, r, now: int, cnt):
+        hl = r[1]
+        d = m.st.data
+        o = m.off
+        offw = (d[o + 6] << 8) | d[o + 7]
+        mf = bool(offw & 0x2000)
+        off = (offw & 0x1FFF) << 3
+        data = d[o + hl:o + m.len]
+        if not data or (mf and len(data) & 7):
+            cnt["ips_toosmall"] += 1
+            cnt["ips_fragdropped"] += 1
+            self._end(m, "ips_toosmall", None)
+            return None
+        cnt["ips_fragments"] += 1
+        key = (d[o + 12:o + 20], d[o + 4:o + 6], d[o + 9])
+        res = self.reass4.input(m, key, off, mf, (d[:o + hl], o, hl, m), data, now, cnt,
+                                self._end_frag)
+        if res is None:
+            return None
+        payload, frags, (first, l2, fhl, fm) = res
+        if fhl + len(payload) > 65535:
+            cnt["ips_toolong"] += 1
+            for f in frags:
+                cnt["ips_fragdropped"] += 1
+                self._end(f[2], "ips_toolong", None)
+            return None
+        m2 = rebuild_v4(first, l2, fhl, payload, self.uma)
+        self._adopt(m2, fm)
+        self._absorb(frags, m2)
+        return m2
+
+    def _reass6(self, m, r, now: int, cnt):
+        _, foff, nxt_off = r
+        d = m.st.data
+        o = m.off
+        f = o + foff
+        nxt = d[f]
+        offw = (d[f + 2] << 8) | d[f + 3]
+        mf = bool(offw & 1)
+        off = offw & 0xFFF8
+        data = d[f + 8:o + m.len]
+        # the fragment header's next header takes its place in the chain
+        first = bytearray(d[:f])
+        first[o + nxt_off] = nxt
+        if off == 0 and not mf:                      # an atomic fragment (RFC 6946)
+            cnt["ip6s_atomicfrags"] += 1
+            m2 = rebuild_v6(bytes(first), o, foff, data, self.uma)
+            self._adopt(m2, m)
+            self._absorb([[0, 0, m, b""]], m2)
+            return m2
+        if mf and (len(data) & 7 or not data):
+            self._end(m, "ip6s_badfrag", None)   # ICMPv6 parameter problem, not a fragment
+            return None
+        cnt["ip6s_fragments"] += 1
+        key = (d[o + 8:o + 40], d[f + 4:f + 8])
+        res = self.reass6.input(m, key, off, mf, (bytes(first), o, foff, m), data, now, cnt,
+                                self._end_frag)
+        if res is None:
+            return None
+        payload, frags, (first, l2, unfrag, fm) = res
+        if unfrag - 40 + len(payload) > 65535:
+            cnt["ip6s_toolong"] += 1
+            for fr in frags:
+                cnt["ip6s_fragdropped"] += 1
+                self._end(fr[2], "ip6s_toolong", None)
+            return None
+        m2 = rebuild_v6(first, l2, unfrag, payload, self.uma)
+        self._adopt(m2, fm)
+        self._absorb(frags, m2)
+        return m2
+
+    def _end_frag(self, m, reason: str) -> None:
+        self._end(m, reason, None)
+
+    def input(self, m, proto: int, out: dict, now: int) -> int:
+        """Run protocol `proto`'s input path for m at time `now`; return its
+        cost.  A datagram for a socket is appended to out[(vnet actor,
+        window)], stamped with the time it leaves this thread."""
+        cnt = self.counters
+        if proto == NETISR_IP:
+            cost = self.c_ip
+            r = ip_input(m, self.vnets, cnt)
+        elif proto == NETISR_IPV6:
+            cost = self.c_ip6
+            r = ip6_input(m, self.vnets, cnt)
+        else:
+            self._end(m, arp_input(m, cnt), "arp")
+            return self.c_ip
+        if r.__class__ is str:
+            self._end(m, r, None)
+            return cost
+        if r[0] < 0:                                 # a fragment: reassemble first
+            cost += self.c_reass
+            m = (self._reass6 if proto == NETISR_IPV6 else self._reass4)(m, r, now, cnt)
+            if m is None:
+                return cost
+            r = ip6_nexthdr(m, cnt, first=False) if proto == NETISR_IPV6 else ip_deliver(m, r[1], cnt)
+            if r.__class__ is str:
+                self._end(m, r, None)
+                return cost
+            if r[0] < 0:                             # a second fragment header
+                self._end(m, "ip6s_badfrag", None)
+                return cost
+        ulp, off = r
+        if ulp == IPPROTO_TCP:                       # no TCP yet: checked, then no listener
+            cost += self.c_udp
+            self._end(m, tcp_input_hdr(m, off, proto == NETISR_IPV6, cnt), None)
+            return cost
+        if ulp != IPPROTO_UDP:                       # ICMP / ICMPv6: consumed here
+            r = (icmp6_input if proto == NETISR_IPV6 else icmp_input)(m, off, cnt)
+            self._end(m, r, "icmp6" if proto == NETISR_IPV6 else "icmp")
+            return cost
+        cost += self.c_udp
+        r = udp_input_hdr(m, off, proto == NETISR_IPV6, cnt)
+        if r is not None:
+            self._end(m, r, None)
+            return cost
+        done = now + cost
+        m.stamp_ns = m.hdr_ns = done
+        m.hdr_cpu = self.cpu
+        key = (self.vnet_actor[m.vnet], done // self.Q)
+        b = out.get(key)
+        if b is None:
+            out[key] = [m]
+        else:
+            b.append(m)
+        return cost
+
