@@ -16,13 +16,13 @@ import csv
 import io
 import itertools
 import json
+import os
 import re
+import shutil
+import tomllib
 from pathlib import Path
 
 from .scenario import ScenarioError, load
-
-MAIN = ("offered_pps", "throughput_pps", "delivered", "dropped_total", "in_flight",
-        "reordered", "latency_mean_ns", "latency_p99_le_ns", "max_cpu_util", "top_drop")
 
 
 def _toml_value(v) -> str:
@@ -47,8 +47,16 @@ def parse_sweeps(args: list, table: dict) -> list:
     return list(axes.items())
 
 
+def _shown(v: str):
+    """A sweep value as the table shows it: the TOML value, not its quoting."""
+    try:
+        return tomllib.loads(f"v = {v}")["v"]
+    except tomllib.TOMLDecodeError:
+        return v
+
+
 def point_name(point: list) -> str:
-    s = ",".join(f"{k}={v}" for k, v in point)
+    s = ",".join(f"{k}={_shown(v)}" for k, v in point)
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", s) or "point"
 
 
@@ -61,7 +69,7 @@ def plan(path, sweeps: list, sets: list) -> list:
     points = []
     for combo in itertools.product(*[[(k, v) for v in vals] for k, vals in axes]):
         over = list(sets) + [f"{k}={v}" for k, v in combo]
-        points.append((point_name(list(combo)), dict(combo), load(path, over)))
+        points.append((point_name(list(combo)), {k: _shown(v) for k, v in combo}, load(path, over)))
     return points
 
 
@@ -69,6 +77,13 @@ def row(point: dict, m: dict) -> dict:
     t = m["totals"]
     drops = t["dropped"]
     top = max(drops.items(), key=lambda kv: (kv[1], kv[0]))[0] if drops else ""
+    # load balance: packets handled by each thread that ran the protocols
+    # (netisr threads, and ithreads under direct dispatch)
+    work = [sum(p["handled"] for p in w["protocols"].values()) for w in m["netisr"].values()]
+    work += [sum(q.get("direct", {}).values()) for n in m["nics"].values() for q in n["queues"]]
+    total = sum(work)
+    busy_threads = sum(1 for x in work if total and x >= 0.05 * total)
+    share = round(max(work) / total, 3) if total else 0.0
     r = dict(point)
     r.update({"offered_pps": round(t["offered_pps"]), "throughput_pps": round(t["throughput_pps"]),
               "delivered": t["delivered"], "dropped_total": t["dropped_total"],
@@ -76,6 +91,7 @@ def row(point: dict, m: dict) -> dict:
               "latency_mean_ns": round(m["latency_ns"]["mean"], 1),
               "latency_p99_le_ns": m["latency_ns"]["p99_le"],
               "max_cpu_util": round(max((c["utilization"] for c in m["cpus"].values()), default=0), 4),
+              "stack_threads": busy_threads, "max_thread_share": share,
               "top_drop": top})
     return r
 
@@ -112,7 +128,12 @@ def run_sweep(path, sweeps: list, sets: list, out: Path, engine: str = "local",
             results.append((name, point, run(scn)))
             if progress:
                 progress(i + 1, len(points))
-    out.mkdir(parents=True, exist_ok=True)
+    # everything goes to a temporary folder, renamed into place when complete
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    final, out = out, tmp
     rows = []
     for name, point, res in results:
         write_results(res, out / name)
@@ -126,4 +147,7 @@ def run_sweep(path, sweeps: list, sets: list, out: Path, engine: str = "local",
     w.writerows(rows)
     (out / "sweep.csv").write_text(buf.getvalue())
     (out / "sweep.json").write_text(json.dumps(rows, indent=1, sort_keys=False) + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
     return rows
