@@ -85,7 +85,7 @@ def test_submit_sweep(cluster, tmp_path):
                        capture_output=True, text=True, timeout=300, env=cluster)
     assert p.returncode == 0, p.stdout + p.stderr
     rows = json.loads((out / "sweep.json").read_text())
-    assert [r["net.isr.maxthreads"] for r in rows] == ["1", "2"]
+    assert [r["net.isr.maxthreads"] for r in rows] == [1, 2]
     for r in rows:
         pt = load(QUICKSTART, ["scenario.duration_ms=1", f"net.isr.maxthreads={r['net.isr.maxthreads']}"])
         assert (out / r["results"] / "metrics.json").read_bytes() == metrics_bytes(run(pt).metrics)
