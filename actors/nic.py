@@ -25,12 +25,13 @@ What this models.
 * Per packet the ithread runs the driver's rx (mbuf from the packet zone),
   `ether_input`, and `netisr_dispatch`, which under deferred dispatch queues
   the packet on the workstream that the protocol's policy picks
-  (actors/netisr.py) with the time stamp at which it was queued.
+  (actors/netisr.py) with the time stamp at which it was queued, and under
+  direct dispatch runs the protocol handlers itself (actors/proto_input.py).
 
 What it leaves out: transmit, the rx_process_limit budget and its fairness
 between queues, adaptive moderation (AIM), descriptor write-back latency,
-hardware drops other than a full ring, and direct/hybrid dispatch (the ithread
-running ip_input itself), which the netisr work item adds.
+hardware drops other than a full ring, hybrid dispatch, and ithreads that
+float between CPUs.
 """
 
 from __future__ import annotations
@@ -214,10 +215,10 @@ class Nic(Actor):
 
     # -- the ithread -------------------------------------------------------------
     def _run_queue(self, rx: RxQueue, arr: list, start: int, end: int, out: dict) -> None:
-        # (vout, self.vout: datagrams for the vnets under direct dispatch)
         """Admit `arr` (this queue's arrivals, in time order) to the ring while
         running the queue's ithread up to each arrival and then to `end`:
-        interrupts, then packets off the ring."""
+        interrupts, then packets off the ring.  Packets queued for netisrs go
+        to `out`; under direct dispatch, datagrams for the vnets to self.vout."""
         th = rx.thread
         ring = rx.ring
         clock = th.clock
