@@ -25,9 +25,12 @@ folds it onto the workstreams; interfaces and rx queues can be pinned to a
 workstream; a "spread" policy (netcabal's, not FreeBSD's) deals packets
 round-robin to show what per-flow ordering is worth.
 
-What it leaves out until the netisr work item: direct and hybrid dispatch,
-bindthreads=0 (threads are placed on CPU i for workstream i), and the 2006
-single `swi1: net` thread with its 50-packet ipintrq.
+Direct dispatch does not come here: the NIC's ithread runs the protocol
+handlers itself (actors/nic.py, actors/proto_input.py).
+
+What it leaves out: hybrid dispatch, bindthreads=0 (threads are placed on
+CPU i for workstream i), and the 2006 single `swi1: net` thread with its
+50-packet ipintrq.
 """
 
 from __future__ import annotations
