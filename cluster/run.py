@@ -36,8 +36,12 @@ class ConservationError(AssertionError):
 
 @dataclass
 class Result:
-    metrics: dict
-    run_info: dict = field(default_factory=dict)
+    metrics: dict                                    # metrics.json: deterministic
+    run_info: dict = field(default_factory=dict)     # run-info.json: wall time, versions
+    taps: list = field(default_factory=list)         # (frames, lost) kept per actor
+    linktype: int = 1                                # for delivered/dropped.pcapng
+    executor: object = None
+    actors: list | None = None
 
 
 def count(summaries: list, in_flight_mail: int) -> dict:
@@ -191,12 +195,9 @@ def run(scn: dict, *, check_every_window: bool = False, progress=None,
         info.update(getattr(ex, "info", {}))
     finally:
         ex.close()
-    res = Result(metrics, info)
-    res.taps = taps
-    res.linktype = LINKTYPES.get(scn["nics"][0].get("linktype", "ether"), 1)
-    res.executor = ex
-    res.actors = getattr(ex, "actors", None)
-    return res
+    return Result(metrics, info, taps=taps,
+                  linktype=LINKTYPES.get(scn["nics"][0].get("linktype", "ether"), 1),
+                  executor=ex, actors=getattr(ex, "actors", None))
 
 
 def metrics_bytes(metrics: dict) -> bytes:
@@ -207,9 +208,8 @@ def write_captures(res: Result, folder: Path) -> None:
     """delivered.pcapng and dropped.pcapng: every kept frame at its virtual
     arrival time, each with a comment (the drop reason, or where it went)."""
     from actors.pcap import PcapngWriter
-    frames = sorted((f for fs, _ in getattr(res, "taps", []) for f in fs),
-                    key=lambda f: (f[0], f[1]))
-    lt = getattr(res, "linktype", 1)
+    frames = sorted((f for fs, _ in res.taps for f in fs), key=lambda f: (f[0], f[1]))
+    lt = res.linktype
     with PcapngWriter(Path(folder) / "delivered.pcapng", linktype=lt) as dw, \
             PcapngWriter(Path(folder) / "dropped.pcapng", linktype=lt) as xw:
         for arrival, _pid, rcvif, dropped, what, data in frames:

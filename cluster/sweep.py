@@ -99,7 +99,7 @@ def row(point: dict, m: dict) -> dict:
 def _ray_point(scn):
     from .run import run
     res = run(scn)
-    return res.metrics, res.run_info
+    return res.metrics, res.run_info, res.taps, res.linktype
 
 
 def run_sweep(path, sweeps: list, sets: list, out: Path, engine: str = "local",
@@ -117,9 +117,9 @@ def run_sweep(path, sweeps: list, sets: list, out: Path, engine: str = "local",
         refs = [task.remote(scn) for _, _, scn in points]
         done = 0
         for (name, point, scn), ref in zip(points, refs):
-            metrics, info = ray.get(ref)
+            metrics, info, taps, lt = ray.get(ref)
             info["engine"] = "ray (one task per sweep point)"
-            results.append((name, point, Result(metrics, info)))
+            results.append((name, point, Result(metrics, info, taps=taps, linktype=lt)))
             done += 1
             if progress:
                 progress(done, len(points))
