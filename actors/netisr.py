@@ -28,7 +28,16 @@ round-robin to show what per-flow ordering is worth.
 Direct dispatch does not come here: the NIC's ithread runs the protocol
 handlers itself (actors/nic.py, actors/proto_input.py).
 
-What it leaves out: hybrid dispatch, bindthreads=0 (threads are placed on
+Hybrid dispatch (net.isr.dispatch=hybrid): a workstream publishes its state
+every window (as of which window, when its thread is next free, what it
+still holds) to the NICs; an ithread runs the handlers itself when the
+target workstream is on its own CPU and, by the latest state it has, idle
+with nothing of this ithread's still on the way to it - else it queues.  The
+state is one to two windows old (the model's bound on hybrid's timing); it
+never lets a packet overtake one the ithread queued before, so per-flow
+order holds as in FreeBSD.
+
+What it leaves out: bindthreads=0 (threads are placed on
 CPU i for workstream i), and the 2006 single `swi1: net` thread with its
 50-packet ipintrq.
 """
@@ -128,6 +137,8 @@ class Netisr(Actor):
         self.tap = self.pi.tap
         self.stats = {p: {"queued": 0, "handled": 0, "qdrops": 0, "wmark": 0}
                       for p in PROTOCOLS}
+        self.hybrid = host["netisr"].get("dispatch") == "hybrid"
+        self.nics = list(host["netisr"].get("nics", []))
         self.wait_ns = 0            # total time packets waited in the queue
         self.waited = 0
         self.wakeups = 0
@@ -235,6 +246,12 @@ class Netisr(Actor):
         self.pi.expire(end)
         out = []
         self.thread.report(out, end)
+        if self.hybrid:
+            # publish our state for hybrid dispatchers: the window it is as of,
+            # when the thread is next free, and what is still pending
+            st = [self.wsid, self.cpu, start // self.Q, self.thread.clock, self.holding()]
+            for nic in self.nics:
+                out.append((nic, "ws_state", st, end))
         for (dest, w), mbufs in out_b.items():
             out.append((dest, "pkts.udp", mbufs, max(end, w * self.Q)))
         return out

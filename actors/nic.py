@@ -30,8 +30,9 @@ What this models.
 
 What it leaves out: transmit, the rx_process_limit budget and its fairness
 between queues, adaptive moderation (AIM), descriptor write-back latency,
-hardware drops other than a full ring, hybrid dispatch, and ithreads that
-float between CPUs.
+hardware drops other than a full ring, and ithreads that float between
+CPUs.  Hybrid dispatch decides on workstream state one to two windows old
+(see actors/netisr.py).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class RxQueue:
     """One rx ring and the ithread that drains it."""
 
     __slots__ = ("index", "ring", "thread", "running", "last_intr", "interrupts",
-                 "packets", "drops", "direct")
+                 "packets", "drops", "direct", "hybrid")
 
     def __init__(self, index: int, thread: KThread):
         self.index = index
@@ -95,6 +96,7 @@ class RxQueue:
         self.packets = 0
         self.drops = 0
         self.direct = {}        # netisr protocol -> packets dispatched directly
+        self.hybrid = {}        # ... and directly under hybrid dispatch
 
 
 class Nic(Actor):
@@ -135,6 +137,10 @@ class Nic(Actor):
         # net.isr.dispatch=direct: the ithread runs the protocols itself, with
         # its own counters and reassembly queues (one ProtoInput per queue)
         self.direct = host["netisr"].get("dispatch", "deferred") == "direct"
+        self.hybrid = host["netisr"].get("dispatch", "deferred") == "hybrid"
+        self.ws_state = {}      # cpu -> (workstream, as of window, free at ns, pending)
+        self.last_q = {}        # workstream -> last window we queued to it
+        self.window = 0
         self.pis = [ProtoInput(host, vnets or {}, r.thread.cpu, self.uma, self.tap) for r in self.rxq]
         self.c_pkt_direct = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
         self.hash_memo = {}     # address bytes -> (Toeplitz hash, pseudo-header sum)
@@ -244,6 +250,9 @@ class Nic(Actor):
         pi = self.pis[rx.index]
         c_pkt_direct = self.c_pkt_direct
         vout = self.vout
+        hybrid = self.hybrid
+        ws_state = self.ws_state
+        last_q = self.last_q
         Q = self.Q
         select = self.dispatch.select
         if_index = self.if_index
@@ -310,6 +319,18 @@ class Nic(Actor):
                 if dest is None:
                     self._drop(m, "netisr_noproto")
                     continue
+                if hybrid:
+                    st = ws_state.get(cpu)
+                    if (st is not None and st[0] == dest and st[3] == 0 and st[2] <= clock
+                            and last_q.get(dest, -1) < st[1]):
+                        # target on our CPU and idle: dispatch here (HDisp'd)
+                        c = pi.input(m, proto, vout, clock)
+                        th.charge(clock, clock + c)
+                        clock += c
+                        rx.hybrid[proto] = rx.hybrid.get(proto, 0) + 1
+                        handled += 1
+                        continue
+                    last_q[dest] = self.window
                 key = (dest, proto, clock // Q)
                 b = out.get(key)
                 if b is None:
@@ -339,6 +360,10 @@ class Nic(Actor):
             if msg[4] == "debt":
                 thread, debt = msg[5]
                 self.threads[thread].pay_debt(start, debt)
+            elif msg[4] == "ws_state":
+                wsid, wcpu, as_of, free_at, pending = msg[5]
+                self.ws_state[wcpu] = (self.dispatch.names[wsid], as_of, free_at, pending)
+        self.window = start // self.Q
         rxq = self.rxq
         per_q = [[] for _ in rxq]
         indir = self.indir
@@ -417,6 +442,7 @@ class Nic(Actor):
             "queues": [{"queue": r.index, "cpu": r.thread.cpu, "packets": r.packets,
                         "interrupts": r.interrupts, "ring_drops": r.drops,
                         "direct": {ISR_NAMES[p]: n for p, n in sorted(r.direct.items())},
+                        "hybrid": {ISR_NAMES[p]: n for p, n in sorted(r.hybrid.items())},
                         "busy_ns": r.thread.busy_total, "stall_ns": r.thread.debt_total}
                        for r in self.rxq],
             "counters": _sum_counters(self.pis),

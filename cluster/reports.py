@@ -167,11 +167,14 @@ def netstat_Q(m: dict) -> str:
                   "Name", "Len", "WMark", "Disp'd", "HDisp'd", "QDrops", "Queued", "Handled")]
     ether = {}
     direct = {}          # (cpu, protocol) -> packets dispatched directly by ithreads there
+    hybrid = {}          # ... directly, under hybrid dispatch
     for nic in m["nics"].values():
         for q in nic["queues"]:
             ether[q["cpu"]] = ether.get(q["cpu"], 0) + q["packets"]
             for proto, k in q.get("direct", {}).items():
                 direct[(q["cpu"], proto)] = direct.get((q["cpu"], proto), 0) + k
+            for proto, k in q.get("hybrid", {}).items():
+                hybrid[(q["cpu"], proto)] = hybrid.get((q["cpu"], proto), 0) + k
     for wname in sorted(isrs, key=lambda k: isrs[k]["wsid"]):
         w = isrs[wname]
         for name, _num, _pol, _disp in _PROTOS:
@@ -181,9 +184,9 @@ def netstat_Q(m: dict) -> str:
             else:
                 p = w["protocols"].get(name, {})
                 dd = direct.get((w["cpu"], name), 0)
-                row = (p.get("qlen", 0), p.get("wmark", 0), dd,
-                       p.get("hybrid_dispatched", 0), p.get("qdrops", 0), p.get("queued", 0),
-                       p.get("handled", 0) + dd)
+                hd = hybrid.get((w["cpu"], name), 0)
+                row = (p.get("qlen", 0), p.get("wmark", 0), dd, hd,
+                       p.get("qdrops", 0), p.get("queued", 0), p.get("handled", 0) + dd + hd)
             lines.append("%4u %3u " % (w["wsid"], w["cpu"]) + "  "
                          + "%-6s %5u %5u" % (name, row[0], row[1])
                          + "".join(" %8u" % v for v in row[2:]))

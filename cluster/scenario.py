@@ -36,9 +36,8 @@ SYSCTLS = {
     "net.isr.maxthreads": (int, 1, None),
     "net.isr.bindthreads": (int, 1, lambda v: v in (0, 1) or "must be 0 or 1"),
     "net.isr.dispatch": (str, "deferred",
-                         lambda v: v in ("deferred", "direct") or (
-                             "hybrid dispatch is not modelled yet (deferred and direct are)"
-                             if v == "hybrid" else "must be one of deferred, hybrid, direct")),
+                         lambda v: v in ("deferred", "direct", "hybrid")
+                         or "must be one of deferred, hybrid, direct"),
     "net.isr.defaultqlimit": (int, 256, lambda v: v >= 1 or "must be >= 1"),
     "net.isr.maxqlimit": (int, 10240, lambda v: v >= 1 or "must be >= 1"),
     "net.inet.ip.intr_queue_maxlen": (int, 0, lambda v: v >= 0 or "must be >= 0"),
@@ -370,6 +369,7 @@ def validate(data: dict, file="<scenario>") -> dict:
             "inet6": [_addr(file, f"{where}.inet6", a, True) for a in n.get("inet6", [f"2001:db8:{i}::1"])],
         })
     nic_by_name = {n["name"]: n for n in out["nics"]}
+    out["netisr"]["nics"] = [n["name"] for n in out["nics"]]
     if len(nic_by_name) != len(out["nics"]):
         raise ScenarioError(file, "nic", "NIC names must be unique")
     _ifconfig(file, data.get("ifconfig", []), nic_by_name, vnet_names)

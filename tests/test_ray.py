@@ -41,9 +41,10 @@ def test_short_quickstart_identical_on_ray(local_ray, placement, workers):
     _same(QUICKSTART, ["scenario.duration_ms=1"], placement=placement, workers=workers)
 
 
-def test_direct_dispatch_identical_on_ray(local_ray):
-    _same(QUICKSTART, ["scenario.duration_ms=1", 'net.isr.dispatch="direct"'],
-          placement="per-component")
+@pytest.mark.parametrize("mode", ["direct", "hybrid"])
+def test_direct_and_hybrid_dispatch_identical_on_ray(local_ray, mode):
+    _same(QUICKSTART, ["scenario.duration_ms=1", f'net.isr.dispatch="{mode}"', "engine.quantum_ns=2000",
+                       "traffic.rate_pps=200000"], placement="per-component")
 
 
 def test_ray_with_drops_and_corruption_identical(local_ray):
