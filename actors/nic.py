@@ -448,5 +448,6 @@ class Nic(Actor):
             "counters": _sum_counters(self.pis),
             "consumed": _sum_counters(self.pis, "consumed"),
             "absorbed": self.absorbed,
+            "reassembly_queues": sum(len(pi.reass4.q) + len(pi.reass6.q) for pi in self.pis),
             "uma": self.uma.to_dict(),
         }

@@ -34,8 +34,13 @@ NUM = (int, float)
 # sysctl name -> (type, default, check or None)
 SYSCTLS = {
     "net.isr.maxthreads": (int, 1, None),
-    "net.isr.bindthreads": (int, 1, lambda v: v in (0, 1) or "must be 0 or 1"),
-    "net.isr.dispatch": (str, "deferred",
+    # FreeBSD's default is 0 (unbound); unbound netisr threads need the
+    # scheduler model, so only bound threads (1) are modelled, and 0 is refused
+    "net.isr.bindthreads": (int, 1, lambda v: v == 1 or (
+        "only bound netisr threads (1) are modelled; unbound (0) needs the scheduler model"
+        if v == 0 else "must be 0 or 1")),
+    # FreeBSD's default: direct (the stack runs in the thread calling if_input)
+    "net.isr.dispatch": (str, "direct",
                          lambda v: v in ("deferred", "direct", "hybrid")
                          or "must be one of deferred, hybrid, direct"),
     "net.isr.defaultqlimit": (int, 256, lambda v: v >= 1 or "must be >= 1"),

@@ -119,3 +119,15 @@ def test_hybrid_dispatches_directly_when_the_workstream_is_idle():
     assert queued > 0 and m["totals"]["reordered"] == 0
     t = m["totals"]
     assert t["arrived"] == t["delivered"] + t["dropped_total"] + t["in_flight"] + t["absorbed_by_reassembly"]
+
+
+def test_defaults_follow_freebsd_and_unbound_threads_are_refused():
+    import pytest
+
+    from cluster.scenario import ScenarioError
+    scn = validate({"nic": [{"name": "ix0"}]})
+    assert scn["sysctl"]["net.isr.dispatch"] == "direct"       # FreeBSD's default
+    assert scn["netisr"]["workstreams"] == ["netisr0"]          # net.isr.maxthreads = 1
+    with pytest.raises(ScenarioError) as e:
+        validate({"nic": [{"name": "ix0"}], "sysctl": {"net.isr.bindthreads": 0}})
+    assert e.value.key == "sysctl.net.isr.bindthreads" and "scheduler" in e.value.reason
