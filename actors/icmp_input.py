@@ -16,7 +16,7 @@ discovery and MLD, ARP cache updates and replies.
 
 from __future__ import annotations
 
-from .inet import IPPROTO_ICMPV6, cksum_sum
+from .inet import IPPROTO_ICMPV6, cksum_sum, pseudo_sum
 
 
 def icmp_input(m, off: int, cnt):
@@ -39,7 +39,7 @@ def icmp6_input(m, off: int, cnt):
     n = m.len - off
     if n < 4:
         return "icp6s_tooshort"
-    ps = int.from_bytes(d[o + 8:o + 40], "big") + IPPROTO_ICMPV6 + n
+    ps = pseudo_sum(d, o, True, IPPROTO_ICMPV6, n)
     if cksum_sum(d[s:s + n], ps) != 0xFFFF:
         return "icp6s_checksum"
     cnt[f"icp6s_inhist.{d[s]}"] += 1

@@ -39,13 +39,12 @@ def in_cksum(data: bytes, initial: int = 0) -> int:
     return ~cksum_sum(data, initial) & 0xFFFF
 
 
-def pseudo_sum4(src: bytes, dst: bytes, proto: int, length: int) -> int:
-    """Partial sum of the IPv4 pseudo header (not folded to 16 bits)."""
-    return _from(src, "big") + _from(dst, "big") + proto + length
-
-
-def pseudo_sum6(src: bytes, dst: bytes, proto: int, length: int) -> int:
-    return _from(src, "big") + _from(dst, "big") + length + proto
+def pseudo_sum(d: bytes, ip_off: int, v6: bool, proto: int, length: int) -> int:
+    """Partial sum (not folded) of the IPv4/IPv6 pseudo header of the IP
+    header at d[ip_off:], for upper-layer `proto` and `length` bytes."""
+    if v6:
+        return _from(d[ip_off + 8:ip_off + 40], "big") + proto + length
+    return _from(d[ip_off + 12:ip_off + 20], "big") + proto + length
 
 
 def ip4(addr: str) -> bytes:

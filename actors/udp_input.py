@@ -14,10 +14,9 @@ udps_noport and udps_fullsock - runs against the vnet's state (actors/vnet.py).
 
 from __future__ import annotations
 
-from .inet import IPPROTO_UDP, cksum_sum
+from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_sum, pseudo_sum
 from .mbuf import CSUM_DATA_VALID, CSUM_PSEUDO_HDR, m_adj
 
-_from = int.from_bytes
 _VALID = CSUM_DATA_VALID | CSUM_PSEUDO_HDR
 
 
@@ -43,10 +42,7 @@ def udp_input_hdr(m, off: int, v6: bool, cnt):
         return "udps_nosum" if v6 else None
     if (m.csum_flags & _VALID) == _VALID:
         return None
-    if v6:
-        ps = _from(d[o + 8:o + 40], "big") + IPPROTO_UDP + ulen
-    else:
-        ps = _from(d[o + 12:o + 20], "big") + IPPROTO_UDP + ulen
+    ps = pseudo_sum(d, o, v6, IPPROTO_UDP, ulen)
     if cksum_sum(d[u:u + ulen], ps) != 0xFFFF:
         return "udps_badsum"
     return None
@@ -68,10 +64,7 @@ def tcp_input_hdr(m, off: int, v6: bool, cnt):
     if n < 20:
         return "tcps_rcvshort"
     if (m.csum_flags & _VALID) != _VALID:
-        if v6:
-            ps = _from(d[o + 8:o + 40], "big") + 6 + n
-        else:
-            ps = _from(d[o + 12:o + 20], "big") + 6 + n
+        ps = pseudo_sum(d, o, v6, IPPROTO_TCP, n)
         if cksum_sum(d[t:t + n], ps) != 0xFFFF:
             return "tcps_rcvbadsum"
     doff = (d[t + 12] >> 4) << 2
