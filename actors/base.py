@@ -24,11 +24,14 @@ from __future__ import annotations
 
 # Scheduling priorities, FreeBSD 7.x-8.x sys/sys/priority.h (lower is better):
 # PI_NET = 16 for a NIC ithread, SWI_NET = PI_SOFT + 4 = 40 for netisr,
-# PSOCK 88 for a socket reader asleep, timeshare from 160.
+# PSOCK 88 for a socket reader asleep, timeshare from 160.  PRI_INTR (0, not
+# a thread priority) is interrupt context itself: the vector's entry and
+# filter run before any thread, on whatever CPU the interrupt lands.
+PRI_INTR = 0
 PRI_ITHD = 16
 PRI_SWI_NET = 40
 PRI_USER = 160
-PRI_CLASS = {PRI_ITHD: "intr", PRI_SWI_NET: "swi", PRI_USER: "user"}
+PRI_CLASS = {PRI_INTR: "irq", PRI_ITHD: "intr", PRI_SWI_NET: "swi", PRI_USER: "user"}
 
 
 class Actor:
@@ -72,16 +75,28 @@ def make_tap(host: dict):
 
 
 class KThread:
-    """One kernel thread on one CPU: a clock, a priority, time used, a debt.
+    """One kernel thread: a clock, a priority, time used, a debt, and what a
+    scheduler counts about it.
 
-    Time used is kept per window of virtual time in which it was spent
-    (`use`: window index -> ns), because a thread may serve work whose time
-    lies in the previous window (it learns of it one window late) and may
+    Time used is kept per CPU and per window of virtual time in which it was
+    spent (`use`: window index -> ns, on the CPU it runs on now; `moved`: the
+    same for CPUs it left this window), because a thread may serve work whose
+    time lies in the previous window (it learns of it one window late) and may
     run past its window's end.  Hot loops add time spent inside the current
-    window to a local sum and call `charge` only for time outside it."""
+    window to a local sum and call `charge` only for time outside it.
+
+    Each activation - from the moment the thread is woken to the moment it
+    sleeps again - is a burst, reported to the CPU with its start and end so
+    that the CPU can count context switches (a burst that starts while a
+    lower-priority thread runs preempts it: an involuntary switch; one that
+    starts on an idle CPU is a voluntary switch of the idle thread; every
+    burst ends in a voluntary switch).  `move` places the thread on another
+    CPU (a migration); `state` is the record (actors/cache.py) of the lines of
+    the thread's own working state."""
 
     __slots__ = ("name", "actor", "cpu", "pri", "Q", "clock", "use", "busy_total",
-                 "debt_total")
+                 "debt_total", "moved", "bursts", "burst_t0", "events", "state",
+                 "migrations", "last_cpu")
 
     def __init__(self, name: str, actor: str, cpu: int, pri: int, quantum_ns: int):
         self.name = name
@@ -90,9 +105,16 @@ class KThread:
         self.pri = pri
         self.Q = quantum_ns
         self.clock = 0          # virtual ns at which the thread is next free
-        self.use = {}           # window index -> ns used, not yet reported
+        self.use = {}           # window index -> ns used on self.cpu, not yet reported
+        self.moved = {}         # cpu -> {window: ns} used on CPUs left this window
         self.busy_total = 0
         self.debt_total = 0
+        self.bursts = {}        # cpu -> [[t0, t1, starts, ends], ...] not yet reported
+        self.burst_t0 = None    # start of the running burst (None: asleep)
+        self.events = {}        # cpu -> {"intr": n, "migr": n}
+        self.state = None       # cache record of the thread's working state
+        self.migrations = 0
+        self.last_cpu = cpu
 
     def charge(self, t0: int, t1: int) -> None:
         """Record that the thread ran from t0 to t1, split by window."""
@@ -111,6 +133,48 @@ class KThread:
             w = start // self.Q
             self.use[w] = self.use.get(w, 0) + ns
 
+    # -- activations and placement ------------------------------------------------
+    def wake(self, t: int) -> None:
+        """The thread starts a burst at t (it was asleep)."""
+        self.burst_t0 = t
+        b = self.bursts.get(self.cpu)
+        if b is None:
+            self.bursts[self.cpu] = [[t, t, 1, 0]]
+        else:
+            b.append([t, t, 1, 0])
+
+    def sleep(self, t: int) -> None:
+        """The burst ends at t: the thread blocks (a voluntary switch)."""
+        self.burst_t0 = None
+        b = self.bursts.get(self.cpu)
+        if b:
+            b[-1][1] = t
+            b[-1][3] = 1
+        else:               # a burst begun in an earlier window
+            self.bursts[self.cpu] = [[t, t, 0, 1]]
+
+    def count(self, what: str, n: int = 1) -> None:
+        ev = self.events.get(self.cpu)
+        if ev is None:
+            ev = self.events[self.cpu] = {}
+        ev[what] = ev.get(what, 0) + n
+
+    def move(self, cpu: int, migrate: bool = True) -> None:
+        """Place the thread on `cpu` (between bursts): the time it used on the
+        old CPU this window is kept for that CPU.  `migrate` False: not a
+        thread migration (interrupt context following a floating vector)."""
+        if cpu == self.cpu:
+            return
+        if self.use:
+            old = self.moved.setdefault(self.cpu, {})
+            for w, ns in self.use.items():
+                old[w] = old.get(w, 0) + ns
+            self.use = {}
+        self.cpu = cpu
+        if migrate:
+            self.migrations += 1
+            self.count("migr")
+
     def pay_debt(self, start: int, debt: int) -> None:
         """The CPU was shared: stall for the time we were denied.
 
@@ -126,10 +190,40 @@ class KThread:
         self.charge(self.clock, self.clock + debt)
         self.clock += debt
 
+    def pay_stall(self, start: int, ns: int) -> None:
+        """Memory stalls of past work priced by another actor (the vnet's
+        pcbs and socket buffers).  The time is used on the CPU now; it
+        delays the thread only if the thread is still busy: a thread that
+        has gone idle since absorbed the stall in its idle time."""
+        self.debt_total += ns
+        if self.clock >= start:
+            self.charge(self.clock, self.clock + ns)
+            self.clock += ns
+        else:
+            self.charge(start, start + ns)
+
     def report(self, out: list, end: int) -> None:
-        """Tell our CPU how long we ran, per window (arbitrated one window later)."""
+        """Tell the CPUs how long we ran, per window, with our bursts and
+        events (arbitrated one window later)."""
+        per = dict(self.moved)
         if self.use:
-            use = sorted(self.use.items())
+            cur = per.setdefault(self.cpu, {})
+            for w, ns in self.use.items():
+                cur[w] = cur.get(w, 0) + ns
+        if self.burst_t0 is not None:   # still running: report what ran so far
+            b = self.bursts.get(self.cpu)
+            if b:
+                b[-1][1] = max(b[-1][1], min(self.clock, end))
+        cpus = set(per) | set(self.bursts) | set(self.events)
+        for c in sorted(cpus):
+            use = sorted(per.get(c, {}).items())
             self.busy_total += sum(v for _, v in use)
-            out.append((f"cpu{self.cpu}", "use", [self.actor, self.name, self.pri, use], end))
-            self.use = {}
+            out.append((f"cpu{c}", "use", [self.actor, self.name, self.pri, use,
+                                          self.bursts.get(c, []),
+                                          sorted(self.events.get(c, {}).items())], end))
+        self.use = {}
+        self.moved = {}
+        self.bursts = {}
+        self.events = {}
+        if self.burst_t0 is not None:   # the burst goes on in the next window
+            self.bursts[self.cpu] = [[max(self.burst_t0, min(self.clock, end)), min(self.clock, end), 0, 0]]

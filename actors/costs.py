@@ -2,8 +2,11 @@
 
 Every path charges a fixed number of CPU cycles from this table (a scenario's
 `[costs]` table overrides any entry), converted to nanoseconds at the core's
-clock rate.  Memory is not yet priced separately (design §4; the cache model
-is a later work item), so these figures include typical cache behaviour.
+clock rate.  The path figures are compute with the path's own code and
+data warm in L1; the objects a path names (mbuf header and packet lines,
+queue heads, pcbs, socket buffers, address tables, a thread's working state)
+are priced on top, per 64-byte line, by where the line is (actors/cache.py):
+the `mem_*` entries below.
 
 Where the numbers come from.  They are order-of-magnitude calibrations, not
 measurements of any one machine:
@@ -17,6 +20,20 @@ measurements of any one machine:
 - Interrupt entry plus ithread wakeup and switch: a few microseconds on 2006
   hardware; we take 2,000 cycles (netisr-rss-interrupts facts §6 notes no
   figure is recorded in the sources; treat it as a parameter).
+- Memory latencies per line, for a Nehalem-class Xeon 5500 (2 packages, 4
+  cores each, 256 KB private L2, 8 MB shared L3) at ~3 GHz, from D.
+  Levinthal, "Performance Analysis Guide for Intel Core i7 Processor and
+  Intel Xeon 5500 processors" (Intel, 2009), table 2: L2 hit ~10 cycles, L3
+  hit ~40, a line modified in another core of the package ~75, a line in
+  the other package's cache 100-300 (we take 200), local DRAM ~60 ns (180
+  cycles at 3 GHz), remote DRAM ~100 ns (300 cycles).  The sizes are the
+  host's defaults (cache.Topology).
+- Context switch: C. Li, C. Ding, K. Shen, "Quantifying the cost of context
+  switch" (ExpCS 2007) measured a direct cost of about 3.8 µs on a 2 GHz
+  Xeon under Linux; FreeBSD's cpu_switch + sched_switch path is of the same
+  kind.  We take 4,000 cycles for the switch itself; the cache it disturbs
+  is priced by the cache model, not here.  A migration (sched_add on another
+  CPU's run queue, the IPI to wake it, tdq locks) adds 2,000 cycles.
 - Per-byte costs are 0: receive checksums are offloaded (CSUM_DATA_VALID from
   the NIC, as ix/em/igb do by default); the data is not copied on input.
 
@@ -41,10 +58,21 @@ DEFAULT_COSTS = {
     "ip_reass": 400,
     # udp_input: header, checksum (offloaded), in_pcblookup, sbappendaddr, sorwakeup
     "udp_input": 500,
-    # one hardware interrupt: vector entry, ithread schedule and switch
-    "interrupt": 2000,
+    # one hardware interrupt: vector entry, filter, mask, schedule the ithread
+    "interrupt": 1000,
     # waking the netisr software-interrupt thread (swi_sched) from a sleeper
     "netisr_wakeup": 1000,
+    # a switch from one thread to another on a core (the woken thread pays it)
+    "context_switch": 4000,
+    # a thread placed on another CPU than it last ran on
+    "migration": 2000,
+    # memory, per 64-byte line, by where it is found (actors/cache.py)
+    "mem_local": 10,
+    "mem_llc": 40,
+    "mem_xcore": 75,
+    "mem_xpkg": 200,
+    "mem_dram": 180,
+    "mem_dram_remote": 300,
 }
 
 

@@ -14,53 +14,138 @@ of virtual time in which it was spent (a thread may learn of work one
 window late and serve it in the past), against that window's capacity; a
 late report for a window meets what earlier reports left of it.
 
-What it leaves out (for now): caches and memory pricing, context-switch and
-migration costs, the ULE load balancer, interrupts as distinct from their
-ithreads (design §4; a later work item).
+Context switches are counted from the bursts the threads report (see
+KThread): a burst that starts while a lower-priority thread on this CPU is
+in a burst preempts it (involuntary); one that starts while nothing runs is
+a switch from the idle thread (voluntary); one that starts while a thread of
+better or equal priority runs waits for it and costs no switch of its own;
+every burst ends with a voluntary switch.  The bursts are each thread's
+uncontended timeline, so the count is as exact as the timing (design §2).
+Threads report the interrupts they took and their migrations per CPU.
+
+The core also keeps the counter of bytes touched on it (actors/cache.py):
+every actor reports its touches ("mem"), the core adds them up, counts the
+accesses by where they were served, and publishes the counter and its load
+(time wanted per priority in the window just arbitrated) to every actor that
+runs threads ("cstate"), for their cache records and their scheduler
+decisions (actors/sched.py).
+
+What it leaves out: the run queue as a data structure (time slices, the
+order of equal-priority threads within a window), ULE's interactivity
+scores, and SMT siblings sharing a core.
 """
 
 from __future__ import annotations
 
 from .base import Actor, PRI_CLASS
+from .cache import LEVELS
 
 
 class Cpu(Actor):
     KEEP = 16       # windows of remaining capacity remembered for late reports
 
-    def __init__(self, index: int, ghz: float, quantum_ns: int):
+    def __init__(self, index: int, ghz: float, quantum_ns: int, subscribers=(), package: int = 0):
         self.index = index
         self.name = f"cpu{index}"
         self.ghz = ghz
         self.Q = quantum_ns
+        self.package = package
+        self.subscribers = list(subscribers)
         self.cap = {}           # window index -> capacity not yet granted
         self.granted = {}       # class -> ns granted in total
         self.wanted = 0         # ns asked for in total
         self.busy_ns = 0
+        self.touched = 0        # bytes touched on this core (the cache model's counter)
+        self.mem_lines = [0] * len(LEVELS)
+        self.mem_ns = 0
+        self.csw_vol = 0
+        self.csw_invol = 0
+        self.events = {}        # "intr", "migr" -> count
+        self.bursts = 0
 
     def step(self, start, end, inbox):
-        if not inbox:
-            return []
-        reports = sorted((w, m[5][2], m[5][1], m[5][0], used)
-                         for m in inbox if m[4] == "use" for w, used in m[5][3])
         Q = self.Q
         cap = self.cap
         debts = {}
+        demand = {}
+        reports = []
+        spans = []
+        for m in inbox:
+            kind = m[4]
+            if kind == "use":
+                actor, thread, pri, use, bursts, events = m[5]
+                for w, used in use:
+                    reports.append((w, pri, thread, actor, used))
+                for b in bursts:
+                    spans.append((b[0], b[1], b[2], b[3], pri, thread))
+                for k, v in events:
+                    self.events[k] = self.events.get(k, 0) + v
+            elif kind == "mem":
+                _, nbytes, counts, ns = m[5]
+                self.touched += nbytes
+                ml = self.mem_lines
+                for i, v in enumerate(counts):
+                    ml[i] += v
+                self.mem_ns += ns
+        reports.sort()
         for w, pri, thread, actor, used in reports:
             avail = cap.get(w, Q)
             got = used if used <= avail else avail
             cap[w] = avail - got
             self.wanted += used
+            demand[pri] = demand.get(pri, 0) + used
             cls = PRI_CLASS.get(pri, str(pri))
             self.granted[cls] = self.granted.get(cls, 0) + got
             self.busy_ns += got
             if used > got:
                 k = (actor, thread)
                 debts[k] = debts.get(k, 0) + used - got
+        if spans:
+            self._switches(spans)
         old = start // Q - self.KEEP
         for w in [w for w in cap if w < old]:
             del cap[w]
-        return [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())]
+        out = [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())]
+        if self.subscribers:
+            st = [self.index, self.touched, sorted(demand.items())]
+            for a in self.subscribers:
+                out.append((a, "cstate", st, end))
+        return out
+
+    def _switches(self, spans: list) -> None:
+        """Context switches from the reported bursts (see the module comment)."""
+        spans.sort()
+        n = len(spans)
+        for i, (t0, t1, starts, ends, pri, thread) in enumerate(spans):
+            if ends:
+                self.csw_vol += 1
+            if not starts:
+                continue
+            self.bursts += 1
+            worse = better = False
+            for j in range(n):
+                o = spans[j]
+                if o[0] > t0:
+                    break
+                if j == i or o[5] == thread or o[1] <= t0:
+                    continue
+                if o[4] <= pri:
+                    better = True
+                    break
+                worse = True
+            if better:
+                continue
+            if worse:
+                self.csw_invol += 1
+            else:
+                self.csw_vol += 1
 
     def metrics(self):
         return {"busy_ns": self.busy_ns, "by_class_ns": dict(sorted(self.granted.items())),
-                "wanted_ns": self.wanted}
+                "wanted_ns": self.wanted, "package": self.package,
+                "memory": {"lines": dict(zip(LEVELS, self.mem_lines)), "ns": self.mem_ns,
+                           "bytes_touched": self.touched},
+                "compute_ns": self.busy_ns - min(self.mem_ns, self.busy_ns),
+                "context_switches": {"voluntary": self.csw_vol, "involuntary": self.csw_invol},
+                "interrupts": self.events.get("intr", 0),
+                "migrations_in": self.events.get("migr", 0)}

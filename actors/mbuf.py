@@ -85,7 +85,7 @@ M_HASHTYPE_RSS_UDP_IPV4 = 0x87
 M_HASHTYPE_RSS_UDP_IPV6 = 0x89
 M_HASHTYPE_OPAQUE = 63
 
-CODEC_VERSION = 3
+CODEC_VERSION = 4
 
 
 class MbufError(Exception):
@@ -160,7 +160,7 @@ def zones_for(size: int) -> tuple:
 # packet's bytes inside its storage.
 HDR_FIELDS = ("off", "len", "flags", "rcvif", "flowid", "hashtype", "fib", "vnet",
               "vlan", "csum_flags", "arrival_ns", "stamp_ns", "pkt_id", "tags",
-              "hdr_cpu", "hdr_ns", "data_cpu", "data_ns", "l3hlen")
+              "line_cpu", "line_at", "line_pat", "l3hlen")
 
 
 class Mbuf:
@@ -169,9 +169,10 @@ class Mbuf:
     `rcvif` is the receiving ifnet's name; `vlan` is the 802.1Q VID or -1;
     `arrival_ns` the wire arrival; `stamp_ns` the virtual time of the last
     hand-off between threads (scratch, like PH_loc); `pkt_id` a per-run id;
-    `tags` a list of [type, value] pairs (m_tag); `hdr_cpu`/`data_cpu` and
-    their `_ns` the CPU that last touched the header / data lines and when
-    (-1 = never); `l3hlen` the length of the network headers (IPv4 header
+    `tags` a list of [type, value] pairs (m_tag); `line_cpu`, `line_at`,
+    `line_pat` the cache record of the packet's lines (header and first
+    data lines, actors/cache.py): the core that last touched them and that
+    core's and its package's touch counters then (-1: only memory has them); `l3hlen` the length of the network headers (IPv4 header
     with options, or IPv6 header with extension headers) once IP input has
     walked them (as the modern pkthdr's l3hlen).  `zone` is the zone this mbuf itself was taken from.
     """
@@ -224,10 +225,9 @@ def _blank(st: Storage, zone: str, length: int) -> Mbuf:
     m.stamp_ns = 0
     m.pkt_id = 0
     m.tags = []
-    m.hdr_cpu = -1
-    m.hdr_ns = 0
-    m.data_cpu = -1
-    m.data_ns = 0
+    m.line_cpu = -1
+    m.line_at = 0
+    m.line_pat = 0
     m.l3hlen = 0
     m.st = st
     m.zone = zone
@@ -375,7 +375,7 @@ def decode_batch(blob: bytes) -> list:
         m = _new(Mbuf)
         (m.off, m.len, m.flags, m.rcvif, m.flowid, m.hashtype, m.fib, m.vnet,
          m.vlan, m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.tags,
-         m.hdr_cpu, m.hdr_ns, m.data_cpu, m.data_ns, m.l3hlen, m.zone) = r
+         m.line_cpu, m.line_at, m.line_pat, m.l3hlen, m.zone) = r
         st = storages[k if idx is None else idx[k]]
         st.refcnt += 1
         m.st = st

@@ -47,6 +47,8 @@ from __future__ import annotations
 from collections import deque
 
 from .base import Actor, KThread, PRI_SWI_NET
+from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView
+from .sched import Loads, pick_thread_cpu
 from .costs import to_ns
 from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
 from .mbuf import M_HASHTYPE_NONE, m_freem
@@ -123,7 +125,17 @@ class Netisr(Actor):
         self.wsid = wsid
         self.name = f"netisr{wsid}"
         self.cpu = cpu
-        self.c_wake = to_ns(host["costs"]["netisr_wakeup"], host["ghz"])
+        costs = host["costs"]
+        ghz = host["ghz"]
+        self.c_wake = to_ns(costs["netisr_wakeup"], ghz) + to_ns(costs["context_switch"], ghz)
+        self.c_migr = to_ns(costs["migration"], ghz)
+        topo = host.get("topology")
+        self.mem = MemView(topo, self.name) if topo is not None else None
+        ncpu = host.get("cpus", cpu + 1)
+        self.loads = Loads(ncpu, host["quantum_ns"], topo.pkg if topo else [0] * ncpu)
+        self.pub_c = [0] * ncpu
+        self.bound = host["netisr"].get("bindthreads", 1) == 1
+        self.moved = False
         self.Q = host["quantum_ns"]
         qlimits = host["netisr"]["qlimit"]
         self.qlimit = {p: qlimits[ISR_NAMES[p]] for p in PROTOCOLS}
@@ -132,7 +144,7 @@ class Netisr(Actor):
         self.snap = deque()
         self.snap_proto = 0
         self.running = False
-        self.pi = ProtoInput(host, vnets, cpu)     # the protocol handlers this thread runs
+        self.pi = ProtoInput(host, vnets, cpu, mem=self.mem)   # the protocol handlers this thread runs
         self.uma = self.pi.uma
         self.tap = self.pi.tap
         self.stats = {p: {"queued": 0, "handled": 0, "qdrops": 0, "wmark": 0}
@@ -158,6 +170,8 @@ class Netisr(Actor):
         stats = self.stats
         running = self.running
         c_wake = self.c_wake
+        c_migr = self.c_migr
+        mem = self.mem
         _input = self.pi.input
         proto = self.snap_proto
         wait = 0
@@ -174,6 +188,8 @@ class Netisr(Actor):
                             proto = self.snap_proto = p
                             break
                     else:
+                        if running:
+                            th.sleep(clock)
                         running = False      # nothing pending: the swi sleeps
                         break
                     if not running:
@@ -181,15 +197,44 @@ class Netisr(Actor):
                         t = snap[0].stamp_ns
                         if clock <= t:       # it slept: the enqueue woke it (swi_sched)
                             self.wakeups += 1
-                            th.charge(t, t + c_wake)
-                            clock = t + c_wake
+                            clock = t
+                            if not self.bound:     # ULE places the woken thread
+                                nc = pick_thread_cpu(self.loads, PRI_SWI_NET, th.cpu,
+                                                     snap[0].line_cpu if snap[0].line_cpu >= 0 else None)
+                                if nc != th.cpu:
+                                    th.move(nc)
+                                    self.cpu = self.pi.cpu = nc
+                                    self.moved = True
+                                    th.charge(clock, clock + c_migr)
+                                    clock += c_migr
+                            th.wake(t)
+                            c = c_wake
+                            if mem is not None:
+                                c += mem.touch(th.cpu, th.state, THREAD_LINES)
+                                th.state = mem.now(th.cpu)
+                            th.charge(clock, clock + c)
+                            clock += c
+                    if mem is not None:      # the queue head, last written by the enqueuer
+                        c = mem.charge(th.cpu, mem.between(th.cpu, snap[0].line_cpu
+                                                           if snap[0].line_cpu >= 0 else th.cpu),
+                                       QUEUE_LINES)
+                        t = clock if clock > snap[0].stamp_ns else snap[0].stamp_ns
+                        th.charge(t, t + c)
+                        clock = t + c
                 if clock >= until:
                     break
                 m = snap.popleft()
                 if clock < m.stamp_ns:
                     clock = m.stamp_ns
                 wait += clock - m.stamp_ns
-                cost = _input(m, proto, out, clock)
+                if mem is not None:          # the packet's lines, from the enqueuer's core
+                    cpu = th.cpu
+                    cost = mem.touch(cpu, (m.line_cpu, m.line_at, m.line_pat),
+                                     MBUF_HDR_LINES + PKT_DATA_LINES)
+                    m.line_cpu, m.line_at, m.line_pat = mem.now(cpu)
+                    cost += _input(m, proto, out, clock + cost)
+                else:
+                    cost = _input(m, proto, out, clock)
                 if clock >= start:
                     if clock + cost <= end:
                         busy += cost
@@ -229,13 +274,23 @@ class Netisr(Actor):
     def step(self, start, end, inbox):
         out_b = {}
         batches = []
+        pub = False
         for msg in inbox:
             kind = msg[4]
             if kind == "debt":
                 self.thread.pay_debt(start, msg[5][1])
+            elif kind == "cstate":
+                c, touched, demand = msg[5]
+                self.pub_c[c] = touched
+                self.loads.set(c, demand)
+                pub = True
+            elif kind == "mdebt":
+                self.thread.pay_stall(start, msg[5][1])
             else:
                 p = NAME_TO_PROTO[kind[5:]]
                 batches.append([(p, m) for m in msg[5]])
+        if pub and self.mem is not None:
+            self.mem.publish(self.pub_c)
         if len(batches) == 1:
             arrivals = batches[0]
         else:
@@ -246,6 +301,13 @@ class Netisr(Actor):
         self.pi.expire(end)
         out = []
         self.thread.report(out, end)
+        if self.mem is not None:
+            self.mem.report(out, end)
+        if self.moved and not self.hybrid:
+            for nic in self.nics:     # where the queue heads are now
+                out.append((nic, "ws_state", [self.wsid, self.cpu, start // self.Q,
+                                              self.thread.clock, self.holding()], end))
+        self.moved = False
         if self.hybrid:
             # publish our state for hybrid dispatchers: the window it is as of,
             # when the thread is next free, and what is still pending
@@ -285,7 +347,8 @@ class Netisr(Actor):
 
     def metrics(self):
         return {
-            "wsid": self.wsid, "cpu": self.cpu,
+            "wsid": self.wsid, "cpu": self.cpu, "bound": self.bound,
+            "migrations": self.thread.migrations,
             "protocols": {ISR_NAMES[p]: dict(s, qlen=len(self.queues[p]) + (len(self.snap) if self.snap_proto == p else 0),
                                              qlimit=self.qlimit[p])
                           for p, s in sorted(self.stats.items())},

@@ -40,7 +40,9 @@ from __future__ import annotations
 from collections import deque
 
 from . import netisr as isr
-from .base import Actor, KThread, PRI_ITHD, make_tap
+from .base import Actor, KThread, PRI_INTR, PRI_ITHD, make_tap
+from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView
+from .sched import Loads, float_vector_cpu, pick_ithread_cpu
 from .proto_input import ProtoInput
 from .costs import to_ns
 from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
@@ -84,12 +86,18 @@ class RxQueue:
     """One rx ring and the ithread that drains it."""
 
     __slots__ = ("index", "ring", "thread", "running", "last_intr", "interrupts",
-                 "packets", "drops", "direct", "hybrid")
+                 "packets", "drops", "direct", "hybrid", "vec_cpu", "floating", "irq",
+                 "vector")
 
-    def __init__(self, index: int, thread: KThread):
+    def __init__(self, index: int, thread: KThread, vec_cpu, floating: bool, irq: KThread,
+                 vector: int):
         self.index = index
         self.ring = deque()
         self.thread = thread
+        self.vec_cpu = vec_cpu          # the MSI-X vector's CPU, or None: floating
+        self.floating = floating        # the ithread is placed by the scheduler
+        self.irq = irq                  # interrupt context on a CPU other than the ithread's
+        self.vector = vector
         self.running = False
         self.last_intr = -(1 << 62)
         self.interrupts = 0
@@ -120,16 +128,31 @@ class Nic(Actor):
         ghz = host["ghz"]
         costs = host["costs"]
         self.c_intr = to_ns(costs["interrupt"], ghz)
+        self.c_csw = to_ns(costs["context_switch"], ghz)
+        self.c_migr = to_ns(costs["migration"], ghz)
+        self.ncpu = host["cpus"]
+        topo = host.get("topology")
+        self.mem = MemView(topo, self.name) if topo is not None else None
+        self.loads = Loads(host["cpus"], host["quantum_ns"], topo.pkg if topo else [0] * host["cpus"])
+        self.pub_c = [0] * host["cpus"]
         self.c_pkt = to_ns(costs["driver_rx"] + costs["ether_input"] + costs["netisr_queue"], ghz)
         self.c_drop = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
         self.c_vlan = to_ns(costs["vlan_input"], ghz)
         self.Q = host["quantum_ns"]
         self.dispatch = isr.NetisrConfig(host["netisr"])
         nq = cfg["queues"]
-        self.rxq = [RxQueue(q, KThread(f"{self.name}:rxq{q}", self.name, cfg["irq_cpus"][q], PRI_ITHD,
-                                                 host["quantum_ns"]))
-                    for q in range(nq)]
+        irq = cfg["irq_cpus"]           # per vector: a CPU, or None (floating)
+        ith = cfg.get("ithread_cpus") or irq
+        base = cfg.get("vector_base", 0)
+        self.rxq = []
+        for q in range(nq):
+            home = ith[q] if ith[q] is not None else (irq[q] if irq[q] is not None else (base + q) % self.ncpu)
+            th = KThread(f"{self.name}:rxq{q}", self.name, home, PRI_ITHD, self.Q)
+            iq = KThread(f"irq{base + q}: {self.name}:rxq{q}", self.name, home, PRI_INTR, self.Q)
+            self.rxq.append(RxQueue(q, th, irq[q], ith[q] is None, iq, base + q))
         self.threads = {r.thread.name: r.thread for r in self.rxq}
+        self.threads.update({r.irq.name: r.irq for r in self.rxq})
+        self.ws_cpu = dict(zip(host["netisr"]["workstreams"], host["netisr"]["cpus"]))
         self.indir = [i % nq for i in range(RSS_TABLE)]
         self.sources = sources
         self.uma = Uma()
@@ -141,7 +164,8 @@ class Nic(Actor):
         self.ws_state = {}      # cpu -> (workstream, as of window, free at ns, pending)
         self.last_q = {}        # workstream -> last window we queued to it
         self.window = 0
-        self.pis = [ProtoInput(host, vnets or {}, r.thread.cpu, self.uma, self.tap) for r in self.rxq]
+        self.pis = [ProtoInput(host, vnets or {}, r.thread.cpu, self.uma, self.tap, self.mem)
+                    for r in self.rxq]
         self.c_pkt_direct = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
         self.hash_memo = {}     # address bytes -> (Toeplitz hash, pseudo-header sum)
         self.iphdr_memo = {}    # IPv4 header bytes -> header checksum good
@@ -244,6 +268,10 @@ class Nic(Actor):
         if_vnet = self.if_vnet
         accept_any = self.accept_any
         c_vlan = self.c_vlan
+        c_csw = self.c_csw
+        c_migr = self.c_migr
+        mem = self.mem
+        ws_cpu = self.ws_cpu
         cpu = th.cpu
         qname = th.name
         direct = self.direct
@@ -274,19 +302,59 @@ class Nic(Actor):
                     rx.interrupts += 1
                     if clock < t_int:
                         clock = t_int
-                    if clock + c_intr <= end:
-                        busy += c_intr
+                    vcpu = rx.vec_cpu
+                    if vcpu is None:         # floating vector: the APIC's rotation
+                        vcpu = float_vector_cpu(rx.vector, rx.interrupts, self.ncpu)
+                    w0 = clock
+                    if rx.floating:          # ULE places the woken ithread
+                        nc = pick_ithread_cpu(self.loads, PRI_ITHD, vcpu, cpu)
+                        if nc != cpu:
+                            th.add(start, busy)
+                            busy = 0
+                            th.move(nc)
+                            cpu = pi.cpu = nc
+                            th.charge(clock, clock + c_migr)
+                            clock += c_migr
+                    if vcpu == cpu:          # the interrupt runs where the ithread will
+                        th.count("intr")
+                        c = c_intr
+                    else:                    # interrupt context on the vector's CPU
+                        iq = rx.irq
+                        iq.move(vcpu, False)
+                        iq.count("intr")
+                        iq.wake(t_int)
+                        iq.charge(t_int, t_int + c_intr)
+                        iq.sleep(t_int + c_intr)
+                        c = 0
+                    th.wake(w0)
+                    c += c_csw
+                    if mem is not None:      # the thread's own lines (ring, softc, stack)
+                        c += mem.touch(cpu, th.state, THREAD_LINES)
+                        th.state = mem.now(cpu)
+                    if clock + c <= end:
+                        busy += c
                     else:
-                        th.charge(clock, clock + c_intr)
-                    clock += c_intr
+                        th.charge(clock, clock + c)
+                    clock += c
                     running = True
                 if clock >= until:
                     break
                 if not ring or ring[0].arrival_ns > clock:
                     running = False      # ring empty: re-arm the vector, sleep
+                    th.sleep(clock)
                     continue
                 m = ring.popleft()
-                m.hdr_cpu = m.data_cpu = cpu
+                if mem is not None:
+                    # the header from the CPU that refilled the ring; the
+                    # data DMA'd to memory
+                    c = (mem.touch(cpu, (m.line_cpu, m.line_at, m.line_pat), MBUF_HDR_LINES)
+                         + mem.touch(cpu, None, PKT_DATA_LINES))
+                    m.line_cpu, m.line_at, m.line_pat = mem.now(cpu)
+                    if clock + c <= end:
+                        busy += c
+                    else:
+                        th.charge(clock, clock + c)
+                    clock += c
                 if ether:
                     proto = ether_input(m, mac, promisc, vlans, accept_any)
                     if proto.__class__ is not str and m.vlan >= 0:
@@ -314,11 +382,16 @@ class Nic(Actor):
                 else:
                     th.charge(clock, clock + c_pkt)
                 clock += c_pkt
-                m.stamp_ns = m.hdr_ns = m.data_ns = clock
+                m.stamp_ns = clock
                 dest = select(proto, m, if_index, 0, cpu, qname)
                 if dest is None:
                     self._drop(m, "netisr_noproto")
                     continue
+                if mem is not None:          # the workstream's queue head
+                    c = mem.charge(cpu, mem.between(cpu, ws_cpu[dest]), QUEUE_LINES)
+                    th.charge(clock, clock + c)
+                    clock += c
+                    m.stamp_ns = clock
                 if hybrid:
                     st = ws_state.get(cpu)
                     if (st is not None and st[0] == dest and st[3] == 0 and st[2] <= clock
@@ -356,6 +429,7 @@ class Nic(Actor):
 
     # -- the window ----------------------------------------------------------------
     def step(self, start, end, inbox):
+        pub = False
         for msg in inbox:
             if msg[4] == "debt":
                 thread, debt = msg[5]
@@ -363,6 +437,19 @@ class Nic(Actor):
             elif msg[4] == "ws_state":
                 wsid, wcpu, as_of, free_at, pending = msg[5]
                 self.ws_state[wcpu] = (self.dispatch.names[wsid], as_of, free_at, pending)
+                self.ws_cpu[self.dispatch.names[wsid]] = wcpu
+            elif msg[4] == "cstate":
+                c, touched, demand = msg[5]
+                self.pub_c[c] = touched
+                self.loads.set(c, demand)
+                pub = True
+            elif msg[4] == "mdebt":
+                # memory stalls priced by the vnet on our behalf
+                c, ns = msg[5]
+                th = next((r.thread for r in self.rxq if r.thread.cpu == c), self.rxq[0].thread)
+                th.pay_stall(start, ns)
+        if pub and self.mem is not None:
+            self.mem.publish(self.pub_c)
         self.window = start // self.Q
         rxq = self.rxq
         per_q = [[] for _ in rxq]
@@ -371,6 +458,7 @@ class Nic(Actor):
         uma = self.uma
         ifname = self.name
         vnet = self.vnet
+        mem = self.mem
         arrived = 0
         if len(self.sources) == 1:
             stream = self.sources[0].frames(start, end)
@@ -388,7 +476,10 @@ class Nic(Actor):
             m.flowid = h
             m.hashtype = htype
             m.csum_flags = csum
-            per_q[indir[h & (RSS_TABLE - 1)]].append(m)
+            q = indir[h & (RSS_TABLE - 1)]
+            if mem is not None:      # the mbuf came from the refilling CPU's UMA cache
+                m.line_cpu, m.line_at, m.line_pat = mem.now(rxq[q].thread.cpu)
+            per_q[q].append(m)
             arrived += 1
         self.arrived += arrived
         batches = {}
@@ -397,6 +488,9 @@ class Nic(Actor):
         for rx, arr in zip(rxq, per_q):
             self._run_queue(rx, arr, start, end, batches)
             rx.thread.report(out, end)
+            rx.irq.report(out, end)
+        if mem is not None:
+            mem.report(out, end)
         for (dest, proto, w), mbufs in batches.items():
             out.append((dest, PKT_KIND[proto], mbufs, max(end, w * self.Q)))
         for (dest, w), mbufs in self.vout.items():
@@ -440,6 +534,9 @@ class Nic(Actor):
             "arrived": self.arrived,
             "drops": dict(sorted(self.dropped().items())),
             "queues": [{"queue": r.index, "cpu": r.thread.cpu, "packets": r.packets,
+                        "vector_cpu": "float" if r.vec_cpu is None else r.vec_cpu,
+                        "ithread": "float" if r.floating else "bound",
+                        "migrations": r.thread.migrations,
                         "interrupts": r.interrupts, "ring_drops": r.drops,
                         "direct": {ISR_NAMES[p]: n for p, n in sorted(r.direct.items())},
                         "hybrid": {ISR_NAMES[p]: n for p, n in sorted(r.hybrid.items())},

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from .cache import IFADDR_LINES
 from .costs import to_ns
 from .ether_input import NETISR_IP, NETISR_IPV6
 from .icmp_input import arp_input, icmp6_input, icmp_input
@@ -31,7 +32,8 @@ from .base import make_tap
 class ProtoInput:
     """Protocol input for one thread: its counters, drops, reassembly, tap."""
 
-    def __init__(self, host: dict, vnets: dict, cpu: int, uma: Uma | None = None, tap=None):
+    def __init__(self, host: dict, vnets: dict, cpu: int, uma: Uma | None = None, tap=None,
+                 mem=None):
         ghz = host["ghz"]
         c = host["costs"]
         self.c_ip = to_ns(c["ip_input"], ghz)
@@ -39,7 +41,10 @@ class ProtoInput:
         self.c_udp = to_ns(c["udp_input"], ghz)
         self.c_reass = to_ns(c.get("ip_reass", 0), ghz)
         self.Q = host["quantum_ns"]
-        self.cpu = cpu
+        self.cpu = cpu              # the running thread's CPU (its owner keeps it current)
+        self.mem = mem              # the owner's MemView (actors/cache.py), or None
+        self.ifaddr_rec = {}        # cache records of the address hashes, per core
+        self.ifaddr6_rec = {}
         self.vnets = vnets          # vnet name -> {"actor":..., "inet": set, "inet6": set}
         self.vnet_actor = {k: v["actor"] for k, v in vnets.items()}
         self.uma = uma if uma is not None else Uma()
@@ -97,7 +102,7 @@ class ProtoInput:
     def _adopt(self, m2, first) -> None:
         """The reassembled datagram takes the packet header of its first fragment."""
         for f in ("rcvif", "vnet", "flowid", "hashtype", "fib", "vlan", "arrival_ns",
-                  "stamp_ns", "pkt_id", "hdr_cpu", "hdr_ns", "data_cpu", "data_ns"):
+                  "stamp_ns", "pkt_id", "line_cpu", "line_at", "line_pat"):
             setattr(m2, f, getattr(first, f))
         m2.flags |= first.flags & (M_BCAST | M_MCAST)
 
@@ -183,9 +188,13 @@ class ProtoInput:
         if proto == NETISR_IP:
             cost = self.c_ip
             r = ip_input(m, self.vnets, cnt)
+            if self.mem is not None:    # "ours?": the address hash (read-mostly)
+                cost += self.mem.touch_shared(self.cpu, self.ifaddr_rec, IFADDR_LINES)
         elif proto == NETISR_IPV6:
             cost = self.c_ip6
             r = ip6_input(m, self.vnets, cnt)
+            if self.mem is not None:
+                cost += self.mem.touch_shared(self.cpu, self.ifaddr6_rec, IFADDR_LINES)
         else:
             self._end(m, arp_input(m, cnt), "arp")
             return self.c_ip
@@ -219,8 +228,7 @@ class ProtoInput:
             self._end(m, r, None)
             return cost
         done = now + cost
-        m.stamp_ns = m.hdr_ns = done
-        m.hdr_cpu = self.cpu
+        m.stamp_ns = done
         key = (self.vnet_actor[m.vnet], done // self.Q)
         b = out.get(key)
         if b is None:

@@ -22,6 +22,11 @@ of its flow (by the per-run packet id, which the NIC assigns in wire order).
 What it leaves out until the transport work item: TCP, connected sockets
 and 4-tuple matches, the pcbinfo lock and its contention, multicast fan-out,
 application threads as scheduled threads (the reader here costs no CPU).
+
+Memory: in_pcblookup and sbappend touch the pcb's and the socket buffer's
+lines on the core of the thread that ran udp_input (the packet's cache
+record names it); the vnet prices them with its own records of those lines
+and sends the stall back to that thread ("mdebt"), paid like a CPU debt.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .base import Actor, make_tap
+from .cache import PCB_LINES, SOCKBUF_LINES, MemView
 from .mbuf import M_BCAST, M_MCAST, Uma, m_freem
 
 LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
@@ -36,7 +42,7 @@ LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
 
 class Socket:
     __slots__ = ("name", "hiwat", "cc", "buf", "read_ns", "next_read", "delivered",
-                 "bytes", "fullsock", "read")
+                 "bytes", "fullsock", "read", "pcb_rec", "sb_rec")
 
     def __init__(self, name: str, hiwat: int, read_pps: float | None):
         self.name = name
@@ -49,6 +55,8 @@ class Socket:
         self.bytes = 0
         self.fullsock = 0
         self.read = 0
+        self.pcb_rec = None     # cache records (actors/cache.py) of the pcb and so_rcv
+        self.sb_rec = None
 
 
 class Vnet(Actor):
@@ -70,6 +78,9 @@ class Vnet(Actor):
         self.lat_hist = [0] * LAT_BUCKETS
         self.last_id = {}       # flow key -> highest packet id delivered
         self.reordered = 0
+        topo = host.get("topology")
+        self.mem = MemView(topo, self.name) if topo is not None else None
+        self.pub_c = [0] * host.get("cpus", 1)
 
     def in_pcblookup(self, v6: bool, laddr: bytes, lport: int):
         fam = 6 if v6 else 4
@@ -104,12 +115,20 @@ class Vnet(Actor):
 
     def step(self, start, end, inbox):
         arrivals = []
+        pub = False
         for msg in inbox:
             if msg[4] == "pkts.udp":
-                arrivals.extend(msg[5])
+                arrivals.extend((m.stamp_ns, i, msg[1], m) for i, m in enumerate(msg[5]))
+            elif msg[4] == "cstate":
+                self.pub_c[msg[5][0]] = msg[5][1]
+                pub = True
+        mem = self.mem
+        if pub and mem is not None:
+            mem.publish(self.pub_c)
         arrivals.sort(key=_stamp)
         cnt = self.counters
-        for m in arrivals:
+        mdebt = {}
+        for _, _, sender, m in arrivals:
             d = m.st.data
             o = m.off
             v6 = d[o] >> 4 == 6
@@ -129,6 +148,16 @@ class Vnet(Actor):
                 self._drop(m, "udps_noport")
                 continue
             now = m.stamp_ns
+            if mem is not None and m.line_cpu >= 0:
+                # in_pcblookup and sbappend touch the pcb and the socket buffer,
+                # on the core of the thread that runs udp_input: its stall
+                c = m.line_cpu
+                ns = mem.touch(c, s.pcb_rec, PCB_LINES)
+                s.pcb_rec = mem.now(c)
+                ns += mem.touch(c, s.sb_rec, SOCKBUF_LINES)
+                s.sb_rec = mem.now(c)
+                k = (sender, c)
+                mdebt[k] = mdebt.get(k, 0) + ns
             if s.buf and s.read_ns is not None:
                 self._read(s, now)
             if s.cc + m.len > s.hiwat:
@@ -160,7 +189,10 @@ class Vnet(Actor):
         for s in self.sockets.values():
             if s.buf:
                 self._read(s, end)
-        return []
+        out = [(a, "mdebt", [c, ns], end) for (a, c), ns in sorted(mdebt.items()) if ns]
+        if mem is not None:
+            mem.report(out, end)
+        return out
 
     # -- accounting ---------------------------------------------------------
     def holding(self) -> int:
@@ -198,5 +230,5 @@ class Vnet(Actor):
         }
 
 
-def _stamp(m):
-    return m.stamp_ns
+def _stamp(a):
+    return a[0]

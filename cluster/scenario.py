@@ -36,9 +36,9 @@ SYSCTLS = {
     "net.isr.maxthreads": (int, 1, None),
     # FreeBSD's default is 0 (unbound); unbound netisr threads need the
     # scheduler model, so only bound threads (1) are modelled, and 0 is refused
-    "net.isr.bindthreads": (int, 1, lambda v: v == 1 or (
-        "only bound netisr threads (1) are modelled; unbound (0) needs the scheduler model"
-        if v == 0 else "must be 0 or 1")),
+    # FreeBSD's default is 0: netisr threads unbound, placed by the scheduler
+    # (actors/sched.py); 1 binds workstream i's thread to CPU i
+    "net.isr.bindthreads": (int, 0, lambda v: v in (0, 1) or "must be 0 or 1"),
     # FreeBSD's default: direct (the stack runs in the thread calling if_input)
     "net.isr.dispatch": (str, "direct",
                          lambda v: v in ("deferred", "direct", "hybrid")
@@ -74,11 +74,14 @@ TABLES = {
     "engine": {"quantum_ns": (int, _pos), "codec_check": (bool, None),
                "tap_max": (int, _nonneg)},
     "host": {"cpus": (int, lambda v: 1 <= v <= 1024 or "must be 1..1024"),
-             "clock_ghz": (NUM, _pos)},
+             "clock_ghz": (NUM, _pos),
+             "packages": (int, lambda v: 1 <= v <= 64 or "must be 1..64"),
+             "l2_kb": (int, _pos), "llc_kb": (int, _pos), "cache_model": (bool, None)},
 }
 NIC_KEYS = {"name": (str, None), "queues": (int, lambda v: 1 <= v <= 128 or "must be 1..128"),
             "ring_size": (int, _pos), "itr_us": (NUM, _nonneg), "mac": (str, None),
-            "inet": (list, None), "inet6": (list, None), "irq_cpus": (list, None),
+            "inet": (list, None), "inet6": (list, None), "irq_cpus": ((list, str), None),
+            "ithread_cpus": ((list, str), None),
             "rxcsum": (bool, None), "promisc": (bool, None), "vnet": (str, None),
             "rxfilter": (str, _oneof("mac", "any")),
             "linktype": (str, _oneof("ether", "raw", "sll", "sll2"))}
@@ -258,6 +261,25 @@ def _ifconfig(file, lines, nic_by_name: dict, vnet_names: set) -> None:
                                            "'NAME inet|inet6 ADDR' or 'NAME vnet VNET'")
 
 
+def _cpu_list(file, key: str, v, n: int, ncpu: int) -> list:
+    """One CPU per queue, or "float" (for all): a list of int or None."""
+    if v == "float":
+        return [None] * n
+    if not isinstance(v, list):
+        raise ScenarioError(file, key, f'must be a list of CPUs (one per queue) or "float", not {v!r}')
+    if len(v) != n:
+        raise ScenarioError(file, key, f"needs one CPU per queue ({n}), got {len(v)}")
+    out = []
+    for c in v:
+        if c == "float":
+            out.append(None)
+        elif not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < ncpu:
+            raise ScenarioError(file, key, f"CPU {c!r} does not exist (host.cpus = {ncpu})")
+        else:
+            out.append(c)
+    return out
+
+
 def validate(data: dict, file="<scenario>") -> dict:
     for k in data:
         if k not in TOP:
@@ -268,6 +290,9 @@ def validate(data: dict, file="<scenario>") -> dict:
     eng = data.get("engine", {})
     hst = data.get("host", {})
     ncpu = hst.get("cpus", 1)
+    if ncpu % hst.get("packages", 1):
+        raise ScenarioError(file, "host.packages",
+                            f"{hst['packages']} packages cannot share {ncpu} CPUs evenly")
     out = {
         "name": scn.get("name", Path(str(file)).stem),
         "description": scn.get("description", ""),
@@ -278,6 +303,10 @@ def validate(data: dict, file="<scenario>") -> dict:
         "tap_max": eng.get("tap_max", 100_000),
         "cpus": ncpu,
         "ghz": float(hst.get("clock_ghz", 3.0)),
+        "packages": hst.get("packages", 1),
+        "l2_bytes": hst.get("l2_kb", 256) << 10,
+        "llc_bytes": hst.get("llc_kb", 8192) << 10,
+        "cache_model": hst.get("cache_model", True),
         "file": str(file),
     }
     # sysctls
@@ -324,6 +353,7 @@ def validate(data: dict, file="<scenario>") -> dict:
                      "cpus": list(range(nws)), "ncpus": ncpu,
                      "policy": {"ip": pol, "ip6": pol}, "pin": pin,
                      "dispatch": sysctl["net.isr.dispatch"],
+                     "bindthreads": sysctl["net.isr.bindthreads"],
                      "qlimit": {"ip": ql("net.inet.ip.intr_queue_maxlen"),
                                 "ip6": ql("net.inet6.ip6.intr_queue_maxlen"),
                                 "arp": dq, "ether": dq}}
@@ -343,18 +373,22 @@ def validate(data: dict, file="<scenario>") -> dict:
         raise ScenarioError(file, "nic", "at least one [[nic]] is needed")
     vnet_names = {"vnet0"}
     out["nics"] = []
+    vector_base = 0
     for i, n in enumerate(nics):
+        if i:
+            vector_base += out["nics"][-1]["queues"]
         where = f"nic[{i}]"
         _check(file, where, n, NIC_KEYS)
         name = n.get("name", f"ix{i}")
         q = n.get("queues", 1)
-        irq = n.get("irq_cpus", [j % ncpu for j in range(q)])
-        if len(irq) != q:
-            raise ScenarioError(file, f"{where}.irq_cpus", f"needs one CPU per queue ({q}), got {len(irq)}")
-        for c in irq:
-            if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < ncpu:
-                raise ScenarioError(file, f"{where}.irq_cpus",
-                                    f"CPU {c!r} does not exist (host.cpus = {ncpu})")
+        # MSI-X vectors: one per rx queue, each pinned to a CPU (cpuset -x) or
+        # "float"; ithreads bound with their vectors unless ithread_cpus says
+        irq = _cpu_list(file, f"{where}.irq_cpus", n.get("irq_cpus", [j % ncpu for j in range(q)]), q, ncpu)
+        ith = n.get("ithread_cpus")
+        if ith is not None:
+            ith = _cpu_list(file, f"{where}.ithread_cpus", ith, q, ncpu)
+        elif any(c is None for c in irq):
+            ith = [None] * q                  # a floating vector: its ithread floats too
         try:
             from actors.inet import mac
             m = mac(n.get("mac", f"00:1b:21:00:00:{i + 1:02x}"))
@@ -366,7 +400,8 @@ def validate(data: dict, file="<scenario>") -> dict:
             "name": name, "if_index": i + 1, "queues": q,
             "ring_size": n.get("ring_size", 1024),
             "itr_ns": int(round(n.get("itr_us", 8.0) * 1000)),
-            "mac": m, "irq_cpus": irq, "rxcsum": n.get("rxcsum", True),
+            "mac": m, "irq_cpus": irq, "ithread_cpus": ith, "vector_base": vector_base,
+            "rxcsum": n.get("rxcsum", True),
             "promisc": n.get("promisc", False), "vnet": vn,
             "rxfilter": n.get("rxfilter", "mac"), "linktype": n.get("linktype", "ether"),
             "vlans": [],
@@ -495,7 +530,10 @@ def build(scn: dict) -> list:
     from actors.vnet import Vnet
 
     sc = scn["sysctl"]
+    from actors.cache import Topology
     host = {"ghz": scn["ghz"], "costs": scn["costs"], "quantum_ns": scn["quantum_ns"],
+            "cpus": scn["cpus"], "packages": scn.get("packages", 1),
+            "l2_bytes": scn.get("l2_bytes", 256 << 10), "llc_bytes": scn.get("llc_bytes", 8 << 20),
             "netisr": scn["netisr"], "tap_max": scn.get("tap_max", 0),
             "reass": {"ip_maxfragpackets": sc["net.inet.ip.maxfragpackets"],
                       "ip_maxfragsperpacket": sc["net.inet.ip.maxfragsperpacket"],
@@ -505,7 +543,13 @@ def build(scn: dict) -> list:
     vnets = {name: {"actor": f"vnet.{name}", "inet": v["inet"], "inet6": v["inet6"],
                     "any": v["accept_any_addr"]}
              for name, v in scn["vnets"].items()}
-    actors = [Cpu(i, scn["ghz"], scn["quantum_ns"]) for i in range(scn["cpus"])]
+    topo = Topology(host) if scn.get("cache_model", True) else None
+    host["topology"] = topo
+    pkg = topo.pkg if topo else [0] * scn["cpus"]
+    # every actor that runs threads hears each CPU's counters and load
+    subs = ([n["name"] for n in scn["nics"]] + list(scn["netisr"]["workstreams"])
+            + [f"vnet.{name}" for name in scn["vnets"]])
+    actors = [Cpu(i, scn["ghz"], scn["quantum_ns"], subs, pkg[i]) for i in range(scn["cpus"])]
     for idx, n in enumerate(scn["nics"]):
         sources = []
         for ti, t in enumerate(scn["traffic"]):

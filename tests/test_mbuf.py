@@ -99,7 +99,7 @@ def _randomize(data, m) -> None:
     for f in ("rcvif", "vnet"):
         setattr(m, f, data.draw(st.text(max_size=16)))
     for f in ("flowid", "hashtype", "fib", "vlan", "csum_flags", "arrival_ns",
-              "stamp_ns", "pkt_id", "hdr_cpu", "hdr_ns", "data_cpu", "data_ns"):
+              "stamp_ns", "pkt_id", "line_cpu", "line_at", "line_pat"):
         setattr(m, f, data.draw(I64))
     m.tags = data.draw(tags_st)
     head = data.draw(st.integers(0, m.len + 2))

@@ -104,7 +104,9 @@ def _md1(rho, packets=150_000):
         "scenario.duration_ms": dur_ms, "net.isr.maxthreads": 1, "nic.ix0.queues": 1,
         "nic.ix0.irq_cpus": [1], "nic.ix0.itr_us": 0.0, "nic.ix0.ring_size": 100000,
         "costs.driver_rx": 0, "costs.ether_input": 0, "costs.netisr_queue": 0,
-        "costs.interrupt": 0, "costs.netisr_wakeup": 0,
+        "costs.interrupt": 0, "costs.netisr_wakeup": 0, "costs.context_switch": 0,
+        # a fixed service time: no cache model (memory would vary it per packet)
+        "host.cache_model": False,
         "costs.ip_input": 1000, "costs.udp_input": 2000,      # 3000 cycles at 3 GHz = 1 us
         "net.inet.ip.intr_queue_maxlen": 10000, "traffic.family": "inet",
         "traffic.arrivals": "poisson", "traffic.rate_pps": rate, "traffic.sizes": [[64, 1]],

@@ -121,13 +121,14 @@ def test_hybrid_dispatches_directly_when_the_workstream_is_idle():
     assert t["arrived"] == t["delivered"] + t["dropped_total"] + t["in_flight"] + t["absorbed_by_reassembly"]
 
 
-def test_defaults_follow_freebsd_and_unbound_threads_are_refused():
+def test_defaults_follow_freebsd():
     import pytest
 
     from cluster.scenario import ScenarioError
     scn = validate({"nic": [{"name": "ix0"}]})
     assert scn["sysctl"]["net.isr.dispatch"] == "direct"       # FreeBSD's default
     assert scn["netisr"]["workstreams"] == ["netisr0"]          # net.isr.maxthreads = 1
+    assert scn["netisr"]["bindthreads"] == 0                    # unbound, as FreeBSD
     with pytest.raises(ScenarioError) as e:
-        validate({"nic": [{"name": "ix0"}], "sysctl": {"net.isr.bindthreads": 0}})
-    assert e.value.key == "sysctl.net.isr.bindthreads" and "scheduler" in e.value.reason
+        validate({"nic": [{"name": "ix0"}], "sysctl": {"net.isr.bindthreads": 2}})
+    assert e.value.key == "sysctl.net.isr.bindthreads" and "0 or 1" in e.value.reason

@@ -1,0 +1,200 @@
+"""cache: where a cache line is when a core touches it, and what that costs.
+
+What this models (design §4).  A host has `packages` sockets, each with
+`cores` cores; every core has a private cache of `l2_bytes` (think L1+L2 of
+a Nehalem-class core: what a core keeps to itself) and every package a shared
+last-level cache of `llc_bytes`.  Memory is homed on package 0 (the NIC's DMA
+buffers and the kernel's pcbs and sockets are allocated there).
+
+Residency follows an LRU stack-distance model.  Every core c keeps a counter
+of the bytes it has touched, C[c], and every package p the sum over its
+cores, P[p].  An object's lines carry a record of the core that last touched
+them and the two counters at that moment: (core, C[core], P[pkg(core)]).  A
+line last touched by core r is still in r's private cache if r has touched
+fewer than `l2_bytes` since (C[r] now - C[r] then), and still in r's package
+LLC if the package has touched fewer than `llc_bytes` since.  A touch by core
+c is then served, per line, from:
+
+  local       c's own private cache (the line was c's, and is still there)
+  llc         the package's LLC (c's package; evicted from the private cache,
+              or the last toucher was another core of the package that has
+              since evicted it)
+  xcore       another core's private cache in the same package (a
+              cache-to-cache transfer: the line was written there)
+  xpkg        a cache of another package (a transfer across the interconnect)
+  dram        memory on c's own package (home package = c's package)
+  dram_remote memory homed on another package
+
+and the line's record becomes c's.  Every touch adds its bytes to C[c] and
+P[pkg(c)].  Read-mostly objects (addresses, routes, rules) can be held by
+many cores at once: their record is one (C, P) per core that read them, and a
+read is local if this core still holds the line, llc if a core of this
+package read it within the LLC's reach, else DRAM.
+
+Who knows the counters.  Threads of many actors touch the same core; each
+actor keeps a `MemView`: the per-core and per-package counters that the CPU
+actors publish every window (every actor's touches, reported one window
+earlier) plus what its own threads touched since.  So a record's distance is
+exact for an actor's own touches and misses other actors' touches of the
+last one or two windows: the same bound-weave error as time (design §2),
+bounded by what a core touches in two quanta (about 10 KB per core at a
+million packets a second with the default 20 µs quantum, against a 256 KB
+private cache).
+
+What it leaves out: instruction fetch, the stack and every object the paths
+do not name (so working sets are those of the named objects only), L1 as
+distinct from L2, associativity and conflict misses, hardware prefetch,
+write-backs and their bandwidth, DDIO (the NIC writes to DRAM, as in 2006),
+memory bandwidth and queueing, TLBs, and NUMA placement other than "home is
+package 0".
+"""
+
+from __future__ import annotations
+
+LINE = 64
+LEVELS = ("local", "llc", "xcore", "xpkg", "dram", "dram_remote")
+L_LOCAL, L_LLC, L_XCORE, L_XPKG, L_DRAM, L_DRAM_REMOTE = range(6)
+COST_KEYS = ("mem_local", "mem_llc", "mem_xcore", "mem_xpkg", "mem_dram", "mem_dram_remote")
+NOWHERE = -1            # record core for a line only memory holds (never cached, or DMA'd)
+
+# lines each named object occupies in the paths that touch it
+MBUF_HDR_LINES = 2      # struct mbuf + pkthdr (256-byte mbuf: the first two lines)
+PKT_DATA_LINES = 2      # the first 128 bytes of packet data: link, IP and transport headers
+QUEUE_LINES = 1         # a netisr workstream's per-protocol queue head (struct netisr_work)
+PCB_LINES = 2           # struct inpcb: addresses, ports, flags, the lock
+SOCKBUF_LINES = 2       # so_rcv: sb_cc, sb_mb/sb_mbtail, the lock, the wakeup flags
+IFADDR_LINES = 1        # in_ifaddrhashtbl / in6_ifaddr bucket read by ip_input's "ours?"
+THREAD_LINES = 8        # a thread's own working state: its stack, the driver softc or the workstream
+
+
+class Topology:
+    """Packages, cores, cache sizes and latencies (ns per line, per level)."""
+
+    __slots__ = ("ncpu", "npkg", "pkg", "l2", "llc", "lat_ns", "pkg_cores")
+
+    def __init__(self, host: dict):
+        self.ncpu = host["cpus"]
+        self.npkg = host.get("packages", 1)
+        per = -(-self.ncpu // self.npkg)
+        self.pkg = [c // per for c in range(self.ncpu)]
+        self.pkg_cores = [[c for c in range(self.ncpu) if self.pkg[c] == p] for p in range(self.npkg)]
+        self.l2 = host.get("l2_bytes", 256 << 10)
+        self.llc = host.get("llc_bytes", 8 << 20)
+        ghz = host["ghz"]
+        costs = host["costs"]
+        self.lat_ns = [costs[k] / ghz for k in COST_KEYS]
+
+
+class MemView:
+    """One actor's view of the cores' touch counters, and the pricing of its
+    threads' touches.  Counts and ns are kept per core for the current window
+    and reported to the CPU actors (`report`)."""
+
+    __slots__ = ("t", "base_c", "base_p", "cur_c", "cur_p", "prev_c",
+                 "counts", "ns", "actor")
+
+    def __init__(self, topo: Topology, actor: str):
+        self.t = topo
+        self.actor = actor
+        n, p = topo.ncpu, topo.npkg
+        self.base_c = [0] * n       # published counters (+ our previous window)
+        self.base_p = [0] * p
+        self.cur_c = [0] * n        # bytes our threads touched this window
+        self.cur_p = [0] * p
+        self.prev_c = [0] * n       # ... and in the window before
+        self.counts = {}            # core -> [lines per level]
+        self.ns = {}                # core -> memory ns this window
+
+    # -- counters -------------------------------------------------------------
+    def publish(self, pub_c: list) -> None:
+        """The CPUs' counters as of reports sent two windows back: add what
+        we touched in the window just before (not yet in them)."""
+        t = self.t
+        self.base_c = [a + b for a, b in zip(pub_c, self.prev_c)]
+        self.base_p = [sum(self.base_c[c] for c in cores) for cores in t.pkg_cores]
+
+    def now(self, c: int) -> tuple:
+        p = self.t.pkg[c]
+        return c, self.base_c[c] + self.cur_c[c], self.base_p[p] + self.cur_p[p]
+
+    # -- pricing ----------------------------------------------------------------
+    def level(self, c: int, rc: int, rat: int, rpat: int) -> int:
+        """Where core c finds a line whose record is (rc, rat, rpat)."""
+        t = self.t
+        p = t.pkg[c]
+        if rc < 0:
+            return L_DRAM if p == 0 else L_DRAM_REMOTE
+        rp = t.pkg[rc]
+        in_llc = self.base_p[rp] + self.cur_p[rp] - rpat < t.llc
+        if self.base_c[rc] + self.cur_c[rc] - rat < t.l2:
+            if rc == c:
+                return L_LOCAL
+            return L_XCORE if rp == p else L_XPKG
+        if in_llc:
+            return L_LLC if rp == p else L_XPKG
+        return L_DRAM if p == 0 else L_DRAM_REMOTE
+
+    def touch(self, c: int, rec: tuple | None, lines: int) -> int:
+        """Core c touches `lines` lines whose record is `rec` ((core, C, P) or
+        None for memory only).  Returns the (integer) ns it costs; the caller stores
+        `self.now(c)` as the new record."""
+        if rec is None:
+            lv = self.level(c, NOWHERE, 0, 0)
+        else:
+            lv = self.level(c, rec[0], rec[1], rec[2])
+        return self.charge(c, lv, lines)
+
+    def charge(self, c: int, lv: int, lines: int) -> int:
+        cnt = self.counts.get(c)
+        if cnt is None:
+            cnt = self.counts[c] = [0] * 6
+        cnt[lv] += lines
+        ns = int(lines * self.t.lat_ns[lv] + 0.5)
+        self.ns[c] = self.ns.get(c, 0) + ns
+        b = lines * LINE
+        self.cur_c[c] += b
+        self.cur_p[self.t.pkg[c]] += b
+        return ns
+
+    def touch_shared(self, c: int, rec: dict, lines: int) -> int:
+        """A read of a read-mostly object: `rec` maps core -> (C, P) of its
+        last read there."""
+        t = self.t
+        p = t.pkg[c]
+        mine = rec.get(c)
+        if mine is not None and self.base_c[c] + self.cur_c[c] - mine[0] < t.l2:
+            lv = L_LOCAL
+        else:
+            lv = L_DRAM if p == 0 else L_DRAM_REMOTE
+            pnow = self.base_p[p] + self.cur_p[p]
+            for oc, (_, opat) in rec.items():
+                if t.pkg[oc] == p and pnow - opat < t.llc:
+                    lv = L_LLC
+                    break
+        ns = self.charge(c, lv, lines)
+        _, at, pat = self.now(c)
+        rec[c] = (at, pat)
+        return ns
+
+    def between(self, c: int, other: int) -> int:
+        """A line ping-ponging between two cores: where c finds what `other`
+        just wrote (a queue head both write)."""
+        if other == c:
+            return L_LOCAL
+        return L_XCORE if self.t.pkg[other] == self.t.pkg[c] else L_XPKG
+
+    # -- reporting ------------------------------------------------------------------
+    def report(self, out: list, end: int) -> None:
+        """Send each CPU what we touched on it this window; roll the window."""
+        for c in sorted(set(self.counts) | {c for c, b in enumerate(self.cur_c) if b}):
+            out.append((f"cpu{c}", "mem", [self.actor, self.cur_c[c],
+                                           self.counts.get(c, [0] * 6),
+                                           self.ns.get(c, 0)], end))
+        self.prev_c = self.cur_c
+        self.base_c = [a + b for a, b in zip(self.base_c, self.cur_c)]
+        self.base_p = [a + b for a, b in zip(self.base_p, self.cur_p)]
+        n, p = self.t.ncpu, self.t.npkg
+        self.cur_c = [0] * n
+        self.cur_p = [0] * p
+        self.counts = {}
+        self.ns = {}
