@@ -171,6 +171,10 @@ class KThread:
                 old[w] = old.get(w, 0) + ns
             self.use = {}
         self.cpu = cpu
+        if self.burst_t0 is not None:   # moved while running: a new burst there
+            t = self.clock
+            self.burst_t0 = t
+            self.bursts.setdefault(cpu, []).append([t, t, 1, 0])
         if migrate:
             self.migrations += 1
             self.count("migr")

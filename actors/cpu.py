@@ -26,7 +26,7 @@ Threads report the interrupts they took and their migrations per CPU.
 The core also keeps the counter of bytes touched on it (actors/cache.py):
 every actor reports its touches ("mem"), the core adds them up, counts the
 accesses by where they were served, and publishes the counter and its load
-(time wanted per priority in the window just arbitrated) to every actor that
+(time wanted per thread and priority in the reports just arbitrated) to every actor that
 runs threads ("cstate"), for their cache records and their scheduler
 decisions (actors/sched.py).
 
@@ -62,6 +62,7 @@ class Cpu(Actor):
         self.csw_invol = 0
         self.events = {}        # "intr", "migr" -> count
         self.bursts = 0
+        self.spans = []         # bursts not yet judged, or still able to cover one
 
     def step(self, start, end, inbox):
         Q = self.Q
@@ -93,7 +94,8 @@ class Cpu(Actor):
             got = used if used <= avail else avail
             cap[w] = avail - got
             self.wanted += used
-            demand[pri] = demand.get(pri, 0) + used
+            k = (pri, thread)
+            demand[k] = demand.get(k, 0) + used
             cls = PRI_CLASS.get(pri, str(pri))
             self.granted[cls] = self.granted.get(cls, 0) + got
             self.busy_ns += got
@@ -101,44 +103,63 @@ class Cpu(Actor):
                 k = (actor, thread)
                 debts[k] = debts.get(k, 0) + used - got
         if spans:
-            self._switches(spans)
+            self.spans.extend(spans)
+        self._switches(start)
         old = start // Q - self.KEEP
         for w in [w for w in cap if w < old]:
             del cap[w]
         out = [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())]
         if self.subscribers:
-            st = [self.index, self.touched, sorted(demand.items())]
+            st = [self.index, self.touched, [[p, t, ns] for (p, t), ns in sorted(demand.items())]]
             for a in self.subscribers:
                 out.append((a, "cstate", st, end))
         return out
 
-    def _switches(self, spans: list) -> None:
-        """Context switches from the reported bursts (see the module comment)."""
+    LAG = 2         # windows after which every burst covering a time has been reported
+
+    def _switches(self, start: int) -> None:
+        """Context switches from the reported bursts (see the module comment).
+
+        A burst's start is judged once every burst that could cover it has
+        arrived: threads report a window's bursts at its end, and a thread
+        that learns of its work one window late reports it a window later
+        still; so starts older than LAG windows are judged, and bursts are
+        kept while they can still cover one."""
+        spans = self.spans
+        if not spans:
+            return
         spans.sort()
+        horizon = start - self.LAG * self.Q
+        keep = []
         n = len(spans)
-        for i, (t0, t1, starts, ends, pri, thread) in enumerate(spans):
+        for i, sp in enumerate(spans):
+            t0, t1, starts, ends, pri, thread = sp
+            if t0 >= horizon:
+                keep.append(sp)
+                continue
             if ends:
                 self.csw_vol += 1
-            if not starts:
-                continue
-            self.bursts += 1
-            worse = better = False
-            for j in range(n):
-                o = spans[j]
-                if o[0] > t0:
-                    break
-                if j == i or o[5] == thread or o[1] <= t0:
-                    continue
-                if o[4] <= pri:
-                    better = True
-                    break
-                worse = True
-            if better:
-                continue
-            if worse:
-                self.csw_invol += 1
-            else:
-                self.csw_vol += 1
+            if starts:
+                self.bursts += 1
+                worse = better = False
+                for j in range(n):
+                    o = spans[j]
+                    if o[0] > t0:
+                        break
+                    if j == i or o[5] == thread or o[1] <= t0:
+                        continue
+                    if o[4] <= pri:
+                        better = True
+                        break
+                    worse = True
+                if not better:
+                    if worse:
+                        self.csw_invol += 1
+                    else:
+                        self.csw_vol += 1
+            if t1 >= horizon - self.LAG * self.Q:
+                keep.append((t0, t1, 0, 0, pri, thread))    # judged; may still cover others
+        self.spans = keep
 
     def metrics(self):
         return {"busy_ns": self.busy_ns, "by_class_ns": dict(sorted(self.granted.items())),

@@ -48,7 +48,7 @@ from collections import deque
 
 from .base import Actor, KThread, PRI_SWI_NET
 from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView
-from .sched import Loads, pick_thread_cpu
+from .sched import Loads, pick_thread_cpu, steal
 from .costs import to_ns
 from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
 from .mbuf import M_HASHTYPE_NONE, m_freem
@@ -135,6 +135,7 @@ class Netisr(Actor):
         self.loads = Loads(ncpu, host["quantum_ns"], topo.pkg if topo else [0] * ncpu)
         self.pub_c = [0] * ncpu
         self.bound = host["netisr"].get("bindthreads", 1) == 1
+        self.sleep_at = None        # when the thread went to sleep, until confirmed
         self.moved = False
         self.Q = host["quantum_ns"]
         qlimits = host["netisr"]["qlimit"]
@@ -188,19 +189,23 @@ class Netisr(Actor):
                             proto = self.snap_proto = p
                             break
                     else:
-                        if running:
-                            th.sleep(clock)
-                        running = False      # nothing pending: the swi sleeps
+                        if running:          # nothing pending: the swi sleeps - unless
+                            self.sleep_at = clock  # a packet stamped earlier is on its way
+                        running = False
                         break
                     if not running:
                         running = True
                         t = snap[0].stamp_ns
                         if clock <= t:       # it slept: the enqueue woke it (swi_sched)
+                            if self.sleep_at is not None:
+                                th.sleep(self.sleep_at)
+                                self.sleep_at = None
                             self.wakeups += 1
                             clock = t
                             if not self.bound:     # ULE places the woken thread
                                 nc = pick_thread_cpu(self.loads, PRI_SWI_NET, th.cpu,
-                                                     snap[0].line_cpu if snap[0].line_cpu >= 0 else None)
+                                                     snap[0].line_cpu if snap[0].line_cpu >= 0 else None,
+                                                     th.name)
                                 if nc != th.cpu:
                                     th.move(nc)
                                     self.cpu = self.pi.cpu = nc
@@ -214,6 +219,8 @@ class Netisr(Actor):
                                 th.state = mem.now(th.cpu)
                             th.charge(clock, clock + c)
                             clock += c
+                        else:                # it was still busy: the burst goes on
+                            self.sleep_at = None
                     if mem is not None:      # the queue head, last written by the enqueuer
                         c = mem.charge(th.cpu, mem.between(th.cpu, snap[0].line_cpu
                                                            if snap[0].line_cpu >= 0 else th.cpu),
@@ -291,12 +298,27 @@ class Netisr(Actor):
                 batches.append([(p, m) for m in msg[5]])
         if pub and self.mem is not None:
             self.mem.publish(self.pub_c)
+        th = self.thread
+        if pub and not self.bound and self.running:
+            # still running where it waits behind others: an idle CPU steals it
+            nc = steal(self.loads, PRI_SWI_NET, th.cpu, th.name)
+            if nc != th.cpu:
+                th.move(nc)
+                self.cpu = self.pi.cpu = nc
+                self.moved = True
+                if th.clock < start:
+                    th.clock = start
+                th.charge(th.clock, th.clock + self.c_migr)
+                th.clock += self.c_migr
         if len(batches) == 1:
             arrivals = batches[0]
         else:
             # stamp order; ties keep the canonical inbox order (stable sort)
             arrivals = [a for b in batches for a in b]
             arrivals.sort(key=_stamp)
+        if self.sleep_at is not None and not arrivals and self.sleep_at < start:
+            self.thread.sleep(self.sleep_at)     # nothing came: it did sleep
+            self.sleep_at = None
         self._run(arrivals, start, end, out_b)
         self.pi.expire(end)
         out = []

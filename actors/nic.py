@@ -307,7 +307,7 @@ class Nic(Actor):
                         vcpu = float_vector_cpu(rx.vector, rx.interrupts, self.ncpu)
                     w0 = clock
                     if rx.floating:          # ULE places the woken ithread
-                        nc = pick_ithread_cpu(self.loads, PRI_ITHD, vcpu, cpu)
+                        nc = pick_ithread_cpu(self.loads, PRI_ITHD, vcpu, cpu, th.name)
                         if nc != cpu:
                             th.add(start, busy)
                             busy = 0

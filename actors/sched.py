@@ -18,6 +18,9 @@ priority in the window they last arbitrated, one to two windows old):
   than one thread's worth, the waker's CPU (ULE's last test in
   sched_pickcpu).  This last rule is why an unbound netisr woken from a
   busy sender's CPU tends to land on that CPU and preempt it.
+* A thread that runs without sleeping is never re-placed at a wakeup; an
+  idle CPU steals it (tdq_idled) if it waits behind threads of better or
+  equal priority where it is - checked at every window.
 * "Can run at once": the CPU spent less than half the window on threads of
   better or equal priority.  "Idle": it spent less than 5% of the window.
   "One thread's worth": one quantum.
@@ -28,7 +31,7 @@ arbitration rotates among all CPUs: we deliver interrupt k of vector v to
 CPU (v + k) mod ncpu.
 
 What it leaves out: ULE's periodic balancer (sched_balance, every ~0.5-1.5
-s, longer than most runs), idle stealing (tdq_idled), time slices and the
+s, longer than most runs), steal_thresh (we steal one waiting thread), time slices and the
 interactivity score, SMT, and cpusets other than "pinned to one CPU".
 """
 
@@ -39,7 +42,8 @@ BUSY_FRACTION = 0.5
 
 
 class Loads:
-    """The CPUs' published loads: cpu -> [(priority, ns wanted)]."""
+    """The CPUs' published loads: cpu -> [(priority, thread, ns wanted)].
+    A thread asking where to run leaves its own load out (`me`)."""
 
     __slots__ = ("by_cpu", "Q", "pkg")
 
@@ -51,42 +55,57 @@ class Loads:
     def set(self, cpu: int, demand: list) -> None:
         self.by_cpu[cpu] = demand
 
-    def total(self, c: int) -> int:
-        return sum(ns for _, ns in self.by_cpu[c])
+    def total(self, c: int, me: str = "") -> int:
+        return sum(ns for _, t, ns in self.by_cpu[c] if t != me)
 
-    def at_or_above(self, c: int, pri: int) -> int:
-        return sum(ns for p, ns in self.by_cpu[c] if p <= pri)
+    def at_or_above(self, c: int, pri: int, me: str = "") -> int:
+        return sum(ns for p, t, ns in self.by_cpu[c] if p <= pri and t != me)
 
-    def can_run(self, c: int, pri: int) -> bool:
-        return self.at_or_above(c, pri) < BUSY_FRACTION * self.Q
+    def can_run(self, c: int, pri: int, me: str = "") -> bool:
+        return self.at_or_above(c, pri, me) < BUSY_FRACTION * self.Q
 
-    def idle(self, c: int) -> bool:
-        return self.total(c) < IDLE_FRACTION * self.Q
+    def idle(self, c: int, me: str = "") -> bool:
+        return self.total(c, me) < IDLE_FRACTION * self.Q
 
 
-def pick_ithread_cpu(loads: Loads, pri: int, vec_cpu: int, last: int) -> int:
+def pick_ithread_cpu(loads: Loads, pri: int, vec_cpu: int, last: int, me: str = "") -> int:
     """sched_pickcpu for an interrupt thread woken by a vector on vec_cpu."""
-    if loads.idle(vec_cpu):
+    if loads.idle(vec_cpu, me):
         return vec_cpu
     p = loads.pkg[vec_cpu]
     cands = [c for c in range(len(loads.by_cpu)) if loads.pkg[c] == p]
-    return min(cands, key=lambda c: (not loads.can_run(c, pri), loads.total(c),
+    return min(cands, key=lambda c: (not loads.can_run(c, pri, me), loads.total(c, me),
                                      c != last, c != vec_cpu, c))
 
 
-def pick_thread_cpu(loads: Loads, pri: int, last: int, waker: int | None) -> int:
+def pick_thread_cpu(loads: Loads, pri: int, last: int, waker: int | None, me: str = "") -> int:
     """sched_pickcpu for a thread that is not an interrupt thread."""
-    if loads.can_run(last, pri):
+    if loads.can_run(last, pri, me):
         return last
     lp = loads.pkg[last]
     best = min(range(len(loads.by_cpu)),
-               key=lambda c: (not loads.can_run(c, pri), loads.total(c),
+               key=lambda c: (not loads.can_run(c, pri, me), loads.total(c, me),
                               loads.pkg[c] != lp, c != last, c))
-    if (waker is not None and waker != best and not loads.idle(best)
-            and loads.can_run(waker, pri)
-            and loads.total(waker) <= loads.total(best) + loads.Q):
+    if (waker is not None and waker != best and not loads.idle(best, me)
+            and loads.can_run(waker, pri, me)
+            and loads.total(waker, me) <= loads.total(best, me) + loads.Q):
         return waker
     return best
+
+
+def steal(loads: Loads, pri: int, cur: int, me: str = "") -> int:
+    """tdq_idled: a CPU with nothing to run takes a runnable thread from a
+    CPU where it waits behind others of better or equal priority.  The
+    thread `me`, running on `cur` but unable to run there at once, moves to
+    the first idle CPU of its package, else of any package; or stays."""
+    if loads.can_run(cur, pri, me):
+        return cur
+    n = len(loads.by_cpu)
+    idle = [c for c in range(n) if c != cur and loads.idle(c, me)]
+    if not idle:
+        return cur
+    p = loads.pkg[cur]
+    return min(idle, key=lambda c: (loads.pkg[c] != p, c))
 
 
 def float_vector_cpu(vector: int, k: int, ncpu: int) -> int:
