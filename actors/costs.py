@@ -58,6 +58,12 @@ DEFAULT_COSTS = {
     "ip_reass": 400,
     # udp_input: header, checksum (offloaded), in_pcblookup, sbappendaddr, sorwakeup
     "udp_input": 500,
+    # a UDP datagram sent over loopback: the sendto syscall, sosend_dgram,
+    # udp_output, ip_output, looutput, if_simloop and netisr_queue (Rizzo's
+    # ~950 ns send path less the driver and ether_output, ~650 ns)
+    "udp_send": 2000,
+    # recvfrom: the syscall, soreceive_dgram, copyout of a small datagram
+    "soreceive": 1500,
     # one hardware interrupt: vector entry, filter, mask, schedule the ithread
     "interrupt": 1000,
     # waking the netisr software-interrupt thread (swi_sched) from a sleeper

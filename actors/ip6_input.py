@@ -27,6 +27,7 @@ from .mbuf import m_adj
 
 _V4MAPPED = b"\0" * 10 + b"\xff\xff"
 _UNSPEC = b"\0" * 16
+_LOOPBACK = b"\0" * 15 + b"\1"
 
 
 
@@ -46,6 +47,8 @@ def ip6_input(m, vnets: dict, cnt):
     dst = d[o + 24:o + 40]
     if src[0] == 0xFF or dst == _UNSPEC or src[:12] == _V4MAPPED or dst[:12] == _V4MAPPED:
         return "ip6s_badscope"
+    if (src == _LOOPBACK or dst == _LOOPBACK) and m.rcvif != "lo0":
+        return "ip6s_badscope"            # ::1 only ever comes from lo0
     v = vnets.get(m.vnet)
     if v is None or (dst not in v["inet6"] and not v["any"]):
         return "ip6s_cantforward"

@@ -136,6 +136,12 @@ class Netisr(Actor):
         self.pub_c = [0] * ncpu
         self.bound = host["netisr"].get("bindthreads", 1) == 1
         self.sleep_at = None        # when the thread went to sleep, until confirmed
+        # deferred wakeups: our sleeps are the readers' scheduling points
+        self.points = [] if host.get("wakeup", {}).get("mode") == "deferred" else None
+        self.vnet_actors = sorted(v["actor"] for v in vnets.values())
+        self.loopback = host.get("loopback", False)
+        self.svc = to_ns(costs["ip_input"] + costs["udp_input"], ghz)   # until measured
+        self.svc_sum = self.svc_n = 0
         self.moved = False
         self.Q = host["quantum_ns"]
         qlimits = host["netisr"]["qlimit"]
@@ -198,8 +204,7 @@ class Netisr(Actor):
                         t = snap[0].stamp_ns
                         if clock <= t:       # it slept: the enqueue woke it (swi_sched)
                             if self.sleep_at is not None:
-                                th.sleep(self.sleep_at)
-                                self.sleep_at = None
+                                self._slept(self.sleep_at)
                             self.wakeups += 1
                             clock = t
                             if not self.bound:     # ULE places the woken thread
@@ -242,6 +247,8 @@ class Netisr(Actor):
                     cost += _input(m, proto, out, clock + cost)
                 else:
                     cost = _input(m, proto, out, clock)
+                self.svc_sum += cost
+                self.svc_n += 1
                 if clock >= start:
                     if clock + cost <= end:
                         busy += cost
@@ -276,6 +283,13 @@ class Netisr(Actor):
         th.clock = clock
         th.add(start, busy)
         th.add(prev, busy_prev)
+
+    def _slept(self, t: int) -> None:
+        """The thread went to sleep at t (now sure of it)."""
+        self.thread.sleep(t)
+        self.sleep_at = None
+        if self.points is not None:
+            self.points.append([self.thread.cpu, t])
 
     # -- the window ---------------------------------------------------------
     def step(self, start, end, inbox):
@@ -317,8 +331,7 @@ class Netisr(Actor):
             arrivals = [a for b in batches for a in b]
             arrivals.sort(key=_stamp)
         if self.sleep_at is not None and not arrivals and self.sleep_at < start:
-            self.thread.sleep(self.sleep_at)     # nothing came: it did sleep
-            self.sleep_at = None
+            self._slept(self.sleep_at)           # nothing came: it did sleep
         self._run(arrivals, start, end, out_b)
         self.pi.expire(end)
         out = []
@@ -330,6 +343,18 @@ class Netisr(Actor):
                 out.append((nic, "ws_state", [self.wsid, self.cpu, start // self.Q,
                                               self.thread.clock, self.holding()], end))
         self.moved = False
+        if self.points:
+            for v in self.vnet_actors:
+                out.append((v, "sched_point", self.points, end))
+            self.points = []
+        if self.loopback:
+            # for senders on our CPU, whom our wakeups preempt (actors/app.py)
+            if self.svc_n:
+                self.svc = self.svc_sum // self.svc_n
+            self.svc_sum = self.svc_n = 0
+            st = [self.wsid, self.thread.cpu, self.svc, self.c_wake]
+            for v in self.vnet_actors:
+                out.append((v, "isr_state", st, end))
         if self.hybrid:
             # publish our state for hybrid dispatchers: the window it is as of,
             # when the thread is next free, and what is still pending

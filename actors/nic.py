@@ -130,6 +130,9 @@ class Nic(Actor):
         self.c_intr = to_ns(costs["interrupt"], ghz)
         self.c_csw = to_ns(costs["context_switch"], ghz)
         self.c_migr = to_ns(costs["migration"], ghz)
+        # deferred wakeups: our ithreads' sleeps are the readers' scheduling points
+        self.points = [] if host.get("wakeup", {}).get("mode") == "deferred" else None
+        self.vnet_actors = sorted(v["actor"] for v in (vnets or {}).values())
         self.ncpu = host["cpus"]
         topo = host.get("topology")
         self.mem = MemView(topo, self.name) if topo is not None else None
@@ -270,6 +273,7 @@ class Nic(Actor):
         c_vlan = self.c_vlan
         c_csw = self.c_csw
         c_migr = self.c_migr
+        points = self.points
         mem = self.mem
         ws_cpu = self.ws_cpu
         cpu = th.cpu
@@ -342,6 +346,8 @@ class Nic(Actor):
                 if not ring or ring[0].arrival_ns > clock:
                     running = False      # ring empty: re-arm the vector, sleep
                     th.sleep(clock)
+                    if points is not None:
+                        points.append([cpu, clock])
                     continue
                 m = ring.popleft()
                 if mem is not None:
@@ -491,6 +497,10 @@ class Nic(Actor):
             rx.irq.report(out, end)
         if mem is not None:
             mem.report(out, end)
+        if self.points:
+            for v in self.vnet_actors:
+                out.append((v, "sched_point", self.points, end))
+            self.points = []
         for (dest, proto, w), mbufs in batches.items():
             out.append((dest, PKT_KIND[proto], mbufs, max(end, w * self.Q)))
         for (dest, w), mbufs in self.vout.items():

@@ -33,7 +33,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from .app import Reader, UdpSender
 from .base import Actor, make_tap
+from .ether_input import ISR_NAMES, NETISR_IP, NETISR_IPV6
+from .netisr import NetisrConfig
+from .sched import Loads
 from .cache import PCB_LINES, SOCKBUF_LINES, MemView
 from .mbuf import M_BCAST, M_MCAST, Uma, m_freem
 
@@ -42,9 +46,9 @@ LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
 
 class Socket:
     __slots__ = ("name", "hiwat", "cc", "buf", "read_ns", "next_read", "delivered",
-                 "bytes", "fullsock", "read", "pcb_rec", "sb_rec")
+                 "bytes", "fullsock", "read", "pcb_rec", "sb_rec", "reader")
 
-    def __init__(self, name: str, hiwat: int, read_pps: float | None):
+    def __init__(self, name: str, hiwat: int, read_pps: float | None, reader=None):
         self.name = name
         self.hiwat = hiwat
         self.cc = 0
@@ -57,6 +61,7 @@ class Socket:
         self.read = 0
         self.pcb_rec = None     # cache records (actors/cache.py) of the pcb and so_rcv
         self.sb_rec = None
+        self.reader = reader    # the application thread reading it (actors/app.py), or None
 
 
 class Vnet(Actor):
@@ -64,9 +69,27 @@ class Vnet(Actor):
         self.vname = cfg["name"]
         self.name = f"vnet.{cfg['name']}"
         self.sockets = {}       # (family, laddr bytes or b"", port) -> Socket
+        self.threads = {}
         for s in cfg["sockets"]:
-            sock = Socket(s["name"], s["rcvbuf"], s.get("read_pps"))
+            rd = None
+            if s.get("reader"):
+                rd = Reader(f"{s['name']} reader", self.name, s.get("reader_cpu"), host)
+                self.threads[rd.thread.name] = rd.thread
+            sock = Socket(s["name"], s["rcvbuf"], s.get("read_pps"), rd)
             self.sockets[(s["family"], s["laddr"], s["port"])] = sock
+        self.senders = [UdpSender(a, host, self.name, host.get("lo_id_base", 0) + (i << 32))
+                        for i, a in enumerate(cfg.get("apps", []))]
+        for a in self.senders:
+            self.threads[a.thread.name] = a.thread
+        self.dispatch = NetisrConfig(host["netisr"]) if self.senders else None
+        # each workstream as it last told us: (cpu, service ns a packet, wakeup ns)
+        self.ws_info = {n: (c, 0, 0) for n, c in zip(host["netisr"]["workstreams"],
+                                                    host["netisr"]["cpus"])}
+        self.lo_index = host.get("lo0_index", 1)
+        self.loads = Loads(host.get("cpus", 1), host["quantum_ns"],
+                           host["topology"].pkg if host.get("topology") else [0] * host.get("cpus", 1))
+        self.Q = host["quantum_ns"]
+        self.rlat_hist = [0] * LAT_BUCKETS
         self.sink = Socket("udp-sink", 1 << 62, None) if cfg.get("udp_sink") else None
         self.uma = Uma()
         self.tap = make_tap(host)
@@ -117,18 +140,37 @@ class Vnet(Actor):
         arrivals = []
         pub = False
         for msg in inbox:
-            if msg[4] == "pkts.udp":
-                arrivals.extend((m.stamp_ns, i, msg[1], m) for i, m in enumerate(msg[5]))
-            elif msg[4] == "cstate":
-                self.pub_c[msg[5][0]] = msg[5][1]
+            kind = msg[4]
+            if kind == "pkts.udp":
+                arrivals.extend((m.stamp_ns, 0, msg[1], m) for m in msg[5])
+            elif kind == "cstate":
+                c, touched, demand = msg[5]
+                self.pub_c[c] = touched
+                self.loads.set(c, demand)
                 pub = True
+            elif kind == "debt":
+                self.threads[msg[5][0]].pay_debt(start, msg[5][1])
+            elif kind == "isr_state":          # a workstream's CPU and service time
+                wsid, c, svc, wake = msg[5]
+                self.ws_info[msg[1]] = (c, svc, wake)
+            elif kind == "sched_point":        # a deliverer slept (deferred wakeups)
+                for c, t in msg[5]:
+                    arrivals.append((t, 1, msg[1], c))
         mem = self.mem
         if pub and mem is not None:
             mem.publish(self.pub_c)
+        out = []
+        if self.senders:
+            self._send(start, end, out)
         arrivals.sort(key=_stamp)
         cnt = self.counters
         mdebt = {}
-        for _, _, sender, m in arrivals:
+        for t, what, sender, m in arrivals:
+            if what:                # a scheduling point of (sender, cpu m) at t
+                for s in self.sockets.values():
+                    if s.reader is not None:
+                        s.reader.point((sender, m), t)
+                continue
             d = m.st.data
             o = m.off
             v6 = d[o] >> 4 == 6
@@ -179,24 +221,75 @@ class Vnet(Actor):
                 self.reordered += 1
             else:
                 self.last_id[fkey] = m.pkt_id
-            if s.read_ns is None:
+            if s.reader is not None:
+                # sorwakeup: the reading thread is signalled as the policy says
+                s.cc += m.len
+                s.buf.append(m)
+                s.reader.appended((sender, m.line_cpu), now)
+            elif s.read_ns is None:
                 # the application is waiting in recv(): it takes the datagram at once
                 s.read += 1
                 m_freem(self.uma, m)
             else:
                 s.cc += m.len
                 s.buf.append(m)
+        free = self._free_read
         for s in self.sockets.values():
-            if s.buf:
+            rd = s.reader
+            if rd is not None:
+                rd.due(end)
+                rd.run(s, free, mem, self.loads, self.rlat_hist)
+                rd.settle(start, self.Q)
+                s.read = rd.read
+            elif s.buf:
                 self._read(s, end)
-        out = [(a, "mdebt", [c, ns], end) for (a, c), ns in sorted(mdebt.items()) if ns]
+        out.extend((a, "mdebt", [c, ns], end) for (a, c), ns in sorted(mdebt.items()) if ns)
+        for th in self.threads.values():
+            th.report(out, end)
         if mem is not None:
             mem.report(out, end)
         return out
 
+    def _free_read(self, m) -> None:
+        m_freem(self.uma, m)
+
+    def _send(self, start: int, end: int, out: list) -> None:
+        """The senders run; what they signal goes to lo0's workstream."""
+        batches = {}
+        Q = self.Q
+        for a in self.senders:
+            cpu = a.thread.cpu
+            proto = NETISR_IPV6 if a.v6 else NETISR_IP
+
+            def preempt(k, m, cpu=cpu, proto=proto):
+                dest = self.dispatch.select(proto, m, self.lo_index, 0, cpu, "lo0")
+                info = self.ws_info.get(dest)
+                if info is None or info[0] != cpu:
+                    return 0
+                return info[2] + k * info[1]
+            for t, m in a.run(start, end, self.uma, self.mem, self.loads, preempt):
+                proto = NETISR_IPV6 if a.v6 else NETISR_IP
+                dest = self.dispatch.select(proto, m, self.lo_index, 0, a.thread.cpu, "lo0")
+                m.stamp_ns = t
+                key = (dest, proto, t // Q)
+                b = batches.get(key)
+                if b is None:
+                    batches[key] = [m]
+                else:
+                    b.append(m)
+        for (dest, proto, w), mbufs in sorted(batches.items()):
+            out.append((dest, "pkts." + ISR_NAMES[proto], mbufs, max(end, w * Q)))
+
     # -- accounting ---------------------------------------------------------
+    @property
+    def arrived(self) -> int:
+        """Packets that entered the stack here: the loopback senders' datagrams."""
+        return sum(a.sent for a in self.senders)
+
     def holding(self) -> int:
-        return 0  # packets in socket buffers are delivered already
+        # packets in socket buffers are delivered already; sent ones not yet
+        # signalled to a netisr are still ours
+        return sum(a.holding() for a in self.senders)
 
     def buffered(self) -> int:
         return sum(len(s.buf) for s in self.sockets.values())
@@ -205,7 +298,12 @@ class Vnet(Actor):
         return dict(self.drops)
 
     def teardown(self) -> None:
-        """Close every socket: free what the applications did not read."""
+        """Close every socket: free what the applications did not read;
+        the senders' unsignalled datagrams go with their sockets."""
+        for a in self.senders:
+            for m in a.batcher.pending:
+                m_freem(self.uma, m)
+            a.batcher.pending = []
         for s in self.sockets.values():
             for m in s.buf:
                 m_freem(self.uma, m)
@@ -219,16 +317,19 @@ class Vnet(Actor):
             "flows_seen": len(self.last_id),
             "latency_ns": {"sum": self.lat_sum, "max": self.lat_max,
                            "log2_hist": self.lat_hist},
-            "sockets": {s.name: {"delivered": s.delivered, "bytes": s.bytes,
-                                 "fullsock": s.fullsock, "read": s.read,
-                                 "queued": len(s.buf)}
+            "sockets": {s.name: dict({"delivered": s.delivered, "bytes": s.bytes,
+                                      "fullsock": s.fullsock, "read": s.read,
+                                      "queued": len(s.buf)},
+                                     **({"reader": s.reader.metrics()} if s.reader else {}))
                         for s in sorted(list(self.sockets.values()) + ([self.sink] if self.sink else []),
                                         key=lambda s: s.name)},
             "drops": dict(sorted(self.drops.items())),
             "counters": {k: v for k, v in sorted(self.counters.items()) if v},
             "uma": self.uma.to_dict(),
+            "senders": {a.name: a.metrics() for a in self.senders},
+            "read_latency_log2_hist": self.rlat_hist,
         }
 
 
 def _stamp(a):
-    return a[0]
+    return a[0], a[1]

@@ -73,6 +73,9 @@ TABLES = {
                  "duration_ms": (NUM, _pos), "seed": (int, _nonneg)},
     "engine": {"quantum_ns": (int, _pos), "codec_check": (bool, None),
                "tap_max": (int, _nonneg)},
+    "wakeup": {"mode": (str, _oneof("immediate", "deferred", "batched")),
+               "batch": (int, lambda v: 1 <= v <= 65536 or "must be 1..65536"),
+               "timeout_us": (NUM, _nonneg)},
     "host": {"cpus": (int, lambda v: 1 <= v <= 1024 or "must be 1..1024"),
              "clock_ghz": (NUM, _pos),
              "packages": (int, lambda v: 1 <= v <= 64 or "must be 1..64"),
@@ -86,7 +89,14 @@ NIC_KEYS = {"name": (str, None), "queues": (int, lambda v: 1 <= v <= 128 or "mus
             "rxfilter": (str, _oneof("mac", "any")),
             "linktype": (str, _oneof("ether", "raw", "sll", "sll2"))}
 SOCKET_KEYS = {"name": (str, None), "vnet": (str, None), "proto": (str, _oneof("udp")),
-               "bind": (str, None), "rcvbuf": (int, _pos), "read_pps": (NUM, _pos)}
+               "bind": (str, None), "rcvbuf": (int, _pos), "read_pps": (NUM, _pos),
+               "reader_cpu": ((int, str), None)}
+APP_KEYS = {"name": (str, None), "vnet": (str, None), "kind": (str, _oneof("udp_send")),
+            "to": (str, None), "from_port": (int, lambda v: 1 <= v <= 65535 or "must be 1..65535"),
+            "cpu": ((int, str), None), "rate_pps": (NUM, lambda v: 0 < v <= 1e8 or "must be > 0 and at most 1e8"),
+            "burst": (int, lambda v: 1 <= v <= 4096 or "must be 1..4096"),
+            "payload": (int, lambda v: 8 <= v <= 1400 or "must be 8..1400 bytes"),
+            "start_ms": (NUM, _nonneg), "stop_ms": (NUM, _nonneg)}
 TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
                 "family": (str, _oneof("inet", "inet6", "mix")), "inet6_fraction": (NUM, _ratio),
                 "flows": (int, lambda v: 1 <= v <= 1_000_000 or "must be 1..1000000"),
@@ -104,7 +114,7 @@ TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
                         and all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 4094 for x in v)))
                     or "must be a VLAN id 1..4094, or [outer, inner] for QinQ")}
 TOP = set(TABLES) | {"sysctl", "costs", "nic", "socket", "traffic", "sweep", "ifconfig", "vnet",
-                     "netisr"}
+                     "netisr", "app"}
 NETISR_KEYS = {"policy": (str, _oneof("source", "flow", "cpu", "spread")), "pin": (dict, None)}
 VNET_KEYS = {"name": (str, None), "accept_any_addr": (bool, None), "udp_sink": (bool, None)}
 
@@ -142,14 +152,14 @@ def set_override(data: dict, key: str, raw: str) -> None:
         data.setdefault("sysctl", {})[key] = value
         return
     parts = key.split(".")
-    if parts[0] in ("nic", "traffic", "socket"):
+    if parts[0] in ("nic", "traffic", "socket", "app"):
         items = data.get(parts[0], [])
         if len(parts) == 2:              # every entry
             for it in items:
                 it[parts[1]] = value
             return
         sel, field = parts[1], ".".join(parts[2:])
-        default = {"nic": "ix{}", "socket": "udp{}", "traffic": "{}"}[parts[0]]
+        default = {"nic": "ix{}", "socket": "udp{}", "traffic": "{}", "app": "app{}"}[parts[0]]
         targets = [it for i, it in enumerate(items)
                    if str(i) == sel or it.get("name", default.format(i)) == sel]
         if not targets:
@@ -278,6 +288,50 @@ def _cpu_list(file, key: str, v, n: int, ncpu: int) -> list:
         else:
             out.append(c)
     return out
+
+
+LOOPBACK4 = bytes([127, 0, 0, 1])
+LOOPBACK6 = bytes(15) + b"\1"
+
+
+def _apps(file, data: dict, out: dict, ncpu: int) -> None:
+    """[[app]]: application threads; `udp_send` sends over lo0 to `to`."""
+    apps = data.get("app", [])
+    if not isinstance(apps, list):
+        raise ScenarioError(file, "app", "must be an array of tables ([[app]])")
+    names = set()
+    for i, a in enumerate(apps):
+        where = f"app[{i}]"
+        _check(file, where, a, APP_KEYS)
+        name = a.get("name", f"app{i}")
+        if name in names:
+            raise ScenarioError(file, f"{where}.name", f"{name!r} is used twice")
+        names.add(name)
+        vn = a.get("vnet", "vnet0")
+        if vn not in out["vnets"]:
+            raise ScenarioError(file, f"{where}.vnet", f"no vnet {vn!r}")
+        to = a.get("to")
+        if to is None:
+            raise ScenarioError(file, f"{where}.to", "required, e.g. '127.0.0.1:5001' or '[::1]:5001'")
+        h, _, port = to.rpartition(":")
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ScenarioError(file, f"{where}.to", f"bad port in {to!r}")
+        v6 = h.startswith("[")
+        dst = _addr(file, f"{where}.to", h[1:-1] if v6 else h, v6)
+        if dst not in out["vnets"][vn]["inet6" if v6 else "inet"]:
+            raise ScenarioError(file, f"{where}.to",
+                                f"{h} is not an address of vnet {vn}: only local (lo0) sends are modelled")
+        if "rate_pps" not in a:
+            raise ScenarioError(file, f"{where}.rate_pps", "required (datagrams a second)")
+        if a.get("stop_ms") is not None and a["stop_ms"] <= a.get("start_ms", 0):
+            raise ScenarioError(file, f"{where}.stop_ms", "must be after start_ms")
+        cpu = _cpu_list(file, f"{where}.cpu", [a.get("cpu", 0)], 1, ncpu)[0]
+        out["vnets"][vn].setdefault("apps", []).append({
+            "name": name, "vnet": vn, "v6": v6, "src": dst, "dst": dst,
+            "sport": a.get("from_port", 10000 + i), "dport": int(port), "cpu": cpu,
+            "rate_pps": float(a["rate_pps"]), "burst": a.get("burst", 1),
+            "payload": a.get("payload", 18), "start_ms": a.get("start_ms", 0),
+            "stop_ms": a.get("stop_ms")})
 
 
 def validate(data: dict, file="<scenario>") -> dict:
@@ -428,6 +482,9 @@ def validate(data: dict, file="<scenario>") -> dict:
                         "accept_any_addr": vopts.get(v, {}).get("accept_any_addr", False),
                         "udp_sink": vopts.get(v, {}).get("udp_sink", False)}
                     for v in sorted(vnet_names)}
+    for v in out["vnets"].values():          # lo0 is in every vnet
+        v["inet"].add(LOOPBACK4)
+        v["inet6"].add(LOOPBACK6)
     for n in out["nics"]:
         out["vnets"][n["vnet"]]["inet"].update(n["inet"])
         out["vnets"][n["vnet"]]["inet6"].update(n["inet6"])
@@ -460,9 +517,22 @@ def validate(data: dict, file="<scenario>") -> dict:
         key = (fam, laddr, int(port))
         if any((x["family"], x["laddr"], x["port"]) == key for x in out["vnets"][vn]["sockets"]):
             raise ScenarioError(file, f"{where}.bind", f"{b} is already bound (EADDRINUSE)")
+        rc = s.get("reader_cpu")
+        if rc is not None:
+            if "read_pps" in s:
+                raise ScenarioError(file, f"{where}.reader_cpu",
+                                    "a socket has a reading thread (reader_cpu) or a read rate (read_pps), not both")
+            rc = _cpu_list(file, f"{where}.reader_cpu", [rc], 1, ncpu)[0]
         out["vnets"][vn]["sockets"].append({
             "name": s.get("name", f"udp{i}"), "family": fam, "laddr": laddr, "port": int(port),
-            "rcvbuf": s.get("rcvbuf", sysctl["net.inet.udp.recvspace"]), "read_pps": s.get("read_pps")})
+            "rcvbuf": s.get("rcvbuf", sysctl["net.inet.udp.recvspace"]), "read_pps": s.get("read_pps"),
+            "reader": "reader_cpu" in s, "reader_cpu": rc})
+    _apps(file, data, out, ncpu)
+    wk = data.get("wakeup", {})
+    out["wakeup"] = {"mode": wk.get("mode", "immediate"), "batch": wk.get("batch", 1),
+                     "timeout_ns": int(round(wk.get("timeout_us", 0) * 1000))}
+    if out["wakeup"]["mode"] == "batched" and "batch" not in wk and "timeout_us" not in wk:
+        raise ScenarioError(file, "wakeup.batch", "batched wakeups need a batch size, a timeout_us, or both")
     # traffic
     out["traffic"] = []
     for i, t in enumerate(data.get("traffic", [])):
@@ -535,6 +605,8 @@ def build(scn: dict) -> list:
             "cpus": scn["cpus"], "packages": scn.get("packages", 1),
             "l2_bytes": scn.get("l2_bytes", 256 << 10), "llc_bytes": scn.get("llc_bytes", 8 << 20),
             "netisr": scn["netisr"], "tap_max": scn.get("tap_max", 0),
+            "wakeup": scn.get("wakeup", {}), "lo0_index": len(scn["nics"]) + 1,
+            "loopback": any(v.get("apps") for v in scn["vnets"].values()),
             "reass": {"ip_maxfragpackets": sc["net.inet.ip.maxfragpackets"],
                       "ip_maxfragsperpacket": sc["net.inet.ip.maxfragsperpacket"],
                       "ip_fragttl_ns": sc["net.inet.ip.fragttl"] * 10**9,
@@ -565,6 +637,7 @@ def build(scn: dict) -> list:
         actors.append(Nic(n, host, sources, vnets))
     for ws, cpu in enumerate(scn["netisr"]["cpus"]):
         actors.append(Netisr(ws, cpu, host, vnets))
-    for name, v in scn["vnets"].items():
-        actors.append(Vnet(v, host))
+    for vi, (name, v) in enumerate(scn["vnets"].items()):
+        # packet ids of loopback datagrams: lo0's if_index above the NICs', then the vnet
+        actors.append(Vnet(v, dict(host, lo_id_base=(host["lo0_index"] << 40) + (vi << 36))))
     return actors
