@@ -142,6 +142,8 @@ class Netisr(Actor):
         self.loopback = host.get("loopback", False)
         self.svc = to_ns(costs["ip_input"] + costs["udp_input"], ghz)   # until measured
         self.svc_sum = self.svc_n = 0
+        self.wake = self.c_wake     # ... and the time a wakeup takes before the first packet
+        self.wake_sum = self.wake_n = 0
         self.moved = False
         self.Q = host["quantum_ns"]
         qlimits = host["netisr"]["qlimit"]
@@ -224,6 +226,8 @@ class Netisr(Actor):
                                 th.state = mem.now(th.cpu)
                             th.charge(clock, clock + c)
                             clock += c
+                            self.wake_sum += clock - t
+                            self.wake_n += 1
                         else:                # it was still busy: the burst goes on
                             self.sleep_at = None
                     if mem is not None:      # the queue head, last written by the enqueuer
@@ -233,6 +237,7 @@ class Netisr(Actor):
                         t = clock if clock > snap[0].stamp_ns else snap[0].stamp_ns
                         th.charge(t, t + c)
                         clock = t + c
+                        self.wake_sum += c
                 if clock >= until:
                     break
                 m = snap.popleft()
@@ -351,8 +356,10 @@ class Netisr(Actor):
             # for senders on our CPU, whom our wakeups preempt (actors/app.py)
             if self.svc_n:
                 self.svc = self.svc_sum // self.svc_n
-            self.svc_sum = self.svc_n = 0
-            st = [self.wsid, self.thread.cpu, self.svc, self.c_wake]
+            if self.wake_n:
+                self.wake = self.wake_sum // self.wake_n
+            self.svc_sum = self.svc_n = self.wake_sum = self.wake_n = 0
+            st = [self.wsid, self.thread.cpu, self.svc, self.wake]
             for v in self.vnet_actors:
                 out.append((v, "isr_state", st, end))
         if self.hybrid:

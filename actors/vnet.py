@@ -35,6 +35,7 @@ from collections import defaultdict
 
 from .app import Reader, UdpSender
 from .base import Actor, make_tap
+from .costs import to_ns
 from .ether_input import ISR_NAMES, NETISR_IP, NETISR_IPV6
 from .netisr import NetisrConfig
 from .sched import Loads
@@ -83,8 +84,12 @@ class Vnet(Actor):
             self.threads[a.thread.name] = a.thread
         self.dispatch = NetisrConfig(host["netisr"]) if self.senders else None
         # each workstream as it last told us: (cpu, service ns a packet, wakeup ns)
-        self.ws_info = {n: (c, 0, 0) for n, c in zip(host["netisr"]["workstreams"],
-                                                    host["netisr"]["cpus"])}
+        # (until they do, the cost table's figures)
+        costs, ghz = host["costs"], host["ghz"]
+        svc = to_ns(costs["ip_input"] + costs["udp_input"], ghz)
+        wake = to_ns(costs["netisr_wakeup"] + costs["context_switch"], ghz)
+        self.ws_info = {n: (c, svc, wake) for n, c in zip(host["netisr"]["workstreams"],
+                                                         host["netisr"]["cpus"])}
         self.lo_index = host.get("lo0_index", 1)
         self.loads = Loads(host.get("cpus", 1), host["quantum_ns"],
                            host["topology"].pkg if host.get("topology") else [0] * host.get("cpus", 1))
