@@ -96,6 +96,7 @@ class UdpSender:
         self.stop = int(spec["stop_ms"] * 1e6) if spec.get("stop_ms") is not None else None
         self.payload = spec.get("payload", 18)
         self.k = 0                  # next timer tick
+        self.left = 0               # datagrams left in the burst under way
         self.id_base = id_base
         self.seq = 0
         costs, ghz = host["costs"], host["ghz"]
@@ -111,8 +112,8 @@ class UdpSender:
         """Send what the timer asks for in [start, end); return the packets
         signalled to the netisr, as (signal time, mbuf).
 
-        `preempt(k, m)` says how long a signal of k packets (the last one m)
-        keeps the sender off its CPU: a workstream on the sender's CPU
+        `preempt(mbufs)` says how long a signal of these packets keeps the
+        sender off its CPU: a workstream on the sender's CPU
         preempts it at once and runs them (its wakeup and their service),
         and only then does the sender go on.  The bound-weave arbitration
         of design §2 would get the time right but not this interleaving,
@@ -123,22 +124,29 @@ class UdpSender:
         sig.extend(self.batcher.due(start))
         while True:
             t = self.t0 + int(self.k * self.period)
-            if t >= end or (self.stop is not None and t >= self.stop):
-                break
+            if self.left == 0:              # between bursts
+                if t >= end or (self.stop is not None and t >= self.stop):
+                    break
+                if th.clock >= end:         # late: it goes on in the next window
+                    break
+                clock = th.clock
+                if clock <= t:              # asleep: the timer wakes it
+                    clock = t
+                    clock += _place(th, self.floating, loads, None, mem, self.c_migr, clock)
+                    th.wake(t)
+                    self.wakeups += 1
+                    c = self.c_csw
+                    if mem is not None:
+                        c += mem.touch(th.cpu, th.state, THREAD_LINES)
+                        th.state = mem.now(th.cpu)
+                    th.charge(clock, clock + c)
+                    clock += c
+                    th.clock = clock
+                self.left = self.burst
             clock = th.clock
-            if clock <= t:                  # asleep: the timer wakes it
-                clock = t
-                clock += _place(th, self.floating, loads, None, mem, self.c_migr, clock)
-                th.wake(t)
-                self.wakeups += 1
-                c = self.c_csw
-                if mem is not None:
-                    c += mem.touch(th.cpu, th.state, THREAD_LINES)
-                    th.state = mem.now(th.cpu)
-                th.charge(clock, clock + c)
-                clock += c
             cpu = th.cpu
-            for _ in range(self.burst):
+            while self.left and clock < end:
+                self.left -= 1
                 sig.extend(self.batcher.due(clock))
                 pid = self.id_base + self.seq
                 self.seq += 1
@@ -165,13 +173,15 @@ class UdpSender:
                 if got:
                     sig.extend(got)
                     if preempt is not None:
-                        clock += preempt(len(got), m)
+                        clock += preempt([x for _, x in got])
+            th.clock = clock
+            if self.left:                   # the window ended mid-burst
+                break
             self.k += 1
             nxt = self.t0 + int(self.k * self.period)
             sig.extend(self.batcher.point(clock))   # the end of the burst
             if clock < nxt:
                 th.sleep(clock)             # until the next tick
-            th.clock = clock
         sig.extend(self.batcher.due(end))
         return sig
 

@@ -134,14 +134,17 @@ class KThread:
             self.use[w] = self.use.get(w, 0) + ns
 
     # -- activations and placement ------------------------------------------------
-    def wake(self, t: int) -> None:
-        """The thread starts a burst at t (it was asleep)."""
+    def wake(self, t: int, preempting: bool = False) -> None:
+        """The thread starts a burst at t (it was asleep).  `preempting`: the
+        waker is known to be a lower-priority thread running on this CPU,
+        which the burst preempts (the CPU need not look for it)."""
         self.burst_t0 = t
+        st = 2 if preempting else 1
         b = self.bursts.get(self.cpu)
         if b is None:
-            self.bursts[self.cpu] = [[t, t, 1, 0]]
+            self.bursts[self.cpu] = [[t, t, st, 0]]
         else:
-            b.append([t, t, 1, 0])
+            b.append([t, t, st, 0])
 
     def sleep(self, t: int) -> None:
         """The burst ends at t: the thread blocks (a voluntary switch)."""

@@ -19,7 +19,9 @@ KThread): a burst that starts while a lower-priority thread on this CPU is
 in a burst preempts it (involuntary); one that starts while nothing runs is
 a switch from the idle thread (voluntary); one that starts while a thread of
 better or equal priority runs waits for it and costs no switch of its own;
-every burst ends with a voluntary switch.  The bursts are each thread's
+every burst ends with a voluntary switch.  A burst the thread knows to
+preempt its waker (a netisr woken by a loopback sender on its CPU) is
+involuntary as it says.  The bursts are each thread's
 uncontended timeline, so the count is as exact as the timing (design §2).
 Threads report the interrupts they took and their migrations per CPU.
 
@@ -54,7 +56,8 @@ class Cpu(Actor):
         self.cap = {}           # window index -> capacity not yet granted
         self.granted = {}       # class -> ns granted in total
         self.wanted = 0         # ns asked for in total
-        self.busy_ns = 0
+        self.busy_ns = 0        # granted in windows the run has reached
+        self.future = {}        # window -> class -> granted, for windows still ahead
         self.touched = 0        # bytes touched on this core (the cache model's counter)
         self.mem_lines = [0] * len(LEVELS)
         self.mem_ns = 0
@@ -89,6 +92,10 @@ class Cpu(Actor):
                     ml[i] += v
                 self.mem_ns += ns
         reports.sort()
+        for w in sorted(x for x in self.future if x * Q < end):
+            for cls, got in self.future.pop(w).items():
+                self.granted[cls] = self.granted.get(cls, 0) + got
+                self.busy_ns += got
         for w, pri, thread, actor, used in reports:
             avail = cap.get(w, Q)
             got = used if used <= avail else avail
@@ -97,8 +104,12 @@ class Cpu(Actor):
             k = (pri, thread)
             demand[k] = demand.get(k, 0) + used
             cls = PRI_CLASS.get(pri, str(pri))
-            self.granted[cls] = self.granted.get(cls, 0) + got
-            self.busy_ns += got
+            if w * Q < end:
+                self.granted[cls] = self.granted.get(cls, 0) + got
+                self.busy_ns += got
+            else:           # a thread running ahead: count it when its window comes
+                f = self.future.setdefault(w, {})
+                f[cls] = f.get(cls, 0) + got
             if used > got:
                 k = (actor, thread)
                 debts[k] = debts.get(k, 0) + used - got
@@ -139,7 +150,10 @@ class Cpu(Actor):
                 continue
             if ends:
                 self.csw_vol += 1
-            if starts:
+            if starts == 2:         # known to preempt its waker
+                self.bursts += 1
+                self.csw_invol += 1
+            elif starts:
                 self.bursts += 1
                 worse = better = False
                 for j in range(n):

@@ -65,6 +65,9 @@ M_BCAST = 0x10
 M_MCAST = 0x20
 M_PROMISC = 0x40
 M_VLANTAG = 0x80
+# netcabal's own (FreeBSD's M_PROTO bits are per protocol): this packet's
+# enqueue woke a workstream that preempted its sender (actors/app.py)
+M_PREEMPT = 0x100000
 # netcabal's own bit: this mbuf is a copy sharing another's storage (its own
 # mbuf is freed at once; the storage goes with the last reference).
 M_NC_COPY = 0x10000000

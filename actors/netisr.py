@@ -51,7 +51,7 @@ from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, Me
 from .sched import Loads, pick_thread_cpu, steal
 from .costs import to_ns
 from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
-from .mbuf import M_HASHTYPE_NONE, m_freem
+from .mbuf import M_HASHTYPE_NONE, M_PREEMPT, m_freem
 from .proto_input import ProtoInput
 
 POLICY_SOURCE, POLICY_FLOW, POLICY_CPU, POLICY_SPREAD = 1, 2, 3, 99
@@ -188,6 +188,10 @@ class Netisr(Actor):
         i = 0
         while True:
             until = arrivals[i][1].stamp_ns if i < n else end
+            if i < n and arrivals[i][1].flags & M_PREEMPT:
+                # its enqueue preempts the sender, which goes on only once we
+                # have run it: whatever we hold is done first, then we sleep
+                until = 1 << 62
             while True:
                 if not snap:
                     for p, q in queues.items():
@@ -204,11 +208,17 @@ class Netisr(Actor):
                     if not running:
                         running = True
                         t = snap[0].stamp_ns
-                        if clock <= t:       # it slept: the enqueue woke it (swi_sched)
+                        # it slept, and the enqueue woke it (swi_sched); a wakeup
+                        # that preempted its sender did too, even if our
+                        # clock ran a little past it (the sender waited for us
+                        # by our published times, not our exact ones)
+                        if clock <= t or (snap[0].flags & M_PREEMPT and self.sleep_at is not None):
                             if self.sleep_at is not None:
                                 self._slept(self.sleep_at)
                             self.wakeups += 1
-                            clock = t
+                            if clock < t:
+                                clock = t
+                            w0 = clock
                             if not self.bound:     # ULE places the woken thread
                                 nc = pick_thread_cpu(self.loads, PRI_SWI_NET, th.cpu,
                                                      snap[0].line_cpu if snap[0].line_cpu >= 0 else None,
@@ -219,14 +229,14 @@ class Netisr(Actor):
                                     self.moved = True
                                     th.charge(clock, clock + c_migr)
                                     clock += c_migr
-                            th.wake(t)
+                            th.wake(w0, bool(snap[0].flags & M_PREEMPT))
                             c = c_wake
                             if mem is not None:
                                 c += mem.touch(th.cpu, th.state, THREAD_LINES)
                                 th.state = mem.now(th.cpu)
                             th.charge(clock, clock + c)
                             clock += c
-                            self.wake_sum += clock - t
+                            self.wake_sum += clock - w0
                             self.wake_n += 1
                         else:                # it was still busy: the burst goes on
                             self.sleep_at = None
@@ -312,6 +322,7 @@ class Netisr(Actor):
                 pub = True
             elif kind == "mdebt":
                 self.thread.pay_stall(start, msg[5][1])
+                self.svc_sum += msg[5][1]       # part of our service time
             else:
                 p = NAME_TO_PROTO[kind[5:]]
                 batches.append([(p, m) for m in msg[5]])

@@ -40,7 +40,7 @@ from .ether_input import ISR_NAMES, NETISR_IP, NETISR_IPV6
 from .netisr import NetisrConfig
 from .sched import Loads
 from .cache import PCB_LINES, SOCKBUF_LINES, MemView
-from .mbuf import M_BCAST, M_MCAST, Uma, m_freem
+from .mbuf import M_BCAST, M_MCAST, M_PREEMPT, Uma, m_freem
 
 LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
 
@@ -266,12 +266,15 @@ class Vnet(Actor):
             cpu = a.thread.cpu
             proto = NETISR_IPV6 if a.v6 else NETISR_IP
 
-            def preempt(k, m, cpu=cpu, proto=proto):
-                dest = self.dispatch.select(proto, m, self.lo_index, 0, cpu, "lo0")
+            def preempt(mbufs, cpu=cpu, proto=proto):
+                dest = self.dispatch.select(proto, mbufs[-1], self.lo_index, 0, cpu, "lo0")
                 info = self.ws_info.get(dest)
                 if info is None or info[0] != cpu:
                     return 0
-                return info[2] + k * info[1]
+                # the workstream wakes for them (the first) and runs them all
+                # before we go on
+                mbufs[0].flags |= M_PREEMPT
+                return info[2] + len(mbufs) * info[1]
             for t, m in a.run(start, end, self.uma, self.mem, self.loads, preempt):
                 proto = NETISR_IPV6 if a.v6 else NETISR_IP
                 dest = self.dispatch.select(proto, m, self.lo_index, 0, a.thread.cpu, "lo0")

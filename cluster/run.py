@@ -91,6 +91,8 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
     nics, isrs, cpus, vnets = {}, {}, {}, {}
     lat_sum = lat_max = reordered = 0
     hist = [0] * LAT_BUCKETS
+    rsum = rn = rmax = 0                # application reads: wire (or send) to recv()
+    rhist = [0] * LAT_BUCKETS
     by = {}
     for s in summaries:
         name = s["name"]
@@ -109,6 +111,13 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
             lat_max = max(lat_max, m["latency_ns"]["max"])
             reordered += m["reordered"]
             hist = [x + y for x, y in zip(hist, m["latency_ns"]["log2_hist"])]
+            for sk in m["sockets"].values():
+                if "reader" in sk:
+                    rd = sk["reader"]
+                    rsum += rd["latency_ns"]["sum"]
+                    rn += rd["read"]
+                    rmax = max(rmax, rd["latency_ns"]["max"])
+            rhist = [x + y for x, y in zip(rhist, m.get("read_latency_log2_hist", [0] * LAT_BUCKETS))]
         else:
             nics[name] = m
         if not name.startswith("vnet."):
@@ -135,9 +144,12 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
         "totals": dict(c, reordered=reordered, delivered_by=dict(sorted(by.items())),
                        throughput_pps=dl * 1e9 / dur,
                        offered_pps=c["arrived"] * 1e9 / dur),
-        "latency_ns": {"mean": lat_sum / dl if dl else 0.0, "max": lat_max,
-                       "p50_le": _percentile(hist, dl, 0.5), "p99_le": _percentile(hist, dl, 0.99),
-                       "log2_hist": hist},
+        "latency_ns": dict({"mean": lat_sum / dl if dl else 0.0, "max": lat_max,
+                            "p50_le": _percentile(hist, dl, 0.5), "p99_le": _percentile(hist, dl, 0.99),
+                            "log2_hist": hist},
+                           **({"read_mean": rsum / rn, "read_max": rmax,
+                               "read_p99_le": _percentile(rhist, rn, 0.99),
+                               "read_log2_hist": rhist} if rn else {})),
         "stats": dict(sorted(stats.items())),
         "nics": nics, "netisr": isrs, "cpus": cpus, "vnets": vnets,
         "uma": uma.to_dict(),

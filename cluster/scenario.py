@@ -115,7 +115,8 @@ TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
                     or "must be a VLAN id 1..4094, or [outer, inner] for QinQ")}
 TOP = set(TABLES) | {"sysctl", "costs", "nic", "socket", "traffic", "sweep", "ifconfig", "vnet",
                      "netisr", "app"}
-NETISR_KEYS = {"policy": (str, _oneof("source", "flow", "cpu", "spread")), "pin": (dict, None)}
+NETISR_KEYS = {"policy": (str, _oneof("source", "flow", "cpu", "spread")), "pin": (dict, None),
+               "rxq_offset": (int, _nonneg)}
 VNET_KEYS = {"name": (str, None), "accept_any_addr": (bool, None), "udp_sink": (bool, None)}
 
 
@@ -404,6 +405,7 @@ def validate(data: dict, file="<scenario>") -> dict:
                                 f"workstream {v!r} does not exist (net.isr.maxthreads gives {nws})")
         pin[k] = v
     out["netisr"] = {"workstreams": [f"netisr{i}" for i in range(nws)],
+                     "rxq_offset": nt.get("rxq_offset"),
                      "cpus": list(range(nws)), "ncpus": ncpu,
                      "policy": {"ip": pol, "ip6": pol}, "pin": pin,
                      "dispatch": sysctl["net.isr.dispatch"],
@@ -437,8 +439,13 @@ def validate(data: dict, file="<scenario>") -> dict:
         q = n.get("queues", 1)
         # MSI-X vectors: one per rx queue, each pinned to a CPU (cpuset -x) or
         # "float"; ithreads bound with their vectors unless ithread_cpus says
-        irq = _cpu_list(file, f"{where}.irq_cpus", n.get("irq_cpus", [j % ncpu for j in range(q)]), q, ncpu)
-        ith = n.get("ithread_cpus")
+        irq = n.get("irq_cpus", "pinned")
+        if irq == "pinned":                   # queue j's vector on CPU j mod ncpu
+            irq = [j % ncpu for j in range(q)]
+        irq = _cpu_list(file, f"{where}.irq_cpus", irq, q, ncpu)
+        ith = n.get("ithread_cpus", "bound")
+        if ith == "bound":                    # with their vectors (intr_event_bind)
+            ith = None
         if ith is not None:
             ith = _cpu_list(file, f"{where}.ithread_cpus", ith, q, ncpu)
         elif any(c is None for c in irq):
@@ -464,6 +471,15 @@ def validate(data: dict, file="<scenario>") -> dict:
         })
     nic_by_name = {n["name"]: n for n in out["nics"]}
     out["netisr"]["nics"] = [n["name"] for n in out["nics"]]
+    off = out["netisr"].pop("rxq_offset")
+    if off is not None:
+        # netcabal's shorthand: rx queue j of every NIC to the workstream on
+        # the CPU `off` after its vector's (0: the interrupt's own CPU)
+        for n in out["nics"]:
+            for j, c in enumerate(n["irq_cpus"]):
+                key = f"{n['name']}:rxq{j}"
+                if key not in pin:
+                    pin[key] = ((j if c is None else c) + off) % nws
     if len(nic_by_name) != len(out["nics"]):
         raise ScenarioError(file, "nic", "NIC names must be unique")
     _ifconfig(file, data.get("ifconfig", []), nic_by_name, vnet_names)

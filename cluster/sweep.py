@@ -93,7 +93,35 @@ def row(point: dict, m: dict) -> dict:
               "max_cpu_util": round(max((c["utilization"] for c in m["cpus"].values()), default=0), 4),
               "stack_threads": busy_threads, "max_thread_share": share,
               "top_drop": top})
+    r.update(cost_columns(m))
     return r
+
+
+def cost_columns(m: dict) -> dict:
+    """The cost model's figures per delivered packet: cycles (all, and the
+    memory part), cache lines by where they were found, context switches
+    (all, and involuntary), migrations, interrupts."""
+    cpus = m["cpus"].values()
+    n = m["totals"]["delivered"] or 1
+    ghz = m["scenario"]["clock_ghz"]
+    lines = {}
+    for c in cpus:
+        for k, v in c.get("memory", {}).get("lines", {}).items():
+            lines[k] = lines.get(k, 0) + v
+    busy = sum(c["busy_ns"] for c in cpus)
+    mem = sum(c.get("memory", {}).get("ns", 0) for c in cpus)
+    csw = sum(sum(c.get("context_switches", {}).values()) for c in cpus)
+    inv = sum(c.get("context_switches", {}).get("involuntary", 0) for c in cpus)
+    out = {"cycles_per_pkt": round(busy * ghz / n, 1), "mem_cycles_per_pkt": round(mem * ghz / n, 1)}
+    for k in ("local", "llc", "xcore", "xpkg", "dram", "dram_remote"):
+        out[f"{k}_lines_per_pkt"] = round(lines.get(k, 0) / n, 3)
+    out.update({"csw_per_pkt": round(csw / n, 3), "invol_csw_per_pkt": round(inv / n, 3),
+                "migrations": sum(c.get("migrations_in", 0) for c in cpus),
+                "interrupts": sum(c.get("interrupts", 0) for c in cpus)})
+    rl = m["latency_ns"].get("read_mean")
+    if rl is not None:
+        out["read_latency_mean_ns"] = round(rl, 1)
+    return out
 
 
 def _ray_point(scn):
