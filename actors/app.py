@@ -282,8 +282,7 @@ class Reader:
                 m = buf.pop(0)
                 c = self.c_recv
                 if mem is not None:
-                    c += mem.touch(cpu, (m.line_cpu, m.line_at, m.line_pat),
-                                   MBUF_HDR_LINES + PKT_DATA_LINES)
+                    c += mem.touch_m(cpu, m, MBUF_HDR_LINES + PKT_DATA_LINES)
                     c += mem.touch(cpu, sock.sb_rec, SOCKBUF_LINES)
                     sock.sb_rec = mem.now(cpu)
                 th.charge(clock, clock + c)

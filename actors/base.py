@@ -212,6 +212,25 @@ class KThread:
     def report(self, out: list, end: int) -> None:
         """Tell the CPUs how long we ran, per window, with our bursts and
         events (arbitrated one window later)."""
+        if not (self.use or self.moved or self.bursts or self.events):
+            return                      # asleep all window: nothing to say
+        if not self.moved and not self.events and len(self.bursts) <= 1 and (
+                not self.bursts or self.cpu in self.bursts):
+            # the common case: one CPU, no migrations or interrupts counted
+            c = self.cpu
+            use = sorted(self.use.items())
+            for _, v in use:
+                self.busy_total += v
+            b = self.bursts.get(c, [])
+            if self.burst_t0 is not None and b:
+                b[-1][1] = max(b[-1][1], min(self.clock, end))
+            out.append((f"cpu{c}", "use", [self.actor, self.name, self.pri, use, b, []], end))
+            self.use = {}
+            self.bursts = {}
+            if self.burst_t0 is not None:
+                t = min(self.clock, end)
+                self.bursts[c] = [[t, t, 0, 0]]
+            return
         per = dict(self.moved)
         if self.use:
             cur = per.setdefault(self.cpu, {})

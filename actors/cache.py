@@ -90,90 +90,126 @@ class MemView:
     threads' touches.  Counts and ns are kept per core for the current window
     and reported to the CPU actors (`report`)."""
 
-    __slots__ = ("t", "base_c", "base_p", "cur_c", "cur_p", "prev_c",
-                 "counts", "ns", "actor")
+    __slots__ = ("t", "pkg", "l2", "llc", "now_c", "now_p", "cur_c", "cur_p", "prev_c",
+                 "cnt", "nsl", "actor", "price")
 
     def __init__(self, topo: Topology, actor: str):
         self.t = topo
+        self.pkg = topo.pkg
+        self.l2 = topo.l2
+        self.llc = topo.llc
         self.actor = actor
         n, p = topo.ncpu, topo.npkg
-        self.base_c = [0] * n       # published counters (+ our previous window)
-        self.base_p = [0] * p
+        self.now_c = [0] * n        # the counters as we know them: published + ours since
+        self.now_p = [0] * p
         self.cur_c = [0] * n        # bytes our threads touched this window
         self.cur_p = [0] * p
         self.prev_c = [0] * n       # ... and in the window before
-        self.counts = {}            # core -> [lines per level]
-        self.ns = {}                # core -> memory ns this window
+        self.cnt = [[0] * 6 for _ in range(n)]    # lines per level, this window
+        self.nsl = [0] * n                       # memory ns, this window
+        # ns for `lines` lines at each level (integer, rounded once)
+        self.price = [[int(k * lat + 0.5) for k in range(33)] for lat in topo.lat_ns]
 
     # -- counters -------------------------------------------------------------
     def publish(self, pub_c: list) -> None:
         """The CPUs' counters as of reports sent two windows back: add what
-        we touched in the window just before (not yet in them)."""
-        t = self.t
-        self.base_c = [a + b for a, b in zip(pub_c, self.prev_c)]
-        self.base_p = [sum(self.base_c[c] for c in cores) for cores in t.pkg_cores]
+        we touched in the window just before and in this one (not yet in
+        them)."""
+        self.now_c = [a + b + c for a, b, c in zip(pub_c, self.prev_c, self.cur_c)]
+        self.now_p = [sum(self.now_c[c] for c in cores) for cores in self.t.pkg_cores]
 
     def now(self, c: int) -> tuple:
-        p = self.t.pkg[c]
-        return c, self.base_c[c] + self.cur_c[c], self.base_p[p] + self.cur_p[p]
+        return c, self.now_c[c], self.now_p[self.pkg[c]]
 
     # -- pricing ----------------------------------------------------------------
     def level(self, c: int, rc: int, rat: int, rpat: int) -> int:
         """Where core c finds a line whose record is (rc, rat, rpat)."""
-        t = self.t
-        p = t.pkg[c]
+        pkg = self.pkg
+        p = pkg[c]
         if rc < 0:
             return L_DRAM if p == 0 else L_DRAM_REMOTE
-        rp = t.pkg[rc]
-        in_llc = self.base_p[rp] + self.cur_p[rp] - rpat < t.llc
-        if self.base_c[rc] + self.cur_c[rc] - rat < t.l2:
+        rp = pkg[rc]
+        if self.now_c[rc] - rat < self.l2:
             if rc == c:
                 return L_LOCAL
             return L_XCORE if rp == p else L_XPKG
-        if in_llc:
+        if self.now_p[rp] - rpat < self.llc:
             return L_LLC if rp == p else L_XPKG
         return L_DRAM if p == 0 else L_DRAM_REMOTE
 
     def touch(self, c: int, rec: tuple | None, lines: int) -> int:
         """Core c touches `lines` lines whose record is `rec` ((core, C, P) or
-        None for memory only).  Returns the (integer) ns it costs; the caller stores
-        `self.now(c)` as the new record."""
+        None for memory only).  Returns the (integer) ns it costs; the caller
+        stores `self.now(c)` as the new record."""
         if rec is None:
-            lv = self.level(c, NOWHERE, 0, 0)
+            lv = L_DRAM if self.pkg[c] == 0 else L_DRAM_REMOTE
         else:
             lv = self.level(c, rec[0], rec[1], rec[2])
         return self.charge(c, lv, lines)
 
-    def charge(self, c: int, lv: int, lines: int) -> int:
-        cnt = self.counts.get(c)
-        if cnt is None:
-            cnt = self.counts[c] = [0] * 6
-        cnt[lv] += lines
-        ns = int(lines * self.t.lat_ns[lv] + 0.5)
-        self.ns[c] = self.ns.get(c, 0) + ns
-        b = lines * LINE
+    def touch_m(self, c: int, m, lines: int) -> int:
+        """Core c touches `lines` of mbuf m's lines: priced by m's record,
+        which becomes c's."""
+        lv = self.level(c, m.line_cpu, m.line_at, m.line_pat)
+        ns = self.charge(c, lv, lines)
+        m.line_cpu = c
+        m.line_at = self.now_c[c]
+        m.line_pat = self.now_p[self.pkg[c]]
+        return ns
+
+    def rx_touch(self, c: int, m, hdr_lines: int, data_lines: int) -> int:
+        """The driver's first touch of a received packet on core c: the mbuf
+        header where m's record says (the CPU that refilled the ring), the
+        data lines from memory (the NIC wrote them there).  m's record
+        becomes c's."""
+        pkg = self.pkg
+        p = pkg[c]
+        lv = self.level(c, m.line_cpu, m.line_at, m.line_pat)
+        dl = L_DRAM if p == 0 else L_DRAM_REMOTE
+        cnt = self.cnt[c]
+        cnt[lv] += hdr_lines
+        cnt[dl] += data_lines
+        ns = self.price[lv][hdr_lines] + self.price[dl][data_lines]
+        self.nsl[c] += ns
+        b = (hdr_lines + data_lines) * LINE
         self.cur_c[c] += b
-        self.cur_p[self.t.pkg[c]] += b
+        self.cur_p[p] += b
+        now = self.now_c[c] = self.now_c[c] + b
+        pnow = self.now_p[p] = self.now_p[p] + b
+        m.line_cpu = c
+        m.line_at = now
+        m.line_pat = pnow
+        return ns
+
+    def charge(self, c: int, lv: int, lines: int) -> int:
+        self.cnt[c][lv] += lines
+        ns = self.price[lv][lines] if lines <= 32 else int(lines * self.t.lat_ns[lv] + 0.5)
+        self.nsl[c] += ns
+        b = lines * LINE
+        p = self.pkg[c]
+        self.cur_c[c] += b
+        self.now_c[c] += b
+        self.cur_p[p] += b
+        self.now_p[p] += b
         return ns
 
     def touch_shared(self, c: int, rec: dict, lines: int) -> int:
         """A read of a read-mostly object: `rec` maps core -> (C, P) of its
         last read there."""
-        t = self.t
-        p = t.pkg[c]
+        p = self.pkg[c]
         mine = rec.get(c)
-        if mine is not None and self.base_c[c] + self.cur_c[c] - mine[0] < t.l2:
+        if mine is not None and self.now_c[c] - mine[0] < self.l2:
             lv = L_LOCAL
         else:
             lv = L_DRAM if p == 0 else L_DRAM_REMOTE
-            pnow = self.base_p[p] + self.cur_p[p]
+            pnow = self.now_p[p]
+            pkg = self.pkg
             for oc, (_, opat) in rec.items():
-                if t.pkg[oc] == p and pnow - opat < t.llc:
+                if pkg[oc] == p and pnow - opat < self.llc:
                     lv = L_LLC
                     break
         ns = self.charge(c, lv, lines)
-        _, at, pat = self.now(c)
-        rec[c] = (at, pat)
+        rec[c] = (self.now_c[c], self.now_p[p])
         return ns
 
     def between(self, c: int, other: int) -> int:
@@ -181,20 +217,17 @@ class MemView:
         just wrote (a queue head both write)."""
         if other == c:
             return L_LOCAL
-        return L_XCORE if self.t.pkg[other] == self.t.pkg[c] else L_XPKG
+        return L_XCORE if self.pkg[other] == self.pkg[c] else L_XPKG
 
     # -- reporting ------------------------------------------------------------------
     def report(self, out: list, end: int) -> None:
         """Send each CPU what we touched on it this window; roll the window."""
-        for c in sorted(set(self.counts) | {c for c, b in enumerate(self.cur_c) if b}):
-            out.append((f"cpu{c}", "mem", [self.actor, self.cur_c[c],
-                                           self.counts.get(c, [0] * 6),
-                                           self.ns.get(c, 0)], end))
-        self.prev_c = self.cur_c
-        self.base_c = [a + b for a, b in zip(self.base_c, self.cur_c)]
-        self.base_p = [a + b for a, b in zip(self.base_p, self.cur_p)]
-        n, p = self.t.ncpu, self.t.npkg
-        self.cur_c = [0] * n
-        self.cur_p = [0] * p
-        self.counts = {}
-        self.ns = {}
+        cur = self.cur_c
+        for c, b in enumerate(cur):
+            if b:
+                out.append((f"cpu{c}", "mem", [self.actor, b, self.cnt[c], self.nsl[c]], end))
+                self.cnt[c] = [0] * 6
+                self.nsl[c] = 0
+        self.prev_c = cur
+        self.cur_c = [0] * self.t.ncpu
+        self.cur_p = [0] * self.t.npkg

@@ -65,7 +65,10 @@ class Cpu(Actor):
         self.csw_invol = 0
         self.events = {}        # "intr", "migr" -> count
         self.bursts = 0
-        self.spans = []         # bursts not yet judged, or still able to cover one
+        self.spans = []         # bursts not yet judged
+        self.judged = []        # judged bursts that may still cover a later start
+        self.published = None   # the last cstate sent
+        self._unsorted = False
 
     def step(self, start, end, inbox):
         Q = self.Q
@@ -115,6 +118,7 @@ class Cpu(Actor):
                 debts[k] = debts.get(k, 0) + used - got
         if spans:
             self.spans.extend(spans)
+            self._unsorted = True
         self._switches(start)
         old = start // Q - self.KEEP
         for w in [w for w in cap if w < old]:
@@ -122,8 +126,10 @@ class Cpu(Actor):
         out = [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())]
         if self.subscribers:
             st = [self.index, self.touched, [[p, t, ns] for (p, t), ns in sorted(demand.items())]]
-            for a in self.subscribers:
-                out.append((a, "cstate", st, end))
+            if st != self.published:       # only what changed: an idle CPU stays quiet
+                self.published = st
+                for a in self.subscribers:
+                    out.append((a, "cstate", st, end))
         return out
 
     LAG = 2         # windows after which every burst covering a time has been reported
@@ -134,46 +140,46 @@ class Cpu(Actor):
         A burst's start is judged once every burst that could cover it has
         arrived: threads report a window's bursts at its end, and a thread
         that learns of its work one window late reports it a window later
-        still; so starts older than LAG windows are judged, and bursts are
-        kept while they can still cover one."""
-        spans = self.spans
-        if not spans:
+        still; so starts older than LAG windows are judged, and judged
+        bursts are kept while they can still cover a later start."""
+        pend = self.spans
+        if not pend:
             return
-        spans.sort()
         horizon = start - self.LAG * self.Q
-        keep = []
-        n = len(spans)
-        for i, sp in enumerate(spans):
-            t0, t1, starts, ends, pri, thread = sp
-            if t0 >= horizon:
-                keep.append(sp)
-                continue
+        if self._unsorted:
+            pend.sort()
+            self._unsorted = False
+        if pend[0][0] >= horizon:
+            return                      # nothing old enough to judge yet
+        k = 0
+        n = len(pend)
+        while k < n and pend[k][0] < horizon:
+            k += 1
+        ready = pend[:k]
+        self.spans = pend[k:]
+        cover = self.judged + pend
+        for t0, t1, starts, ends, pri, thread in ready:
             if ends:
                 self.csw_vol += 1
-            if starts == 2:         # known to preempt its waker
+            if starts == 2:             # known to preempt its waker
                 self.bursts += 1
                 self.csw_invol += 1
             elif starts:
                 self.bursts += 1
                 worse = better = False
-                for j in range(n):
-                    o = spans[j]
-                    if o[0] > t0:
-                        break
-                    if j == i or o[5] == thread or o[1] <= t0:
-                        continue
-                    if o[4] <= pri:
-                        better = True
-                        break
-                    worse = True
+                for o in cover:
+                    if o[0] <= t0 < o[1] and o[5] != thread:
+                        if o[4] <= pri:
+                            better = True
+                            break
+                        worse = True
                 if not better:
                     if worse:
                         self.csw_invol += 1
                     else:
                         self.csw_vol += 1
-            if t1 >= horizon - self.LAG * self.Q:
-                keep.append((t0, t1, 0, 0, pri, thread))    # judged; may still cover others
-        self.spans = keep
+        old = horizon - self.LAG * self.Q
+        self.judged = [o for o in self.judged if o[1] >= old] + [o for o in ready if o[1] >= old]
 
     def metrics(self):
         return {"busy_ns": self.busy_ns, "by_class_ns": dict(sorted(self.granted.items())),

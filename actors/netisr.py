@@ -255,10 +255,7 @@ class Netisr(Actor):
                     clock = m.stamp_ns
                 wait += clock - m.stamp_ns
                 if mem is not None:          # the packet's lines, from the enqueuer's core
-                    cpu = th.cpu
-                    cost = mem.touch(cpu, (m.line_cpu, m.line_at, m.line_pat),
-                                     MBUF_HDR_LINES + PKT_DATA_LINES)
-                    m.line_cpu, m.line_at, m.line_pat = mem.now(cpu)
+                    cost = mem.touch_m(th.cpu, m, MBUF_HDR_LINES + PKT_DATA_LINES)
                     cost += _input(m, proto, out, clock + cost)
                 else:
                     cost = _input(m, proto, out, clock)

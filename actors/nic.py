@@ -353,9 +353,7 @@ class Nic(Actor):
                 if mem is not None:
                     # the header from the CPU that refilled the ring; the
                     # data DMA'd to memory
-                    c = (mem.touch(cpu, (m.line_cpu, m.line_at, m.line_pat), MBUF_HDR_LINES)
-                         + mem.touch(cpu, None, PKT_DATA_LINES))
-                    m.line_cpu, m.line_at, m.line_pat = mem.now(cpu)
+                    c = mem.rx_touch(cpu, m, MBUF_HDR_LINES, PKT_DATA_LINES)
                     if clock + c <= end:
                         busy += c
                     else:
@@ -465,6 +463,7 @@ class Nic(Actor):
         ifname = self.name
         vnet = self.vnet
         mem = self.mem
+        recs = [mem.now(r.thread.cpu) for r in rxq] if mem is not None else None
         arrived = 0
         if len(self.sources) == 1:
             stream = self.sources[0].frames(start, end)
@@ -483,8 +482,8 @@ class Nic(Actor):
             m.hashtype = htype
             m.csum_flags = csum
             q = indir[h & (RSS_TABLE - 1)]
-            if mem is not None:      # the mbuf came from the refilling CPU's UMA cache
-                m.line_cpu, m.line_at, m.line_pat = mem.now(rxq[q].thread.cpu)
+            if recs is not None:     # the mbuf came from the refilling CPU's UMA cache
+                m.line_cpu, m.line_at, m.line_pat = recs[q]
             per_q[q].append(m)
             arrived += 1
         self.arrived += arrived

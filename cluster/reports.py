@@ -25,6 +25,19 @@ def summary_rows(m: dict) -> list:
             ("packets", "throughput", f"{t['throughput_pps']:,.0f} pps"),
             ("latency", "mean wire-to-socket", f"{m['latency_ns']['mean'] / 1000:,.2f} us"),
             ("latency", "p99 (log2 bucket bound)", f"<= {m['latency_ns']['p99_le'] / 1000:,.2f} us")]
+    if "read_mean" in m["latency_ns"]:
+        rows.append(("latency", "mean to the application's recv()",
+                     f"{m['latency_ns']['read_mean'] / 1000:,.2f} us"))
+    from .sweep import cost_columns
+    cc = cost_columns(m)
+    rows += [("cost", "cycles a packet (of which memory)",
+              f"{cc['cycles_per_pkt']:,.0f}  ({cc['mem_cycles_per_pkt']:,.0f})"),
+             ("cost", "cache lines a packet: local/LLC/other core/other pkg/DRAM",
+              " / ".join(f"{cc[k + '_lines_per_pkt']:.2f}" for k in ("local", "llc", "xcore", "xpkg"))
+              + f" / {cc['dram_lines_per_pkt'] + cc['dram_remote_lines_per_pkt']:.2f}"),
+             ("cost", "context switches a packet (involuntary)",
+              f"{cc['csw_per_pkt']:.2f}  ({cc['invol_csw_per_pkt']:.2f})"),
+             ("cost", "interrupts, migrations", f"{cc['interrupts']:,}, {cc['migrations']:,}")]
     for reason, n in t["dropped"].items():
         rows.append(("dropped", reason, f"{n:,}"))
     for name, w in m["netisr"].items():

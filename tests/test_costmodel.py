@@ -16,7 +16,7 @@ def _topo(cpus=4, packages=1, l2=256 << 10, llc=8 << 20):
 
 def _levels(view):
     out = {}
-    for c, cnt in view.counts.items():
+    for c, cnt in enumerate(view.cnt):
         for lv, n in enumerate(cnt):
             if n:
                 out[(c, LEVELS[lv])] = out.get((c, LEVELS[lv]), 0) + n
