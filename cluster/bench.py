@@ -38,9 +38,9 @@ def _time(scn: dict, engine: str, repeat: int, **opts) -> tuple:
     return best, packets
 
 
-def _figures(path, duration_ms: float, engine: str, repeat: int, **opts) -> dict:
-    scn = load(path, [f"scenario.duration_ms={duration_ms}"])
-    idle = load(path, [f"scenario.duration_ms={duration_ms}", "traffic.stop_ms=0"])
+def _figures(path, duration_ms: float, engine: str, repeat: int, sets=(), **opts) -> dict:
+    scn = load(path, [f"scenario.duration_ms={duration_ms}", *sets])
+    idle = load(path, [f"scenario.duration_ms={duration_ms}", "traffic.stop_ms=0", *sets])
     wall, packets = _time(scn, engine, repeat, **opts)
     iwall, _ = _time(idle, engine, 1, **opts)
     w = scn["windows"]
@@ -48,9 +48,9 @@ def _figures(path, duration_ms: float, engine: str, repeat: int, **opts) -> dict
             "us_per_window": wall / w * 1e6, "engine_us_per_window": iwall / w * 1e6}
 
 
-def bench(path, duration_ms: float = 200.0, repeat: int = 3) -> dict:
-    scn = load(path, [f"scenario.duration_ms={duration_ms}"])
-    r = _figures(path, duration_ms, "local", repeat)
+def bench(path, duration_ms: float = 200.0, repeat: int = 3, sets=()) -> dict:
+    scn = load(path, [f"scenario.duration_ms={duration_ms}", *sets])
+    r = _figures(path, duration_ms, "local", repeat, sets)
     r.update({"scenario": scn["name"], "virtual_ms": duration_ms, "windows": scn["windows"],
               "quantum_ns": scn["quantum_ns"], "repeat": repeat,
               "actors": len(make_executor(scn).actors)})
@@ -58,16 +58,16 @@ def bench(path, duration_ms: float = 200.0, repeat: int = 3) -> dict:
 
 
 def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
-              address: str | None = None) -> dict:
+              address: str | None = None, sets=()) -> dict:
     from .ray_executor import connect
     connect(address)
-    scn = load(path, [f"scenario.duration_ms={duration_ms}"])
+    scn = load(path, [f"scenario.duration_ms={duration_ms}", *sets])
     out = {"scenario": scn["name"], "virtual_ms": duration_ms, "windows": scn["windows"],
            "quantum_ns": scn["quantum_ns"], "repeat": repeat, "runs": []}
     for w in workers:
-        f = _figures(path, duration_ms, "ray", repeat, placement="packed", workers=w)
+        f = _figures(path, duration_ms, "ray", repeat, sets, placement="packed", workers=w)
         out["runs"].append(dict(f, placement="packed", workers=w))
-    f = _figures(path, duration_ms, "ray", repeat, placement="per-component")
+    f = _figures(path, duration_ms, "ray", repeat, sets, placement="per-component")
     out["runs"].append(dict(f, placement="per-component", workers=None))
     base = next((r["pps"] for r in out["runs"] if r["workers"] == 1), None)
     for r in out["runs"]:

@@ -4,7 +4,7 @@
   netcabal sweep SCENARIO --sweep KEY=V1,V2 [--sweep ...] [--engine local|ray] [--out DIR]
   netcabal submit SCENARIO [--address http://HEAD:8265] [--sweep KEY=V1,V2]... [--out DIR]
   netcabal replay PCAP [--scenario S] [--pps N] [--out DIR] [--json]
-  netcabal bench [--scenario S] [--duration-ms N] [--repeat N] [--engine local|ray] [--json]
+  netcabal bench [--scenario S] [--set KEY=VALUE] [--duration-ms N] [--repeat N] [--engine local|ray] [--json]
 
 Exit status: 0 on success, 2 for a bad scenario or bad arguments (the message
 names the file, the key and the reason), 1 when a run fails.
@@ -178,7 +178,7 @@ def cmd_bench(a) -> int:
         from .bench import bench_ray
         workers = [int(x) for x in a.workers.split(",")]
         r = bench_ray(a.scenario, duration_ms=a.duration_ms or 20.0, repeat=a.repeat,
-                      workers=workers, address=a.address)
+                      workers=workers, address=a.address, sets=a.set)
         if a.json:
             print(json.dumps(r, sort_keys=True))
             return 0
@@ -192,7 +192,7 @@ def cmd_bench(a) -> int:
                   f"{x['speedup_vs_1_worker']:>8.2f}x")
         return 0
     from .bench import bench
-    r = bench(a.scenario, duration_ms=a.duration_ms or 200.0, repeat=a.repeat)
+    r = bench(a.scenario, duration_ms=a.duration_ms or 200.0, repeat=a.repeat, sets=a.set)
     if a.json:
         print(json.dumps(r, sort_keys=True))
     else:
@@ -262,6 +262,8 @@ def main(argv=None) -> int:
     b.add_argument("--engine", default="local", choices=["local", "ray"])
     b.add_argument("--workers", default="1,2", help="with --engine ray: packed worker counts to time")
     b.add_argument("--address", default=None)
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario key (e.g. host.cache_model=false)")
     b.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     try:
