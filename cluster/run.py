@@ -134,7 +134,14 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
     for k, v in c["dropped"].items():
         if k not in stats:
             stats[k] = v
-    return {
+    ghz = scn["ghz"]
+    for cm in cpus.values():
+        # cycles spent on this CPU for each delivered packet, split into
+        # compute and memory (summed over the CPUs: the whole packet's cost)
+        cm["per_delivered_packet"] = {
+            "compute_cycles": round(cm["compute_ns"] * ghz / dl, 3) if dl else 0.0,
+            "memory_cycles": round(min(cm["memory"]["ns"], cm["busy_ns"]) * ghz / dl, 3) if dl else 0.0}
+    out = {
         "schema_version": SCHEMA_VERSION,
         "scenario": {"name": scn["name"], "seed": scn["seed"], "duration_ns": dur,
                      "quantum_ns": scn["quantum_ns"], "windows": windows,
@@ -155,6 +162,9 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
         "uma": uma.to_dict(),
         "engine": {"messages": messages},
     }
+    from .sweep import cost_columns
+    out["cost_per_packet"] = cost_columns(out)
+    return out
 
 
 def leaked(uma_states: list) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from actors.costs import DEFAULT_COSTS, merged
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: the cost model (per-CPU memory, switches, interrupts, migrations; cost_per_packet)
 
 
 class ScenarioError(Exception):
