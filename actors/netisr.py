@@ -51,7 +51,8 @@ from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, Me
 from .sched import Loads, pick_thread_cpu, steal
 from .costs import to_ns
 from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
-from .mbuf import M_HASHTYPE_NONE, M_PREEMPT, m_freem
+from .mbuf import (M_HASHTYPE_NONE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6,
+                   M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, M_PREEMPT, m_freem)
 from .proto_input import ProtoInput
 
 POLICY_SOURCE, POLICY_FLOW, POLICY_CPU, POLICY_SPREAD = 1, 2, 3, 99
@@ -62,6 +63,9 @@ POLICY_BY_NAME = {v: k for k, v in POLICY_NAMES.items()}
 PROTOCOLS = {NETISR_IP: ("ip", POLICY_FLOW), NETISR_ARP: ("arp", POLICY_SOURCE),
              NETISR_IPV6: ("ip6", POLICY_FLOW)}
 NAME_TO_PROTO = {v[0]: k for k, v in PROTOCOLS.items()}
+# the hash types rss_hash2cpuid maps to a CPU (sys/netinet/in_rss.c)
+RSS_HASH_TYPES = frozenset((M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_IPV6,
+                            M_HASHTYPE_RSS_TCP_IPV6, 0x87, 0x89))
 
 
 class NetisrConfig:
@@ -74,7 +78,7 @@ class NetisrConfig:
     (as binding an ifnet's traffic to a netisr would); `ncpus` is the number of
     CPUs for the CPU policy's RSS bucket map."""
 
-    __slots__ = ("nws", "names", "policy", "pin", "ncpus", "rr")
+    __slots__ = ("nws", "names", "policy", "pin", "ncpus", "rr", "hybrid")
 
     def __init__(self, cfg: dict):
         self.names = list(cfg["workstreams"])      # actor names, WSID order
@@ -85,6 +89,7 @@ class NetisrConfig:
         self.pin = dict(cfg.get("pin", {}))
         self.ncpus = cfg.get("ncpus", self.nws)
         self.rr = 0
+        self.hybrid = cfg.get("dispatch") == "hybrid"
 
     def select(self, proto: int, m, if_index: int, source: int = 0, cur_cpu: int = 0,
                queue: str = ""):
@@ -104,14 +109,18 @@ class NetisrConfig:
                 return self.names[m.flowid % n]
         elif pol == POLICY_CPU:
             # rss_soft_m2cpuid: the RSS bucket's CPU (buckets 2^bits >= 2 x CPUs,
-            # dealt round-robin to the CPUs); no hash: NETISR_CPUID_NONE, which
-            # falls back to the source policy (deferred dispatch)
-            if m.hashtype != M_HASHTYPE_NONE:
+            # dealt round-robin to the CPUs) for the plain RSS hash types; any
+            # other (none, or a driver's opaque flowid): NETISR_CPUID_NONE,
+            # which under hybrid dispatch means the current CPU and falls
+            # back to the source policy otherwise
+            if m.hashtype in RSS_HASH_TYPES:
                 nb = 1
                 while nb < 2 * self.ncpus and nb < 128:
                     nb <<= 1
                 cpu = (m.flowid & (nb - 1)) % self.ncpus
                 return self.names[cpu % n]          # netisr_get_cpuid: id % nws_count
+            if self.hybrid:
+                return self.names[cur_cpu % n]
         elif pol == POLICY_SPREAD:
             self.rr += 1
             return self.names[self.rr % n]
@@ -124,7 +133,8 @@ class Netisr(Actor):
     def __init__(self, wsid: int, cpu: int, host: dict, vnets: dict):
         self.wsid = wsid
         self.name = f"netisr{wsid}"
-        self.cpu = cpu
+        self.cpu = cpu              # where the thread runs (moves when unbound)
+        self.ws_cpu = cpu           # the workstream's CPU (nws_array: fixed)
         costs = host["costs"]
         ghz = host["ghz"]
         self.c_wake = to_ns(costs["netisr_wakeup"], ghz) + to_ns(costs["context_switch"], ghz)
@@ -409,7 +419,7 @@ class Netisr(Actor):
 
     def metrics(self):
         return {
-            "wsid": self.wsid, "cpu": self.cpu, "bound": self.bound,
+            "wsid": self.wsid, "cpu": self.cpu, "ws_cpu": self.ws_cpu, "bound": self.bound,
             "migrations": self.thread.migrations,
             "protocols": {ISR_NAMES[p]: dict(s, qlen=len(self.queues[p]) + (len(self.snap) if self.snap_proto == p else 0),
                                              qlimit=self.qlimit[p])

@@ -8,6 +8,9 @@ What this models.
   entry of a 128-entry indirection table whose entry i names queue
   i mod nqueues; the hash is stamped on the mbuf as its flowid with hash
   type RSS_IPV4 / RSS_IPV6.  Non-IP frames get no hash and land on queue 0.
+* `rss = false`: a NIC without RSS - every frame on queue 0, its flowid the
+  queue number with hash type OPAQUE (as drivers without RSS are believed
+  to stamp it; unconfirmed in the sources).
 * Receive checksum offload (`rxcsum`, on by default as for ix/igb/em): the
   "hardware" verifies the IPv4 header and UDP checksums and marks good
   packets CSUM_IP_CHECKED|CSUM_IP_VALID and CSUM_DATA_VALID|CSUM_PSEUDO_HDR
@@ -48,7 +51,7 @@ from .costs import to_ns
 from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
 from .inet import IPPROTO_UDP, cksum_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
-                   M_HASHTYPE_NONE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6, Uma,
+                   M_HASHTYPE_NONE, M_HASHTYPE_OPAQUE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6, Uma,
                    m_alloc, m_freem)
 
 
@@ -64,6 +67,15 @@ def _sum_counters(pis, what="counters") -> dict:
 
 def _t(a):
     return a[0]
+
+
+def _by_proto(d: dict, cpu=None) -> dict:
+    """{(cpu, proto): n} -> {protocol name: n}, for one CPU or all."""
+    out = {}
+    for (c, p), n in d.items():
+        if cpu is None or c == cpu:
+            out[ISR_NAMES[p]] = out.get(ISR_NAMES[p], 0) + n
+    return dict(sorted(out.items()))
 
 
 def m_free_unused(uma: Uma, m) -> None:
@@ -87,7 +99,7 @@ class RxQueue:
 
     __slots__ = ("index", "ring", "thread", "running", "last_intr", "interrupts",
                  "packets", "drops", "direct", "hybrid", "vec_cpu", "floating", "irq",
-                 "vector")
+                 "vector", "pk")
 
     def __init__(self, index: int, thread: KThread, vec_cpu, floating: bool, irq: KThread,
                  vector: int):
@@ -103,8 +115,9 @@ class RxQueue:
         self.interrupts = 0
         self.packets = 0
         self.drops = 0
-        self.direct = {}        # netisr protocol -> packets dispatched directly
+        self.direct = {}        # (cpu, netisr protocol) -> packets dispatched directly
         self.hybrid = {}        # ... and directly under hybrid dispatch
+        self.pk = {}            # cpu -> packets the ithread took off the ring there
 
 
 class Nic(Actor):
@@ -122,6 +135,7 @@ class Nic(Actor):
         self.vlans = {(v["parent"], v["vid"]): v["name"] for v in cfg.get("vlans", [])}
         self.if_vnet = {v["name"]: v["vnet"] for v in cfg.get("vlans", [])}
         self.rxcsum = cfg.get("rxcsum", True)
+        self.rss = cfg.get("rss", True)
         self.vnet = cfg["vnet"]
         self.ring_size = cfg["ring_size"]
         self.itr_ns = cfg["itr_ns"]
@@ -315,6 +329,9 @@ class Nic(Actor):
                         if nc != cpu:
                             th.add(start, busy)
                             busy = 0
+                            rx.pk[cpu] = rx.pk.get(cpu, 0) + handled
+                            rx.packets += handled
+                            handled = 0
                             th.move(nc)
                             cpu = pi.cpu = nc
                             th.charge(clock, clock + c_migr)
@@ -378,7 +395,8 @@ class Nic(Actor):
                     else:
                         th.charge(clock, clock + c)
                     clock += c
-                    rx.direct[proto] = rx.direct.get(proto, 0) + 1
+                    k = (cpu, proto)
+                    rx.direct[k] = rx.direct.get(k, 0) + 1
                     handled += 1
                     continue
                 if clock + c_pkt <= end:
@@ -404,7 +422,8 @@ class Nic(Actor):
                         c = pi.input(m, proto, vout, clock)
                         th.charge(clock, clock + c)
                         clock += c
-                        rx.hybrid[proto] = rx.hybrid.get(proto, 0) + 1
+                        k = (cpu, proto)
+                        rx.hybrid[k] = rx.hybrid.get(k, 0) + 1
                         handled += 1
                         continue
                     last_q[dest] = self.window
@@ -426,6 +445,7 @@ class Nic(Actor):
                 ring.append(arr[i])
             i += 1
         rx.packets += handled
+        rx.pk[cpu] = rx.pk.get(cpu, 0) + handled
         rx.running = running
         rx.last_intr = last_intr
         th.clock = clock
@@ -470,8 +490,12 @@ class Nic(Actor):
         else:
             stream = sorted((a for src in self.sources for a in src.frames(start, end)),
                             key=_t)
+        rss = self.rss
         for t, frame, pkt_id in stream:
             h, htype, csum = hw_rx(frame)
+            if not rss:                 # no RSS: one queue, an opaque flowid (the queue)
+                h = 0
+                htype = M_HASHTYPE_OPAQUE
             # the frame is DMA'd into a cluster the driver pre-allocated
             m = m_alloc(uma, frame)
             m.rcvif = ifname
@@ -547,8 +571,12 @@ class Nic(Actor):
                         "ithread": "float" if r.floating else "bound",
                         "migrations": r.thread.migrations,
                         "interrupts": r.interrupts, "ring_drops": r.drops,
-                        "direct": {ISR_NAMES[p]: n for p, n in sorted(r.direct.items())},
-                        "hybrid": {ISR_NAMES[p]: n for p, n in sorted(r.hybrid.items())},
+                        "direct": _by_proto(r.direct), "hybrid": _by_proto(r.hybrid),
+                        "by_cpu": {str(c): {"packets": r.pk.get(c, 0),
+                                            "direct": _by_proto(r.direct, c),
+                                            "hybrid": _by_proto(r.hybrid, c)}
+                                   for c in sorted(set(r.pk) | {k[0] for k in r.direct}
+                                                   | {k[0] for k in r.hybrid})},
                         "busy_ns": r.thread.busy_total, "stall_ns": r.thread.debt_total}
                        for r in self.rxq],
             "counters": _sum_counters(self.pis),

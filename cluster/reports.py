@@ -183,13 +183,17 @@ def netstat_Q(m: dict) -> str:
     hybrid = {}          # ... directly, under hybrid dispatch
     for nic in m["nics"].values():
         for q in nic["queues"]:
-            ether[q["cpu"]] = ether.get(q["cpu"], 0) + q["packets"]
-            for proto, k in q.get("direct", {}).items():
-                direct[(q["cpu"], proto)] = direct.get((q["cpu"], proto), 0) + k
-            for proto, k in q.get("hybrid", {}).items():
-                hybrid[(q["cpu"], proto)] = hybrid.get((q["cpu"], proto), 0) + k
+            # counted on the CPU that ran them (an ithread may move)
+            for cs, b in q["by_cpu"].items():
+                c = int(cs)
+                ether[c] = ether.get(c, 0) + b["packets"]
+                for proto, k in b["direct"].items():
+                    direct[(c, proto)] = direct.get((c, proto), 0) + k
+                for proto, k in b["hybrid"].items():
+                    hybrid[(c, proto)] = hybrid.get((c, proto), 0) + k
     for wname in sorted(isrs, key=lambda k: isrs[k]["wsid"]):
-        w = isrs[wname]
+        w = dict(isrs[wname])
+        w["cpu"] = w.get("ws_cpu", w["cpu"])      # the workstream's CPU, not its thread's
         for name, _num, _pol, _disp in _PROTOS:
             if name == "ether":
                 e = ether.get(w["cpu"], 0)

@@ -85,7 +85,7 @@ NIC_KEYS = {"name": (str, None), "queues": (int, lambda v: 1 <= v <= 128 or "mus
             "ring_size": (int, _pos), "itr_us": (NUM, _nonneg), "mac": (str, None),
             "inet": (list, None), "inet6": (list, None), "irq_cpus": ((list, str), None),
             "ithread_cpus": ((list, str), None),
-            "rxcsum": (bool, None), "promisc": (bool, None), "vnet": (str, None),
+            "rxcsum": (bool, None), "rss": (bool, None), "promisc": (bool, None), "vnet": (str, None),
             "rxfilter": (str, _oneof("mac", "any")),
             "linktype": (str, _oneof("ether", "raw", "sll", "sll2"))}
 SOCKET_KEYS = {"name": (str, None), "vnet": (str, None), "proto": (str, _oneof("udp")),
@@ -437,6 +437,8 @@ def validate(data: dict, file="<scenario>") -> dict:
         _check(file, where, n, NIC_KEYS)
         name = n.get("name", f"ix{i}")
         q = n.get("queues", 1)
+        if n.get("rss") is False and q != 1:
+            raise ScenarioError(file, f"{where}.rss", f"a NIC without RSS has one rx queue, not {q}")
         # MSI-X vectors: one per rx queue, each pinned to a CPU (cpuset -x) or
         # "float"; ithreads bound with their vectors unless ithread_cpus says
         irq = n.get("irq_cpus", "pinned")
@@ -462,7 +464,7 @@ def validate(data: dict, file="<scenario>") -> dict:
             "ring_size": n.get("ring_size", 1024),
             "itr_ns": int(round(n.get("itr_us", 8.0) * 1000)),
             "mac": m, "irq_cpus": irq, "ithread_cpus": ith, "vector_base": vector_base,
-            "rxcsum": n.get("rxcsum", True),
+            "rxcsum": n.get("rxcsum", True), "rss": n.get("rss", True),
             "promisc": n.get("promisc", False), "vnet": vn,
             "rxfilter": n.get("rxfilter", "mac"), "linktype": n.get("linktype", "ether"),
             "vlans": [],

@@ -132,3 +132,93 @@ def test_defaults_follow_freebsd():
     with pytest.raises(ScenarioError) as e:
         validate({"nic": [{"name": "ix0"}], "sysctl": {"net.isr.bindthreads": 2}})
     assert e.value.key == "sysctl.net.isr.bindthreads" and "0 or 1" in e.value.reason
+
+
+# -- floating ithreads, unbound netisrs, NICs without RSS ------------------------
+
+def _floating(policy, dispatch, rss, bind, flows, rate, seed, irq="float", ms=1):
+    data = {
+        "scenario": {"name": "float", "duration_ms": ms, "seed": seed},
+        "host": {"cpus": 4},
+        "sysctl": {"net.isr.maxthreads": 4, "net.isr.dispatch": dispatch,
+                   "net.isr.bindthreads": bind},
+        "netisr": {"policy": policy},
+        "costs": {"ip_input": 3000},
+        "nic": [{"name": "ix0", "queues": 1, "irq_cpus": irq, "rss": rss}],
+        "socket": [{"name": "u4", "bind": "*:5001"}, {"name": "u6", "bind": "[::]:5001"}],
+        "traffic": [{"family": "mix", "flows": flows, "rate_pps": rate, "arrivals": "poisson"}],
+    }
+    return run(validate(data)).metrics
+
+
+@settings(max_examples=12, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(policy=st.sampled_from(["flow", "cpu"]), dispatch=st.sampled_from(["deferred", "hybrid"]),
+       rss=st.booleans(), bind=st.sampled_from([0, 1]), flows=st.integers(1, 20),
+       rate=st.sampled_from([200_000, 600_000]), seed=st.integers(0, 2**31))
+def test_floating_ithreads_and_unbound_netisrs_keep_flow_order(policy, dispatch, rss, bind, flows,
+                                                                rate, seed):
+    """With the vector and its ithread moving over the CPUs (and netisr
+    threads placed by the scheduler) the flow policy, and the CPU policy on
+    packets with an RSS hash, keep every flow in order: a flow's workstream
+    does not depend on where the ithread runs, and hybrid dispatch never lets
+    a packet overtake one it queued to the same workstream (netisr2's
+    NWS_SCHEDULED).  (The CPU policy without a hash is the next test.)"""
+    if policy == "cpu" and dispatch == "hybrid" and not rss:
+        return
+    m = _floating(policy, dispatch, rss, bind, flows, rate, seed)
+    q = m["nics"]["ix0"]["queues"][0]
+    assert m["totals"]["delivered"] > 0 and q["migrations"] > 0
+    assert m["totals"]["reordered"] == 0
+
+
+def test_cpu_policy_without_a_hash_reorders_under_a_floating_ithread():
+    """A packet with no RSS hash has no CPU (NETISR_CPUID_NONE): under
+    hybrid dispatch it goes to the current CPU's workstream.  When the
+    ithread moves, a packet dispatched directly on the new CPU overtakes one
+    its flow left queued on the old CPU's busy workstream - FreeBSD reorders
+    here, and so do we, and say so.  Pinned, the current CPU never changes
+    and nothing is reordered."""
+    moving = sum(_floating("cpu", "hybrid", False, 0, 4, 400_000, seed, ms=5)["totals"]["reordered"]
+                 for seed in (1, 2, 3))
+    pinned = sum(_floating("cpu", "hybrid", False, 0, 4, 400_000, seed, irq=[0], ms=5)["totals"]["reordered"]
+                 for seed in (1, 2, 3))
+    assert moving > 0 and pinned == 0
+
+
+def test_direct_dispatch_is_counted_on_the_cpu_that_ran_it():
+    """netstat -Q's Disp'd is the current CPU's count: with a floating
+    ithread, the direct dispatches spread over the workstream rows."""
+    from cluster.reports import netstat_Q
+    data = {"host": {"cpus": 4}, "scenario": {"duration_ms": 2},
+            "sysctl": {"net.isr.maxthreads": 4, "net.isr.dispatch": "direct"},
+            "nic": [{"name": "ix0", "queues": 1, "irq_cpus": "float"}],
+            "socket": [{"name": "u4", "bind": "*:5001"}],
+            "traffic": [{"family": "inet", "rate_pps": 300_000}]}
+    m = run(validate(data)).metrics
+    q = m["nics"]["ix0"]["queues"][0]
+    assert sum(b["direct"].get("ip", 0) for b in q["by_cpu"].values()) == q["direct"]["ip"]
+    rows = [ln.split() for ln in netstat_Q(m).splitlines() if ln.split()[2:3] == ["ip"]]
+    disp = [int(r[5]) for r in rows]
+    assert sum(disp) == q["direct"]["ip"] and sum(1 for d in disp if d) >= 3
+
+
+def test_a_nic_without_rss():
+    """rss = false: one queue, an opaque flowid; the flow policy puts all on
+    one workstream, the CPU policy (no RSS hash type) falls back to source."""
+    import pytest
+
+    from cluster.scenario import ScenarioError
+    for policy in ("flow", "cpu"):
+        data = {"host": {"cpus": 4}, "scenario": {"duration_ms": 1},
+                "sysctl": {"net.isr.maxthreads": 4, "net.isr.dispatch": "deferred"},
+                "netisr": {"policy": policy},
+                "nic": [{"name": "ix0", "queues": 1, "rss": False}],
+                "socket": [{"name": "u4", "bind": "*:5001"}],
+                "traffic": [{"family": "inet", "flows": 100, "rate_pps": 300_000}]}
+        m = run(validate(data)).metrics
+        busy = [w for w in m["netisr"].values()
+                if sum(p["handled"] for p in w["protocols"].values())]
+        assert len(busy) == 1, policy
+    with pytest.raises(ScenarioError) as e:
+        validate({"nic": [{"name": "ix0", "queues": 2, "rss": False}]})
+    assert e.value.key == "nic[0].rss"
