@@ -54,6 +54,7 @@ from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
 from .mbuf import (M_HASHTYPE_NONE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6,
                    M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, M_PREEMPT, m_freem)
 from .proto_input import ProtoInput
+from .toeplitz import toeplitz_hash
 
 POLICY_SOURCE, POLICY_FLOW, POLICY_CPU, POLICY_SPREAD = 1, 2, 3, 99
 POLICY_NAMES = {POLICY_SOURCE: "source", POLICY_FLOW: "flow", POLICY_CPU: "cpu",
@@ -66,6 +67,29 @@ NAME_TO_PROTO = {v[0]: k for k, v in PROTOCOLS.items()}
 # the hash types rss_hash2cpuid maps to a CPU (sys/netinet/in_rss.c)
 RSS_HASH_TYPES = frozenset((M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_IPV6,
                             M_HASHTYPE_RSS_TCP_IPV6, 0x87, 0x89))
+
+
+_SOFT_MEMO = {}
+
+
+def soft_hash(m) -> None:
+    """rss_mbuf_software_hash_v4/_v6 (2-tuple): stamp m with the Toeplitz
+    hash of its IP addresses, if it has a whole IP header; else leave it."""
+    d = m.st.data
+    o = m.off
+    if m.len >= 20 and d[o] >> 4 == 4:
+        key, htype = d[o + 12:o + 20], M_HASHTYPE_RSS_IPV4
+    elif m.len >= 40 and d[o] >> 4 == 6:
+        key, htype = d[o + 8:o + 40], M_HASHTYPE_RSS_IPV6
+    else:
+        return
+    h = _SOFT_MEMO.get(key)
+    if h is None:
+        if len(_SOFT_MEMO) > 65536:
+            _SOFT_MEMO.clear()
+        h = _SOFT_MEMO[key] = toeplitz_hash(key)
+    m.flowid = h
+    m.hashtype = htype
 
 
 class NetisrConfig:
@@ -108,11 +132,14 @@ class NetisrConfig:
             if m.hashtype != M_HASHTYPE_NONE:
                 return self.names[m.flowid % n]
         elif pol == POLICY_CPU:
-            # rss_soft_m2cpuid: the RSS bucket's CPU (buckets 2^bits >= 2 x CPUs,
-            # dealt round-robin to the CPUs) for the plain RSS hash types; any
-            # other (none, or a driver's opaque flowid): NETISR_CPUID_NONE,
-            # which under hybrid dispatch means the current CPU and falls
-            # back to the source policy otherwise
+            # rss_soft_m2cpuid_v4/_v6: keep a NIC hash of a plain RSS type,
+            # else compute the software Toeplitz hash (the 2-tuple: FreeBSD
+            # leaves UDP ports out) and stamp it; the RSS bucket's CPU
+            # (buckets 2^bits >= 2 x CPUs, dealt round-robin to the CPUs).
+            # A packet no hash applies to: NETISR_CPUID_NONE, which under
+            # hybrid dispatch means the current CPU and else the source policy
+            if m.hashtype not in RSS_HASH_TYPES:
+                soft_hash(m)
             if m.hashtype in RSS_HASH_TYPES:
                 nb = 1
                 while nb < 2 * self.ncpus and nb < 128:

@@ -158,31 +158,41 @@ def _floating(policy, dispatch, rss, bind, flows, rate, seed, irq="float", ms=1)
 def test_floating_ithreads_and_unbound_netisrs_keep_flow_order(policy, dispatch, rss, bind, flows,
                                                                 rate, seed):
     """With the vector and its ithread moving over the CPUs (and netisr
-    threads placed by the scheduler) the flow policy, and the CPU policy on
-    packets with an RSS hash, keep every flow in order: a flow's workstream
+    threads placed by the scheduler) the flow and CPU policies keep every
+    flow in order: a flow's workstream
     does not depend on where the ithread runs, and hybrid dispatch never lets
     a packet overtake one it queued to the same workstream (netisr2's
-    NWS_SCHEDULED).  (The CPU policy without a hash is the next test.)"""
-    if policy == "cpu" and dispatch == "hybrid" and not rss:
-        return
+    NWS_SCHEDULED)."""
     m = _floating(policy, dispatch, rss, bind, flows, rate, seed)
     q = m["nics"]["ix0"]["queues"][0]
     assert m["totals"]["delivered"] > 0 and q["migrations"] > 0
     assert m["totals"]["reordered"] == 0
 
 
-def test_cpu_policy_without_a_hash_reorders_under_a_floating_ithread():
-    """A packet with no RSS hash has no CPU (NETISR_CPUID_NONE): under
-    hybrid dispatch it goes to the current CPU's workstream.  When the
-    ithread moves, a packet dispatched directly on the new CPU overtakes one
-    its flow left queued on the old CPU's busy workstream - FreeBSD reorders
-    here, and so do we, and say so.  Pinned, the current CPU never changes
-    and nothing is reordered."""
-    moving = sum(_floating("cpu", "hybrid", False, 0, 4, 400_000, seed, ms=5)["totals"]["reordered"]
-                 for seed in (1, 2, 3))
-    pinned = sum(_floating("cpu", "hybrid", False, 0, 4, 400_000, seed, irq=[0], ms=5)["totals"]["reordered"]
-                 for seed in (1, 2, 3))
-    assert moving > 0 and pinned == 0
+def test_cpu_policy_hashes_what_the_nic_did_not():
+    """rss_soft_m2cpuid: a packet without a usable NIC hash (a NIC without
+    RSS stamps an opaque flowid) gets a software Toeplitz hash of its
+    addresses, so the CPU policy still spreads flows over the workstreams and
+    keeps each in order, even under hybrid dispatch with a moving ithread."""
+    from actors.mbuf import M_HASHTYPE_RSS_IPV4
+    from actors.netisr import soft_hash
+    from actors.toeplitz import toeplitz_hash
+    for seed in (1, 2, 3):
+        m = _floating("cpu", "hybrid", False, 0, 16, 400_000, seed, ms=3)
+        assert m["totals"]["reordered"] == 0
+        m = _floating("cpu", "deferred", False, 1, 16, 400_000, seed, irq=[0], ms=1)
+        busy = [w for w in m["netisr"].values()
+                if sum(p["handled"] for p in w["protocols"].values())]
+        assert len(busy) >= 3 and m["totals"]["reordered"] == 0
+
+    class M:                        # the stamp itself, on a bare IPv4 header
+        pass
+    from actors.mbuf import Storage
+    hdr = bytes.fromhex("4500001c0000000040110000c0a80001c0a80002")
+    mb = M()
+    mb.st, mb.off, mb.len, mb.flowid, mb.hashtype = Storage(hdr, ("mbuf",), 1), 0, 20, 0, 63
+    soft_hash(mb)
+    assert mb.hashtype == M_HASHTYPE_RSS_IPV4 and mb.flowid == toeplitz_hash(hdr[12:20])
 
 
 def test_direct_dispatch_is_counted_on_the_cpu_that_ran_it():
@@ -204,7 +214,7 @@ def test_direct_dispatch_is_counted_on_the_cpu_that_ran_it():
 
 def test_a_nic_without_rss():
     """rss = false: one queue, an opaque flowid; the flow policy puts all on
-    one workstream, the CPU policy (no RSS hash type) falls back to source."""
+    one workstream, the CPU policy hashes in software and spreads them."""
     import pytest
 
     from cluster.scenario import ScenarioError
@@ -218,7 +228,8 @@ def test_a_nic_without_rss():
         m = run(validate(data)).metrics
         busy = [w for w in m["netisr"].values()
                 if sum(p["handled"] for p in w["protocols"].values())]
-        assert len(busy) == 1, policy
+        # flow: every packet's flowid is the queue's (0); cpu: hashed in software
+        assert len(busy) == (1 if policy == "flow" else 4), policy
     with pytest.raises(ScenarioError) as e:
         validate({"nic": [{"name": "ix0", "queues": 2, "rss": False}]})
     assert e.value.key == "nic[0].rss"
