@@ -58,6 +58,8 @@ DEFAULT_COSTS = {
     "ip_reass": 400,
     # udp_input: header, checksum (offloaded), in_pcblookup, sbappendaddr, sorwakeup
     "udp_input": 500,
+    # in_pcblookup's share of udp_input: the hash walk under the pcbinfo lock
+    "in_pcblookup": 150,
     # a UDP datagram sent over loopback: the sendto syscall, sosend_dgram,
     # udp_output, ip_output, looutput, if_simloop and netisr_queue (Rizzo's
     # ~950 ns send path less the driver and ether_output, ~650 ns)

@@ -35,6 +35,8 @@ from collections import defaultdict
 
 from .app import Reader, UdpSender
 from .base import Actor, make_tap
+from .in_pcb import Pcb, PcbInfo, in_pcbref, in_pcbrele, use
+from .toeplitz import toeplitz_hash
 from .costs import to_ns
 from .ether_input import ISR_NAMES, NETISR_IP, NETISR_IPV6
 from .netisr import NetisrConfig
@@ -78,6 +80,32 @@ class Vnet(Actor):
                 self.threads[rd.thread.name] = rd.thread
             sock = Socket(s["name"], s["rcvbuf"], s.get("read_pps"), rd)
             self.sockets[(s["family"], s["laddr"], s["port"])] = sock
+        # the UDP pcb tables: one udbinfo, or one per group (pcbgroups)
+        pc = host.get("pcb", {})
+        self.locking = pc.get("locking", "global")
+        ngroups = pc.get("groups", 1) if self.locking == "pcbgroup" else 1
+        self.udbinfo = [PcbInfo("udp" if ngroups == 1 else "udp pcbgroup") for _ in range(ngroups)]
+        costs, ghz = host["costs"], host["ghz"]
+        self.c_udp = to_ns(costs["udp_input"], ghz)
+        self.c_lookup = min(to_ns(costs["in_pcblookup"], ghz), self.c_udp)
+        self.pcb_overlaps = 0       # input runs of one pcb on two threads at once (must stay 0)
+        self.pending = {}           # thread -> [stall not yet in its stamps, its last stamp]
+        self.pcb_inputs = 0
+        npcb = 0
+        for (fam, laddr, port), sock in sorted(self.sockets.items(), key=lambda kv: kv[1].name):
+            pcb = Pcb(npcb, "udp", fam, laddr, port, sock=sock)
+            npcb += 1
+            for g, info in enumerate(self.udbinfo):    # bound pcbs: in every group
+                info.insert(pcb)
+                if g:
+                    info.allocated -= 1
+        for c in cfg.get("connected", []):
+            sock = Socket(c["name"], c["rcvbuf"], None)
+            self.sockets[("c", c["faddr"], c["fport"], c["laddr"], c["lport"])] = sock
+            pcb = Pcb(npcb, "udp", c["family"], c["laddr"], c["lport"], c["faddr"], c["fport"], sock)
+            npcb += 1
+            self.udbinfo[toeplitz_hash(c["faddr"] + c["laddr"]) % ngroups].insert(pcb)
+        self.sink_pcb = None
         self.senders = [UdpSender(a, host, self.name, host.get("lo_id_base", 0) + (i << 32))
                         for i, a in enumerate(cfg.get("apps", []))]
         for a in self.senders:
@@ -96,6 +124,8 @@ class Vnet(Actor):
         self.Q = host["quantum_ns"]
         self.rlat_hist = [0] * LAT_BUCKETS
         self.sink = Socket("udp-sink", 1 << 62, None) if cfg.get("udp_sink") else None
+        if self.sink is not None:
+            self.sink_pcb = Pcb(-1, "udp", 0, b"", 0, sock=self.sink)
         self.uma = Uma()
         self.tap = make_tap(host)
         self.counters = defaultdict(int)
@@ -110,12 +140,43 @@ class Vnet(Actor):
         self.mem = MemView(topo, self.name) if topo is not None else None
         self.pub_c = [0] * host.get("cpus", 1)
 
-    def in_pcblookup(self, v6: bool, laddr: bytes, lport: int):
-        fam = 6 if v6 else 4
-        s = self.sockets.get((fam, laddr, lport))
-        if s is None:
-            s = self.sockets.get((fam, b"", lport))
-        return s if s is not None else self.sink
+    def in_pcblookup(self, info: PcbInfo, v6: bool, faddr: bytes, fport: int, laddr: bytes,
+                     lport: int):
+        pcb = info.lookup(6 if v6 else 4, faddr, fport, laddr, lport)
+        return pcb if pcb is not None else self.sink_pcb
+
+    def _locked_input(self, m, pcb_of, t_end: int, thread) -> tuple:
+        """udp_input's locking, resolved here, where the locks live: returns
+        (the pcb, when its input ends).  `t_end` is when the thread finished
+        udp_input as if uncontended; it began c_udp earlier."""
+        c_udp, c_lookup = self.c_udp, self.c_lookup
+        t_req = t_end - c_udp
+        mode = self.locking
+        if mode == "global":        # pcbinfo held across lookup and input (2006)
+            info = self.udbinfo[0]
+            start = info.lock.acquire(t_req, c_udp)
+            pcb = pcb_of(info)
+            run0, done = start + c_lookup, start + c_udp
+        else:                       # pcbinfo (or the group's) for the lookup only,
+            info = self.udbinfo[0] if mode == "pcbref" else \
+                self.udbinfo[(m.flowid if m.hashtype else 0) % len(self.udbinfo)]
+            start = info.lock.acquire(t_req, c_lookup)
+            pcb = pcb_of(info)
+            if pcb is None:
+                return None, start + c_lookup
+            in_pcbref(pcb)          # then a reference and the pcb's own lock
+            run0 = pcb.lock.acquire(start + c_lookup, c_udp - c_lookup)
+            done = run0 + c_udp - c_lookup
+            in_pcbrele(info, pcb)
+        if pcb is not None:
+            use(pcb)
+            self.pcb_inputs += 1
+            if pcb.busy_until > run0 and pcb.busy_thread != thread:
+                self.pcb_overlaps += 1
+            if done > pcb.busy_until:
+                pcb.busy_until = done
+                pcb.busy_thread = thread
+        return pcb, done
 
     def _read(self, s: Socket, now: int) -> None:
         """The application catches up: read whatever it could have by `now`."""
@@ -182,19 +243,40 @@ class Vnet(Actor):
             l4 = o + m.l3hlen
             if v6:
                 laddr = d[o + 24:o + 40]
-                fkey = d[o + 8:o + 24] + d[l4:l4 + 4] + laddr
+                faddr = d[o + 8:o + 24]
             else:
                 laddr = d[o + 16:o + 20]
-                fkey = d[o + 12:o + 16] + d[l4:l4 + 4] + laddr
+                faddr = d[o + 12:o + 16]
+            fkey = faddr + d[l4:l4 + 4] + laddr
+            sport = (d[l4] << 8) | d[l4 + 1]
             dport = (d[l4 + 2] << 8) | d[l4 + 3]
-            s = self.in_pcblookup(v6, laddr, dport)
-            if s is None:
+            thread = (sender, m.line_cpu)
+            # The thread's stamps do not show the stalls we sent it and it has
+            # not paid yet: its true time is that much later.  A gap in its
+            # stamps (idle time, or the stall paid, which moves its clock)
+            # absorbs that much of what is pending.
+            pend = self.pending.get(thread)
+            if pend is None:
+                pend = self.pending[thread] = [0, m.stamp_ns]
+            gap = m.stamp_ns - self.c_udp - pend[1]
+            if gap > 0:
+                pend[0] = pend[0] - gap if pend[0] > gap else 0
+            pend[1] = m.stamp_ns
+            t_end = m.stamp_ns + pend[0]
+            pcb, now = self._locked_input(
+                m, lambda info: self.in_pcblookup(info, v6, faddr, sport, laddr, dport),
+                t_end, thread)
+            wait = now - t_end
+            pend[0] += wait
+            if wait > 0:            # the lock's stall, paid by the thread that waited
+                mdebt[thread] = mdebt.get(thread, 0) + wait
+            if pcb is None:
                 cnt["udps_noport"] += 1
                 if m.flags & (M_BCAST | M_MCAST):
                     cnt["udps_noportbcast"] += 1
                 self._drop(m, "udps_noport")
                 continue
-            now = m.stamp_ns
+            s = pcb.sock
             if mem is not None and m.line_cpu >= 0:
                 # in_pcblookup and sbappend touch the pcb and the socket buffer,
                 # on the core of the thread that runs udp_input: its stall
@@ -205,6 +287,7 @@ class Vnet(Actor):
                 s.sb_rec = mem.now(c)
                 k = (sender, c)
                 mdebt[k] = mdebt.get(k, 0) + ns
+                pend[0] += ns
             if s.buf and s.read_ns is not None:
                 self._read(s, now)
             if s.cc + m.len > s.hiwat:
@@ -254,6 +337,32 @@ class Vnet(Actor):
         if mem is not None:
             mem.report(out, end)
         return out
+
+    def lock_stats(self) -> dict:
+        """lockstat's numbers per lock name (all pcb locks are "udpinp", as
+        lockstat shows a lock class)."""
+        locks = [i.lock for i in self.udbinfo]
+        seen = set()
+        for info in self.udbinfo:
+            for p in list(info.exact.values()) + list(info.bound.values()):
+                if p.id not in seen:
+                    seen.add(p.id)
+                    locks.append(p.lock)
+        if self.sink_pcb is not None:
+            locks.append(self.sink_pcb.lock)
+        out = {}
+        for lk in locks:
+            st = lk.stats()
+            o = out.get(lk.name)
+            if o is None:
+                out[lk.name] = dict(st, instances=1)
+            else:
+                o["instances"] += 1
+                for k in ("acquisitions", "contended", "wait_ns_total", "hold_ns_total"):
+                    o[k] += st[k]
+                for k in ("wait_ns_max", "hold_ns_max"):
+                    o[k] = max(o[k], st[k])
+        return dict(sorted(out.items()))
 
     def _free_read(self, m) -> None:
         m_freem(self.uma, m)
@@ -334,6 +443,10 @@ class Vnet(Actor):
             "drops": dict(sorted(self.drops.items())),
             "counters": {k: v for k, v in sorted(self.counters.items()) if v},
             "uma": self.uma.to_dict(),
+            "pcb": {"locking": self.locking, "groups": len(self.udbinfo),
+                    "pcbs": sum(i.live() for i in self.udbinfo),
+                    "inputs": self.pcb_inputs, "overlaps": self.pcb_overlaps},
+            "locks": self.lock_stats(),
             "senders": {a.name: a.metrics() for a in self.senders},
             "read_latency_log2_hist": self.rlat_hist,
         }

@@ -62,7 +62,42 @@ def summary_text(m: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def lockstat(m: dict) -> str:
+    """lockstat(1)-style tables: contention (spin) events and hold events per
+    lock, with lockstat's columns (Count, indv, cuml, nsec, Lock, Caller);
+    then each lock's totals and maxima."""
+    locks = m.get("locks", {})
+    secs = m["scenario"]["duration_ns"] / 1e9
+    out = []
+    for title, count, total in (("Adaptive mutex spin", "contended", "wait_ns_total"),
+                                ("Adaptive mutex hold", "acquisitions", "hold_ns_total")):
+        rows = sorted(((st[count], st[total], name) for name, st in locks.items() if st[count]),
+                      key=lambda r: (-r[0], r[2]))
+        n = sum(r[0] for r in rows)
+        out.append(f"{title}: {n} events in {secs:.3f} seconds ({n / secs if secs else 0:.0f} events/sec)")
+        out.append("")
+        out.append("Count indv cuml rcnt     nsec Lock                           Caller")
+        out.append("-" * 79)
+        cum = 0
+        for c, tot, name in rows:
+            cum += c
+            out.append("%5u %3.0f%% %3.0f%% 0.00 %8u %-30s %s" % (
+                c, 100.0 * c / n, 100.0 * cum / n, tot // c, name,
+                "udp_input" if "udp" in name.split(":")[-1] else "-"))
+        out.append("-" * 79)
+        out.append("")
+    out.append("%-34s %9s %9s %12s %10s %12s %10s" % ("Lock", "acquired", "contended", "wait ns", "max wait",
+                                                   "hold ns", "max hold"))
+    for name, st in locks.items():
+        out.append("%-34s %9u %9u %12u %10u %12u %10u" % (
+            f"{name} (x{st['instances']})" if st.get("instances", 1) > 1 else name,
+            st["acquisitions"], st["contended"], st["wait_ns_total"], st["wait_ns_max"],
+            st["hold_ns_total"], st["hold_ns_max"]))
+    return "\n".join(out) + "\n"
+
+
 def write_text_reports(m: dict, folder: Path) -> None:
+    (Path(folder) / "lockstat.txt").write_text(lockstat(m))
     (Path(folder) / "summary.txt").write_text(summary_text(m))
     (Path(folder) / "netstat-s.txt").write_text(netstat_s(m))
     (Path(folder) / "netstat-Q.txt").write_text(netstat_Q(m))

@@ -164,6 +164,11 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
     }
     from .sweep import cost_columns
     out["cost_per_packet"] = cost_columns(out)
+    locks = {}
+    for vn, v in sorted(vnets.items()):
+        for name, st in v.get("locks", {}).items():
+            locks[f"{vn}:{name}"] = st
+    out["locks"] = locks
     return out
 
 

@@ -73,6 +73,8 @@ TABLES = {
                  "duration_ms": (NUM, _pos), "seed": (int, _nonneg)},
     "engine": {"quantum_ns": (int, _pos), "codec_check": (bool, None),
                "tap_max": (int, _nonneg)},
+    "pcb": {"locking": (str, _oneof("global", "pcbref", "pcbgroup")),
+            "groups": (int, lambda v: 1 <= v <= 1024 or "must be 1..1024")},
     "wakeup": {"mode": (str, _oneof("immediate", "deferred", "batched")),
                "batch": (int, lambda v: 1 <= v <= 65536 or "must be 1..65536"),
                "timeout_us": (NUM, _nonneg)},
@@ -108,6 +110,7 @@ TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
                 "start_ms": (NUM, _nonneg), "stop_ms": (NUM, _nonneg),
                 "bad_ip_cksum_ratio": (NUM, _ratio), "bad_udp_cksum_ratio": (NUM, _ratio),
                 "pcap": (str, None), "fragment_ratio": (NUM, _ratio),
+                "connected": (bool, None),
                 "vlan": ((int, list), lambda v: (
                     (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4094)
                     or (isinstance(v, list) and len(v) == 2
@@ -546,6 +549,11 @@ def validate(data: dict, file="<scenario>") -> dict:
             "rcvbuf": s.get("rcvbuf", sysctl["net.inet.udp.recvspace"]), "read_pps": s.get("read_pps"),
             "reader": "reader_cpu" in s, "reader_cpu": rc})
     _apps(file, data, out, ncpu)
+    pc = data.get("pcb", {})
+    nb = 1
+    while nb < 2 * ncpu and nb < 128:           # rss_bits: buckets >= 2 x CPUs
+        nb <<= 1
+    out["pcb"] = {"locking": pc.get("locking", "global"), "groups": pc.get("groups", nb)}
     wk = data.get("wakeup", {})
     out["wakeup"] = {"mode": wk.get("mode", "immediate"), "batch": wk.get("batch", 1),
                      "timeout_ns": int(round(wk.get("timeout_us", 0) * 1000))}
@@ -624,6 +632,7 @@ def build(scn: dict) -> list:
             "l2_bytes": scn.get("l2_bytes", 256 << 10), "llc_bytes": scn.get("llc_bytes", 8 << 20),
             "netisr": scn["netisr"], "tap_max": scn.get("tap_max", 0),
             "wakeup": scn.get("wakeup", {}), "lo0_index": len(scn["nics"]) + 1,
+            "pcb": scn.get("pcb", {}),
             "loopback": any(v.get("apps") for v in scn["vnets"].values()),
             "reass": {"ip_maxfragpackets": sc["net.inet.ip.maxfragpackets"],
                       "ip_maxfragsperpacket": sc["net.inet.ip.maxfragsperpacket"],
@@ -640,6 +649,7 @@ def build(scn: dict) -> list:
     subs = ([n["name"] for n in scn["nics"]] + list(scn["netisr"]["workstreams"])
             + [f"vnet.{name}" for name in scn["vnets"]])
     actors = [Cpu(i, scn["ghz"], scn["quantum_ns"], subs, pkg[i]) for i in range(scn["cpus"])]
+    connected = {}          # vnet -> the connected UDP sockets traffic asks for
     for idx, n in enumerate(scn["nics"]):
         sources = []
         for ti, t in enumerate(scn["traffic"]):
@@ -653,9 +663,18 @@ def build(scn: dict) -> list:
                                          n["inet6"][0] if n["inet6"] else None, t["dst_ports"],
                                          id_base=n["if_index"] << 40))
         actors.append(Nic(n, host, sources, vnets))
+        for src, t in zip([x for x in sources], [t for t in scn["traffic"] if t["nic"] == n["name"]]):
+            if t.get("connected") and hasattr(src, "flows"):
+                # one connected UDP socket per flow (connect(2) to the flow's source)
+                conns = connected.setdefault(n["vnet"], [])
+                for fam, _, fsrc, dst, sport, dport in src.flows:
+                    conns.append({"name": f"conn{len(conns)}", "family": 6 if fam == "inet6" else 4,
+                                  "faddr": fsrc, "fport": sport, "laddr": dst, "lport": dport,
+                                  "rcvbuf": sc["net.inet.udp.recvspace"]})
     for ws, cpu in enumerate(scn["netisr"]["cpus"]):
         actors.append(Netisr(ws, cpu, host, vnets))
     for vi, (name, v) in enumerate(scn["vnets"].items()):
         # packet ids of loopback datagrams: lo0's if_index above the NICs', then the vnet
-        actors.append(Vnet(v, dict(host, lo_id_base=(host["lo0_index"] << 40) + (vi << 36))))
+        actors.append(Vnet(dict(v, connected=connected.get(name, [])),
+                           dict(host, lo_id_base=(host["lo0_index"] << 40) + (vi << 36))))
     return actors
