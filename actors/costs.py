@@ -58,7 +58,11 @@ DEFAULT_COSTS = {
     "ip_reass": 400,
     # udp_input: header, checksum (offloaded), in_pcblookup, sbappendaddr, sorwakeup
     "udp_input": 500,
-    # in_pcblookup's share of udp_input: the hash walk under the pcbinfo lock
+    # tcp_input for a data segment of an established connection (header
+    # prediction's fast path, sbappendstream, the ACK decision); the same
+    # order as udp_input plus the sequence checks
+    "tcp_input": 1200,
+    # in_pcblookup's share of udp_input and tcp_input: the hash walk under the pcbinfo lock
     "in_pcblookup": 150,
     # a UDP datagram sent over loopback: the sendto syscall, sosend_dgram,
     # udp_output, ip_output, looutput, if_simloop and netisr_queue (Rizzo's

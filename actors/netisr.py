@@ -413,8 +413,8 @@ class Netisr(Actor):
             st = [self.wsid, self.cpu, start // self.Q, self.thread.clock, self.holding()]
             for nic in self.nics:
                 out.append((nic, "ws_state", st, end))
-        for (dest, w), mbufs in out_b.items():
-            out.append((dest, "pkts.udp", mbufs, max(end, w * self.Q)))
+        for (dest, w, kind), mbufs in out_b.items():
+            out.append((dest, kind, mbufs, max(end, w * self.Q)))
         return out
 
     # -- accounting ---------------------------------------------------------

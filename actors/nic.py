@@ -4,7 +4,8 @@ What this models.
 
 * The wire: the scenario's traffic sources attached to this interface.
 * Receive-side scaling in hardware: the Toeplitz hash (actors/toeplitz.py)
-  over the IP 2-tuple (FreeBSD hashes UDP on the 2-tuple by default) picks an
+  over the TCP 4-tuple, or the IP 2-tuple for anything else (FreeBSD hashes
+  UDP on the 2-tuple by default) picks an
   entry of a 128-entry indirection table whose entry i names queue
   i mod nqueues; the hash is stamped on the mbuf as its flowid with hash
   type RSS_IPV4 / RSS_IPV6.  Non-IP frames get no hash and land on queue 0.
@@ -49,9 +50,10 @@ from .sched import Loads, float_vector_cpu, pick_ithread_cpu
 from .proto_input import ProtoInput
 from .costs import to_ns
 from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
-from .inet import IPPROTO_UDP, cksum_sum
+from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
-                   M_HASHTYPE_NONE, M_HASHTYPE_OPAQUE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6, Uma,
+                   M_HASHTYPE_NONE, M_HASHTYPE_OPAQUE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6,
+                   M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, Uma,
                    m_alloc, m_freem)
 
 
@@ -207,11 +209,24 @@ class Nic(Actor):
                 b = 22
         n = len(f)
         if et == _V4 and n >= b + 20 and f[b] >> 4 == 4:
-            key = f[b + 12:b + 20]
-            htype = M_HASHTYPE_RSS_IPV4
+            hl = (f[b] & 15) << 2
+            u = b + hl
+            tcp = (f[b + 9] == IPPROTO_TCP and not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF)
+                   and n >= u + 4)
+            if tcp:                     # TCP: the 4-tuple (RSS_HASHTYPE_TCP_IPV4)
+                key = f[b + 12:b + 20] + f[u:u + 4]
+                htype = M_HASHTYPE_RSS_TCP_IPV4
+            else:                       # UDP and the rest: the 2-tuple
+                key = f[b + 12:b + 20]
+                htype = M_HASHTYPE_RSS_IPV4
         elif et == _V6 and n >= b + 40 and f[b] >> 4 == 6:
-            key = f[b + 8:b + 40]
-            htype = M_HASHTYPE_RSS_IPV6
+            tcp = f[b + 6] == IPPROTO_TCP and n >= b + 44
+            if tcp:
+                key = f[b + 8:b + 44]
+                htype = M_HASHTYPE_RSS_TCP_IPV6
+            else:
+                key = f[b + 8:b + 40]
+                htype = M_HASHTYPE_RSS_IPV6
         else:
             return 0, M_HASHTYPE_NONE, 0
         memo = self.hash_memo
@@ -219,13 +234,13 @@ class Nic(Actor):
         if hp is None:
             if len(memo) > 65536:
                 memo.clear()
-            hp = memo[key] = (toeplitz_hash(key), _from(key, "big") + IPPROTO_UDP)
+            a = key[:-4] if tcp else key
+            hp = memo[key] = (toeplitz_hash(key), _from(a, "big"))
         h = hp[0]
         if not self.rxcsum:
             return h, htype, 0
         csum = 0
-        if htype == M_HASHTYPE_RSS_IPV4:
-            hl = (f[b] & 15) << 2
+        if htype == M_HASHTYPE_RSS_IPV4 or htype == M_HASHTYPE_RSS_TCP_IPV4:
             if hl >= 20 and n >= b + hl:
                 iph = f[b:b + hl]
                 hmemo = self.iphdr_memo
@@ -236,21 +251,22 @@ class Nic(Actor):
                     ok = hmemo[iph] = cksum_sum(iph) == 0xFFFF
                 csum = CSUM_IP_CHECKED | CSUM_IP_VALID if ok else CSUM_IP_CHECKED
                 iplen = (f[b + 2] << 8) | f[b + 3]
-                u = b + hl
-                if (f[b + 9] == IPPROTO_UDP and not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF)
-                        and hl + 8 <= iplen <= n - b and (f[u + 6] or f[u + 7])):
+                ulp = f[b + 9]
+                if (not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF) and hl + 8 <= iplen <= n - b
+                        and (ulp == IPPROTO_TCP or (ulp == IPPROTO_UDP and (f[u + 6] or f[u + 7])))):
                     seg = f[u:b + iplen]
                     if len(seg) & 1:
                         seg += b"\0"
-                    if (_from(seg, "big") + hp[1] + iplen - hl) % 0xFFFF == 0:
+                    if (_from(seg, "big") + hp[1] + ulp + iplen - hl) % 0xFFFF == 0:
                         csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         else:
             plen = (f[b + 4] << 8) | f[b + 5]
-            if f[b + 6] == IPPROTO_UDP and 8 <= plen <= n - b - 40:
+            ulp = f[b + 6]
+            if (ulp == IPPROTO_UDP or ulp == IPPROTO_TCP) and 8 <= plen <= n - b - 40:
                 seg = f[b + 40:b + 40 + plen]
                 if plen & 1:
                     seg += b"\0"
-                if (_from(seg, "big") + hp[1] + plen) % 0xFFFF == 0:
+                if (_from(seg, "big") + hp[1] + ulp + plen) % 0xFFFF == 0:
                     csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         return h, htype, csum
 
@@ -526,8 +542,8 @@ class Nic(Actor):
             self.points = []
         for (dest, proto, w), mbufs in batches.items():
             out.append((dest, PKT_KIND[proto], mbufs, max(end, w * self.Q)))
-        for (dest, w), mbufs in self.vout.items():
-            out.append((dest, "pkts.udp", mbufs, max(end, w * self.Q)))
+        for (dest, w, kind), mbufs in self.vout.items():
+            out.append((dest, kind, mbufs, max(end, w * self.Q)))
         for pi in self.pis:
             pi.expire(end)
         return out

@@ -39,6 +39,7 @@ class ProtoInput:
         self.c_ip = to_ns(c["ip_input"], ghz)
         self.c_ip6 = to_ns(c["ip6_input"], ghz)
         self.c_udp = to_ns(c["udp_input"], ghz)
+        self.c_tcp = to_ns(c["tcp_input"], ghz)
         self.c_reass = to_ns(c.get("ip_reass", 0), ghz)
         self.Q = host["quantum_ns"]
         self.cpu = cpu              # the running thread's CPU (its owner keeps it current)
@@ -214,9 +215,20 @@ class ProtoInput:
                 self._end(m, "ip6s_badfrag", None)
                 return cost
         ulp, off = r
-        if ulp == IPPROTO_TCP:                       # no TCP yet: checked, then no listener
-            cost += self.c_udp
-            self._end(m, tcp_input_hdr(m, off, proto == NETISR_IPV6, cnt), None)
+        if ulp == IPPROTO_TCP:                       # checked here, the rest in the vnet
+            cost += self.c_tcp
+            r = tcp_input_hdr(m, off, proto == NETISR_IPV6, cnt)
+            if r is not None:
+                self._end(m, r, None)
+                return cost
+            done = now + cost
+            m.stamp_ns = done
+            key = (self.vnet_actor[m.vnet], done // self.Q, "pkts.tcp")
+            b = out.get(key)
+            if b is None:
+                out[key] = [m]
+            else:
+                b.append(m)
             return cost
         if ulp != IPPROTO_UDP:                       # ICMP / ICMPv6: consumed here
             r = (icmp6_input if proto == NETISR_IPV6 else icmp_input)(m, off, cnt)
@@ -229,7 +241,7 @@ class ProtoInput:
             return cost
         done = now + cost
         m.stamp_ns = done
-        key = (self.vnet_actor[m.vnet], done // self.Q)
+        key = (self.vnet_actor[m.vnet], done // self.Q, "pkts.udp")
         b = out.get(key)
         if b is None:
             out[key] = [m]

@@ -287,3 +287,116 @@ class PcapSource:
             self.next_id += 1
             self.k += 1
         return out
+
+
+# -- TCP ----------------------------------------------------------------------------
+
+TH_FIN, TH_SYN, TH_RST, TH_PUSH, TH_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+def client_iss(index: int, f: int) -> int:
+    return (0x1000 + index * 2654435761 + f * 40503) & 0xFFFFFFFF
+
+
+def server_iss(faddr: bytes, fport: int, laddr: bytes, lport: int) -> int:
+    """The ISS our host answers a SYN with (tcp_new_isn's role): a function of
+    the 4-tuple both ends of the model can compute - the generator is open
+    loop, so it must know what the SYN-ACK it never sees would have said."""
+    import zlib
+    return zlib.crc32(faddr + fport.to_bytes(2, "big") + laddr + lport.to_bytes(2, "big"))
+
+
+class TcpSource(TrafficSource):
+    """TCP connections as an open-loop peer sends them: `flows` connections
+    to the host's listener, each a stream of segments (the frame sizes give
+    their lengths) with consecutive sequence numbers, real TCP checksums, the
+    per-run packet id in the first 8 payload bytes.  `handshake`: each
+    connection starts with a SYN and, `rtt_us` later, the ACK of the SYN-ACK
+    (computed, not seen: see server_iss); else they are established from the
+    start (the vnet creates them so).  `loss_ratio`: a segment is lost and
+    sent again `rto_us` later; `reorder_ratio`: one is held back
+    `reorder_us`, so later ones overtake it."""
+
+    def __init__(self, spec: dict, index: int, seed: int, dst_mac: bytes,
+                 dst4, dst6, dst_ports: list, id_base: int = 0):
+        super().__init__(spec, index, seed, dst_mac, dst4, dst6, dst_ports, id_base)
+        self.handshake = bool(spec.get("handshake", False))
+        self.rtt = int(spec.get("rtt_us", 20) * 1000)
+        self.loss = float(spec.get("loss_ratio", 0.0))
+        self.reorder = float(spec.get("reorder_ratio", 0.0))
+        self.rto = int(spec.get("rto_us", 200) * 1000)
+        self.reorder_ns = int(spec.get("reorder_us", 5) * 1000)
+        self.snd_nxt = [client_iss(index, f) + 1 for f in range(len(self.flows))]
+        self.opened = [not self.handshake] * len(self.flows)
+        self.later = []                 # (t, seq-of-insertion, frame, pkt id) held back or resent
+        self.nlater = 0
+        self.trng = np.random.Generator(np.random.PCG64([seed, index, 6]))
+
+    def flow_iss(self, f: int) -> int:
+        return client_iss(self.index, f)
+
+    def _ack(self, f: int) -> int:
+        fam, _, src, dst, sport, dport = self.flows[f]
+        return (server_iss(src, sport, dst, dport) + 1) & 0xFFFFFFFF
+
+    def segment(self, f: int, flags: int, seq: int, payload: bytes) -> bytes:
+        fam, smac, src, dst, sport, dport = self.flows[f]
+        ack = self._ack(f) if flags & TH_ACK else 0
+        tcph = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+        tlen = 20 + len(payload)
+        if fam == "inet":
+            pseudo = src + dst + bytes([0, 6]) + tlen.to_bytes(2, "big")
+            ck = in_cksum(pseudo + tcph + payload)
+            tcph = tcph[:16] + ck.to_bytes(2, "big") + tcph[18:]
+            iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + tlen, 0, 0, 64, 6, 0, src, dst)
+            iph = iph[:10] + in_cksum(iph).to_bytes(2, "big") + iph[12:]
+            return self.dst_mac + smac + ETHERTYPE_IP.to_bytes(2, "big") + iph + tcph + payload
+        pseudo = src + dst + tlen.to_bytes(4, "big") + bytes([0, 0, 0, 6])
+        ck = in_cksum(pseudo + tcph + payload)
+        tcph = tcph[:16] + ck.to_bytes(2, "big") + tcph[18:]
+        iph = struct.pack("!IHBB16s16s", 0x60000000, tlen, 6, 64, src, dst)
+        return self.dst_mac + smac + ETHERTYPE_IPV6.to_bytes(2, "big") + iph + tcph + payload
+
+    def frames(self, start: int, end: int) -> list:
+        T, F, S, C = self.arrivals(start, end)
+        pid = self.next_id
+        out = []
+        rnd = self.trng.random(2 * len(T)).tolist() if T else []
+        for i, (t, f, size) in enumerate(zip(T, F, S)):
+            fam = self.flows[f][0]
+            if not self.opened[f]:          # SYN now, the handshake's ACK an RTT later
+                self.opened[f] = True
+                out.append((t, self.segment(f, TH_SYN, self.flow_iss(f), b""), pid))
+                pid += 1
+                self.nlater += 1
+                self.later.append((t + self.rtt, self.nlater,
+                                   self.segment(f, TH_ACK, self.snd_nxt[f], b""), pid))
+                pid += 1
+                continue
+            hdr = 14 + (20 if fam == "inet" else 40) + 20
+            plen = max(8, size - FCS - hdr)
+            payload = pid.to_bytes(8, "big") + bytes(plen - 8)
+            seg = self.segment(f, TH_ACK | TH_PUSH, self.snd_nxt[f], payload)
+            self.snd_nxt[f] = (self.snd_nxt[f] + plen) & 0xFFFFFFFF
+            if rnd[2 * i] < self.loss:      # lost: the peer retransmits after its RTO
+                self.nlater += 1
+                self.later.append((t + self.rto, self.nlater, seg, pid))
+            elif rnd[2 * i + 1] < self.reorder:
+                self.nlater += 1
+                self.later.append((t + self.reorder_ns, self.nlater, seg, pid))
+            else:
+                out.append((t, seg, pid))
+            pid += 1
+        self.next_id = pid
+        if self.later:
+            self.later.sort()
+            k = 0
+            while k < len(self.later) and self.later[k][0] < end:
+                t, _, seg, p = self.later[k]
+                out.append((max(t, start), seg, p))
+                k += 1
+            del self.later[:k]
+            out.sort(key=lambda a: (a[0], a[2]))
+        if self.tag is not None:
+            out = [(t, fr[:12] + self.tag + fr[12:], p) for t, fr, p in out]
+        return out

@@ -53,9 +53,8 @@ def tcp_input_hdr(m, off: int, v6: bool, cnt):
     (sys/netinet/tcp_input.c): tcps_rcvtotal; shorter than a TCP header ->
     tcps_rcvshort; the checksum (trusting CSUM_DATA_VALID|CSUM_PSEUDO_HDR) ->
     tcps_rcvbadsum; a data offset below 20 or past the segment ->
-    tcps_rcvbadoff.  Returns a drop reason; with no TCP model yet, a good
-    segment finds no listener (`tcps_noport`, netcabal's name: FreeBSD answers
-    with a RST and counts nothing more specific)."""
+    tcps_rcvbadoff.  Returns a drop reason, or None for a good segment (it
+    goes on to the vnet: actors/tcp_input.py)."""
     cnt["tcps_rcvtotal"] += 1
     d = m.st.data
     o = m.off
@@ -70,4 +69,4 @@ def tcp_input_hdr(m, off: int, v6: bool, cnt):
     doff = (d[t + 12] >> 4) << 2
     if doff < 20 or doff > n:
         return "tcps_rcvbadoff"
-    return "tcps_noport"
+    return None

@@ -36,7 +36,10 @@ from collections import defaultdict
 from .app import Reader, UdpSender
 from .base import Actor, make_tap
 from .in_pcb import Pcb, PcbInfo, in_pcbref, in_pcbrele, use
+from .tcp_input import TCPS_ESTABLISHED, TCPS_LISTEN, TcpCb, tcp_input, tcp_listen_input
+from .tcp_input import parse as tcp_parse
 from .toeplitz import toeplitz_hash
+from .traffic import server_iss
 from .costs import to_ns
 from .ether_input import ISR_NAMES, NETISR_IP, NETISR_IPV6
 from .netisr import NetisrConfig
@@ -49,7 +52,7 @@ LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
 
 class Socket:
     __slots__ = ("name", "hiwat", "cc", "buf", "read_ns", "next_read", "delivered",
-                 "bytes", "fullsock", "read", "pcb_rec", "sb_rec", "reader")
+                 "bytes", "fullsock", "read", "pcb_rec", "sb_rec", "reader", "group")
 
     def __init__(self, name: str, hiwat: int, read_pps: float | None, reader=None):
         self.name = name
@@ -65,6 +68,7 @@ class Socket:
         self.pcb_rec = None     # cache records (actors/cache.py) of the pcb and so_rcv
         self.sb_rec = None
         self.reader = reader    # the application thread reading it (actors/app.py), or None
+        self.group = name       # metrics add up sockets of one group (connected, accepted)
 
 
 class Vnet(Actor):
@@ -73,7 +77,11 @@ class Vnet(Actor):
         self.name = f"vnet.{cfg['name']}"
         self.sockets = {}       # (family, laddr bytes or b"", port) -> Socket
         self.threads = {}
+        tcp_listen = []
         for s in cfg["sockets"]:
+            if s.get("proto", "udp") == "tcp":
+                tcp_listen.append(s)
+                continue
             rd = None
             if s.get("reader"):
                 rd = Reader(f"{s['name']} reader", self.name, s.get("reader_cpu"), host)
@@ -101,11 +109,35 @@ class Vnet(Actor):
                     info.allocated -= 1
         for c in cfg.get("connected", []):
             sock = Socket(c["name"], c["rcvbuf"], None)
+            sock.group = "udp (connected)"
             self.sockets[("c", c["faddr"], c["fport"], c["laddr"], c["lport"])] = sock
             pcb = Pcb(npcb, "udp", c["family"], c["laddr"], c["lport"], c["faddr"], c["fport"], sock)
             npcb += 1
             self.udbinfo[toeplitz_hash(c["faddr"] + c["laddr"]) % ngroups].insert(pcb)
         self.sink_pcb = None
+        # TCP: the tcbinfo (or its groups), listeners, connections
+        self.c_tcp = to_ns(costs["tcp_input"], ghz)
+        self.tcbinfo = [PcbInfo("tcp" if ngroups == 1 else "tcp pcbgroup") for _ in range(ngroups)]
+        self.npcb = npcb
+        self.tcp_conns = []
+        self.tcp_queued = 0         # segments held for reassembly
+        self.control = {}           # control segments consumed (SYN, pure ACK)
+        self.listeners = []
+        for t in tcp_listen:
+            sock = Socket(t["name"], t["rcvbuf"], None)
+            self.listeners.append(sock)
+            self.npcb += 1
+            pcb = Pcb(self.npcb, "tcp", t["family"], t["laddr"], t["port"], sock=sock)
+            pcb.tcb = TcpCb(TCPS_LISTEN)
+            for g, info in enumerate(self.tcbinfo):
+                info.insert(pcb)
+                if g:
+                    info.allocated -= 1
+        for c in cfg.get("tcp_conns", []):    # established from the scenario
+            lsock = next((x for x in self.listeners if x.name == c.get("listener")), None)
+            tp = TcpCb(TCPS_ESTABLISHED, server_iss(c["faddr"], c["fport"], c["laddr"], c["lport"]),
+                       c["irs"])
+            self._tcp_conn(c["family"], c["faddr"], c["fport"], c["laddr"], c["lport"], tp, lsock)
         self.senders = [UdpSender(a, host, self.name, host.get("lo_id_base", 0) + (i << 32))
                         for i, a in enumerate(cfg.get("apps", []))]
         for a in self.senders:
@@ -145,21 +177,24 @@ class Vnet(Actor):
         pcb = info.lookup(6 if v6 else 4, faddr, fport, laddr, lport)
         return pcb if pcb is not None else self.sink_pcb
 
-    def _locked_input(self, m, pcb_of, t_end: int, thread) -> tuple:
-        """udp_input's locking, resolved here, where the locks live: returns
-        (the pcb, when its input ends).  `t_end` is when the thread finished
-        udp_input as if uncontended; it began c_udp earlier."""
-        c_udp, c_lookup = self.c_udp, self.c_lookup
+    def _locked_input(self, m, pcb_of, t_end: int, thread, infos=None, c_udp=None) -> tuple:
+        """udp_input's (or tcp_input's) locking, resolved here, where the
+        locks live: returns (the pcb, when its input ends).  `t_end` is when
+        the thread finished the input path as if uncontended; it began c_udp
+        (the path's cost) earlier."""
+        if infos is None:
+            infos, c_udp = self.udbinfo, self.c_udp
+        c_lookup = min(self.c_lookup, c_udp)
         t_req = t_end - c_udp
         mode = self.locking
         if mode == "global":        # pcbinfo held across lookup and input (2006)
-            info = self.udbinfo[0]
+            info = infos[0]
             start = info.lock.acquire(t_req, c_udp)
             pcb = pcb_of(info)
             run0, done = start + c_lookup, start + c_udp
         else:                       # pcbinfo (or the group's) for the lookup only,
-            info = self.udbinfo[0] if mode == "pcbref" else \
-                self.udbinfo[(m.flowid if m.hashtype else 0) % len(self.udbinfo)]
+            info = infos[0] if mode == "pcbref" else \
+                infos[(m.flowid if m.hashtype else 0) % len(infos)]
             start = info.lock.acquire(t_req, c_lookup)
             pcb = pcb_of(info)
             if pcb is None:
@@ -209,6 +244,8 @@ class Vnet(Actor):
             kind = msg[4]
             if kind == "pkts.udp":
                 arrivals.extend((m.stamp_ns, 0, msg[1], m) for m in msg[5])
+            elif kind == "pkts.tcp":
+                arrivals.extend((m.stamp_ns, 2, msg[1], m) for m in msg[5])
             elif kind == "cstate":
                 c, touched, demand = msg[5]
                 self.pub_c[c] = touched
@@ -232,6 +269,9 @@ class Vnet(Actor):
         cnt = self.counters
         mdebt = {}
         for t, what, sender, m in arrivals:
+            if what == 2:
+                self._tcp(m, sender, mdebt)
+                continue
             if what:                # a scheduling point of (sender, cpu m) at t
                 for s in self.sockets.values():
                     if s.reader is not None:
@@ -250,26 +290,10 @@ class Vnet(Actor):
             fkey = faddr + d[l4:l4 + 4] + laddr
             sport = (d[l4] << 8) | d[l4 + 1]
             dport = (d[l4 + 2] << 8) | d[l4 + 3]
-            thread = (sender, m.line_cpu)
-            # The thread's stamps do not show the stalls we sent it and it has
-            # not paid yet: its true time is that much later.  A gap in its
-            # stamps (idle time, or the stall paid, which moves its clock)
-            # absorbs that much of what is pending.
-            pend = self.pending.get(thread)
-            if pend is None:
-                pend = self.pending[thread] = [0, m.stamp_ns]
-            gap = m.stamp_ns - self.c_udp - pend[1]
-            if gap > 0:
-                pend[0] = pend[0] - gap if pend[0] > gap else 0
-            pend[1] = m.stamp_ns
-            t_end = m.stamp_ns + pend[0]
-            pcb, now = self._locked_input(
-                m, lambda info: self.in_pcblookup(info, v6, faddr, sport, laddr, dport),
-                t_end, thread)
-            wait = now - t_end
-            pend[0] += wait
-            if wait > 0:            # the lock's stall, paid by the thread that waited
-                mdebt[thread] = mdebt.get(thread, 0) + wait
+            pcb, now = self._stall(
+                m, sender, mdebt,
+                lambda info: self.in_pcblookup(info, v6, faddr, sport, laddr, dport),
+                self.udbinfo, self.c_udp)
             if pcb is None:
                 cnt["udps_noport"] += 1
                 if m.flags & (M_BCAST | M_MCAST):
@@ -277,50 +301,14 @@ class Vnet(Actor):
                 self._drop(m, "udps_noport")
                 continue
             s = pcb.sock
-            if mem is not None and m.line_cpu >= 0:
-                # in_pcblookup and sbappend touch the pcb and the socket buffer,
-                # on the core of the thread that runs udp_input: its stall
-                c = m.line_cpu
-                ns = mem.touch(c, s.pcb_rec, PCB_LINES)
-                s.pcb_rec = mem.now(c)
-                ns += mem.touch(c, s.sb_rec, SOCKBUF_LINES)
-                s.sb_rec = mem.now(c)
-                k = (sender, c)
-                mdebt[k] = mdebt.get(k, 0) + ns
-                pend[0] += ns
+            self._touch_pcb(m, s, sender, mdebt)
             if s.buf and s.read_ns is not None:
                 self._read(s, now)
             if s.cc + m.len > s.hiwat:
                 s.fullsock += 1
                 self._drop(m, "udps_fullsock")
                 continue
-            s.delivered += 1
-            s.bytes += m.len
-            self.delivered += 1
-            if self.tap is not None:
-                self.tap.add(m, False, f"delivered to socket {s.name}")
-            lat = now - m.arrival_ns
-            self.lat_sum += lat
-            if lat > self.lat_max:
-                self.lat_max = lat
-            self.lat_hist[min(lat.bit_length(), LAT_BUCKETS - 1)] += 1
-            last = self.last_id.get(fkey, -1)
-            if m.pkt_id < last:
-                self.reordered += 1
-            else:
-                self.last_id[fkey] = m.pkt_id
-            if s.reader is not None:
-                # sorwakeup: the reading thread is signalled as the policy says
-                s.cc += m.len
-                s.buf.append(m)
-                s.reader.appended((sender, m.line_cpu), now)
-            elif s.read_ns is None:
-                # the application is waiting in recv(): it takes the datagram at once
-                s.read += 1
-                m_freem(self.uma, m)
-            else:
-                s.cc += m.len
-                s.buf.append(m)
+            self._deliver(s, m, now, fkey, sender, m.len)
         free = self._free_read
         for s in self.sockets.values():
             rd = s.reader
@@ -338,12 +326,174 @@ class Vnet(Actor):
             mem.report(out, end)
         return out
 
+    def _stall(self, m, sender, mdebt: dict, pcb_of, infos, cost: int):
+        """Run the locked part of an input path for m; charge its thread the
+        wait.  Returns (pcb, when the input ends)."""
+        thread = (sender, m.line_cpu)
+        pend = self.pending.get(thread)
+        if pend is None:
+            pend = self.pending[thread] = [0, m.stamp_ns]
+        gap = m.stamp_ns - cost - pend[1]
+        if gap > 0:
+            pend[0] = pend[0] - gap if pend[0] > gap else 0
+        pend[1] = m.stamp_ns
+        t_end = m.stamp_ns + pend[0]
+        pcb, now = self._locked_input(m, pcb_of, t_end, thread, infos, cost)
+        wait = now - t_end
+        pend[0] += wait
+        if wait > 0:
+            mdebt[thread] = mdebt.get(thread, 0) + wait
+        return pcb, now
+
+    def _tcp(self, m, sender, mdebt: dict) -> None:
+        """A segment that passed tcp_input's header checks (actors/tcp_input.py)."""
+        cnt = self.counters
+        d = m.st.data
+        o = m.off
+        v6 = d[o] >> 4 == 6
+        l4 = o + m.l3hlen
+        if v6:
+            laddr, faddr = d[o + 24:o + 40], d[o + 8:o + 24]
+        else:
+            laddr, faddr = d[o + 16:o + 20], d[o + 12:o + 16]
+        sport, dport, seq, ack, thlen, flags = tcp_parse(d, l4)
+        plen = m.len - m.l3hlen - thlen
+        fam = 6 if v6 else 4
+        pcb, now = self._stall(m, sender, mdebt,
+                               lambda info: info.lookup(fam, faddr, sport, laddr, dport),
+                               self.tcbinfo, self.c_tcp)
+        if pcb is None:
+            cnt["tcps_noport"] += 1
+            cnt["tcps_sndctrl"] += 1            # the RST
+            self._drop(m, "tcps_noport")
+            return
+        tp = pcb.tcb
+        if tp.state == TCPS_LISTEN:
+            r = tcp_listen_input(faddr, sport, laddr, dport, seq, flags, cnt)
+            if r.__class__ is str:
+                self._drop(m, r)
+                return
+            self._tcp_conn(fam, faddr, sport, laddr, dport, r, pcb.sock)
+            self._consumed(m, "tcp")
+            return
+        s = pcb.sock
+        self._touch_pcb(m, s, sender, mdebt)
+        what, segs = tcp_input(tp, seq, ack, flags, plen, m, s.hiwat - s.cc, cnt)
+        if what == "consumed":
+            self._consumed(m, "tcp")
+        elif what == "queued":
+            self.tcp_queued += 1
+        elif what == "deliver":
+            fkey = faddr + d[l4:l4 + 4] + laddr
+            for mm, ln in segs:
+                if mm is not m:
+                    self.tcp_queued -= 1
+                if ln == 0:
+                    cnt["tcps_rcvduppack"] += 1
+                    self._drop(mm, "tcps_rcvduppack")
+                    continue
+                self._deliver(s, mm, now, fkey, sender, ln)
+        else:
+            self._drop(m, what)
+
+    def _touch_pcb(self, m, s, sender, mdebt: dict) -> None:
+        """in_pcblookup and sbappend touch the pcb and the socket buffer, on
+        the core of the thread that runs the input path: its stall."""
+        mem = self.mem
+        if mem is None or m.line_cpu < 0:
+            return
+        c = m.line_cpu
+        ns = mem.touch(c, s.pcb_rec, PCB_LINES)
+        s.pcb_rec = mem.now(c)
+        ns += mem.touch(c, s.sb_rec, SOCKBUF_LINES)
+        s.sb_rec = mem.now(c)
+        k = (sender, c)
+        mdebt[k] = mdebt.get(k, 0) + ns
+        self.pending[k][0] += ns
+
+    def _deliver(self, s, m, now: int, fkey: bytes, sender, nbytes: int) -> None:
+        """m's data reaches socket s at `now` (sbappend): counted, checked for
+        order within its flow, and read by the application."""
+        s.delivered += 1
+        s.bytes += nbytes
+        self.delivered += 1
+        if self.tap is not None:
+            self.tap.add(m, False, f"delivered to socket {s.name}")
+        lat = now - m.arrival_ns
+        self.lat_sum += lat
+        if lat > self.lat_max:
+            self.lat_max = lat
+        self.lat_hist[min(lat.bit_length(), LAT_BUCKETS - 1)] += 1
+        last = self.last_id.get(fkey, -1)
+        if m.pkt_id < last:
+            self.reordered += 1
+        else:
+            self.last_id[fkey] = m.pkt_id
+        if s.reader is not None:
+            # sorwakeup: the reading thread is signalled as the policy says
+            s.cc += nbytes
+            s.buf.append(m)
+            s.reader.appended((sender, m.line_cpu), now)
+        elif s.read_ns is None:
+            # the application is waiting in recv(): it takes the data at once
+            s.read += 1
+            m_freem(self.uma, m)
+        else:
+            s.cc += nbytes
+            s.buf.append(m)
+
+    def _consumed(self, m, what: str) -> None:
+        self.control[what] = self.control.get(what, 0) + 1
+        self.delivered += 1
+        if self.tap is not None:
+            self.tap.add(m, False, f"consumed by {what} input")
+        m_freem(self.uma, m)
+
+    def _tcp_conn(self, fam, faddr, fport, laddr, lport, tp, listen_sock) -> Pcb:
+        """A connection: its pcb in the tcbinfo (its group's, under pcbgroups)
+        and the socket accept(2) would return."""
+        self.npcb += 1
+        name = listen_sock.name if listen_sock is not None else "tcp"
+        sock = Socket(f"{name} accepted", listen_sock.hiwat if listen_sock else 65536, None)
+        sock.group = f"{name} (accepted)"
+        pcb = Pcb(self.npcb, "tcp", fam, laddr, lport, faddr, fport, sock)
+        pcb.tcb = tp
+        self.tcbinfo[toeplitz_hash(faddr + laddr + fport.to_bytes(2, "big")
+                                   + lport.to_bytes(2, "big")) % len(self.tcbinfo)].insert(pcb)
+        self.tcp_conns.append(pcb)
+        return pcb
+
+    def _socket_metrics(self) -> dict:
+        """Per socket; connected and accepted sockets add up per group (with
+        10,000 connections, one entry each would be most of metrics.json)."""
+        out = {}
+        socks = list(self.sockets.values()) + self.listeners + [p.sock for p in self.tcp_conns]
+        if self.sink is not None:
+            socks.append(self.sink)
+        for s in socks:
+            e = out.get(s.group)
+            if e is None:
+                e = out[s.group] = {"delivered": 0, "bytes": 0, "fullsock": 0, "read": 0,
+                                    "queued": 0}
+                if s.group != s.name:
+                    e["sockets"] = 0
+            e["delivered"] += s.delivered
+            e["bytes"] += s.bytes
+            e["fullsock"] += s.fullsock
+            e["read"] += s.read
+            e["queued"] += len(s.buf)
+            if "sockets" in e:
+                e["sockets"] += 1
+            if s.reader is not None:
+                e["reader"] = s.reader.metrics()
+        return dict(sorted(out.items()))
+
     def lock_stats(self) -> dict:
         """lockstat's numbers per lock name (all pcb locks are "udpinp", as
         lockstat shows a lock class)."""
-        locks = [i.lock for i in self.udbinfo]
+        locks = [i.lock for i in self.udbinfo + self.tcbinfo]
         seen = set()
-        for info in self.udbinfo:
+        for info in self.udbinfo + self.tcbinfo:
             for p in list(info.exact.values()) + list(info.bound.values()):
                 if p.id not in seen:
                     seen.add(p.id)
@@ -405,8 +555,9 @@ class Vnet(Actor):
 
     def holding(self) -> int:
         # packets in socket buffers are delivered already; sent ones not yet
-        # signalled to a netisr are still ours
-        return sum(a.holding() for a in self.senders)
+        # signalled to a netisr, and TCP segments waiting for reassembly, are
+        # still ours
+        return sum(a.holding() for a in self.senders) + self.tcp_queued
 
     def buffered(self) -> int:
         return sum(len(s.buf) for s in self.sockets.values())
@@ -421,6 +572,11 @@ class Vnet(Actor):
             for m in a.batcher.pending:
                 m_freem(self.uma, m)
             a.batcher.pending = []
+        for pcb in self.tcp_conns:          # the reassembly queues go with the connections
+            for _, _, m in pcb.tcb.reass:
+                m_freem(self.uma, m)
+            pcb.tcb.reass = []
+        self.tcp_queued = 0
         for s in self.sockets.values():
             for m in s.buf:
                 m_freem(self.uma, m)
@@ -434,17 +590,16 @@ class Vnet(Actor):
             "flows_seen": len(self.last_id),
             "latency_ns": {"sum": self.lat_sum, "max": self.lat_max,
                            "log2_hist": self.lat_hist},
-            "sockets": {s.name: dict({"delivered": s.delivered, "bytes": s.bytes,
-                                      "fullsock": s.fullsock, "read": s.read,
-                                      "queued": len(s.buf)},
-                                     **({"reader": s.reader.metrics()} if s.reader else {}))
-                        for s in sorted(list(self.sockets.values()) + ([self.sink] if self.sink else []),
-                                        key=lambda s: s.name)},
+            "sockets": self._socket_metrics(),
+            "tcp": {"connections": len(self.tcp_conns),
+                    "established": sum(1 for p in self.tcp_conns if p.tcb.state == TCPS_ESTABLISHED),
+                    "reassembly_queued": self.tcp_queued},
+            "control": dict(sorted(self.control.items())),
             "drops": dict(sorted(self.drops.items())),
             "counters": {k: v for k, v in sorted(self.counters.items()) if v},
             "uma": self.uma.to_dict(),
             "pcb": {"locking": self.locking, "groups": len(self.udbinfo),
-                    "pcbs": sum(i.live() for i in self.udbinfo),
+                    "pcbs": sum(i.live() for i in self.udbinfo + self.tcbinfo),
                     "inputs": self.pcb_inputs, "overlaps": self.pcb_overlaps},
             "locks": self.lock_stats(),
             "senders": {a.name: a.metrics() for a in self.senders},

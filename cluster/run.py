@@ -106,7 +106,10 @@ def gather(scn: dict, summaries: list, in_flight_mail: int, windows: int, messag
             isrs[name] = m
         elif name.startswith("vnet."):
             vnets[name] = m
-            by["socket"] = by.get("socket", 0) + m["delivered"]
+            ctl = sum(m.get("control", {}).values())
+            by["socket"] = by.get("socket", 0) + m["delivered"] - ctl
+            if ctl:
+                by["tcp control"] = by.get("tcp control", 0) + ctl
             lat_sum += m["latency_ns"]["sum"]
             lat_max = max(lat_max, m["latency_ns"]["max"])
             reordered += m["reordered"]

@@ -90,7 +90,7 @@ NIC_KEYS = {"name": (str, None), "queues": (int, lambda v: 1 <= v <= 128 or "mus
             "rxcsum": (bool, None), "rss": (bool, None), "promisc": (bool, None), "vnet": (str, None),
             "rxfilter": (str, _oneof("mac", "any")),
             "linktype": (str, _oneof("ether", "raw", "sll", "sll2"))}
-SOCKET_KEYS = {"name": (str, None), "vnet": (str, None), "proto": (str, _oneof("udp")),
+SOCKET_KEYS = {"name": (str, None), "vnet": (str, None), "proto": (str, _oneof("udp", "tcp")),
                "bind": (str, None), "rcvbuf": (int, _pos), "read_pps": (NUM, _pos),
                "reader_cpu": ((int, str), None)}
 APP_KEYS = {"name": (str, None), "vnet": (str, None), "kind": (str, _oneof("udp_send")),
@@ -99,7 +99,9 @@ APP_KEYS = {"name": (str, None), "vnet": (str, None), "kind": (str, _oneof("udp_
             "burst": (int, lambda v: 1 <= v <= 4096 or "must be 1..4096"),
             "payload": (int, lambda v: 8 <= v <= 1400 or "must be 8..1400 bytes"),
             "start_ms": (NUM, _nonneg), "stop_ms": (NUM, _nonneg)}
-TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp")),
+TRAFFIC_KEYS = {"nic": (str, None), "proto": (str, _oneof("udp", "tcp")),
+                "handshake": (bool, None), "loss_ratio": (NUM, _ratio), "reorder_ratio": (NUM, _ratio),
+                "rto_us": (NUM, _pos), "rtt_us": (NUM, _pos), "reorder_us": (NUM, _pos),
                 "family": (str, _oneof("inet", "inet6", "mix")), "inet6_fraction": (NUM, _ratio),
                 "flows": (int, lambda v: 1 <= v <= 1_000_000 or "must be 1..1000000"),
                 "popularity": (str, _oneof("uniform", "zipf")), "zipf_s": (NUM, _pos),
@@ -535,8 +537,9 @@ def validate(data: dict, file="<scenario>") -> dict:
         if laddr and laddr not in out["vnets"][vn]["inet" if fam == 4 else "inet6"]:
             raise ScenarioError(file, f"{where}.bind",
                                 f"{host} is not an address of vnet {vn} (EADDRNOTAVAIL)")
-        key = (fam, laddr, int(port))
-        if any((x["family"], x["laddr"], x["port"]) == key for x in out["vnets"][vn]["sockets"]):
+        key = (s.get("proto", "udp"), fam, laddr, int(port))
+        if any((x["proto"], x["family"], x["laddr"], x["port"]) == key
+               for x in out["vnets"][vn]["sockets"]):
             raise ScenarioError(file, f"{where}.bind", f"{b} is already bound (EADDRINUSE)")
         rc = s.get("reader_cpu")
         if rc is not None:
@@ -545,7 +548,8 @@ def validate(data: dict, file="<scenario>") -> dict:
                                     "a socket has a reading thread (reader_cpu) or a read rate (read_pps), not both")
             rc = _cpu_list(file, f"{where}.reader_cpu", [rc], 1, ncpu)[0]
         out["vnets"][vn]["sockets"].append({
-            "name": s.get("name", f"udp{i}"), "family": fam, "laddr": laddr, "port": int(port),
+            "name": s.get("name", f"{s.get('proto', 'udp')}{i}"), "proto": s.get("proto", "udp"),
+            "family": fam, "laddr": laddr, "port": int(port),
             "rcvbuf": s.get("rcvbuf", sysctl["net.inet.udp.recvspace"]), "read_pps": s.get("read_pps"),
             "reader": "reader_cpu" in s, "reader_cpu": rc})
     _apps(file, data, out, ncpu)
@@ -622,7 +626,7 @@ def build(scn: dict) -> list:
     from actors.cpu import Cpu
     from actors.netisr import Netisr
     from actors.nic import Nic
-    from actors.traffic import PcapSource, TrafficSource
+    from actors.traffic import PcapSource, TcpSource, TrafficSource
     from actors.vnet import Vnet
 
     sc = scn["sysctl"]
@@ -650,6 +654,7 @@ def build(scn: dict) -> list:
             + [f"vnet.{name}" for name in scn["vnets"]])
     actors = [Cpu(i, scn["ghz"], scn["quantum_ns"], subs, pkg[i]) for i in range(scn["cpus"])]
     connected = {}          # vnet -> the connected UDP sockets traffic asks for
+    tcp_conns = {}          # vnet -> TCP connections established from the start
     for idx, n in enumerate(scn["nics"]):
         sources = []
         for ti, t in enumerate(scn["traffic"]):
@@ -658,12 +663,24 @@ def build(scn: dict) -> list:
             if "pcap" in t:
                 sources.append(PcapSource(t, ti, id_base=n["if_index"] << 40))
                 continue
-            sources.append(TrafficSource(t, ti, scn["seed"], n["mac"],
-                                         n["inet"][0] if n["inet"] else None,
-                                         n["inet6"][0] if n["inet6"] else None, t["dst_ports"],
-                                         id_base=n["if_index"] << 40))
+            cls = TcpSource if t.get("proto") == "tcp" else TrafficSource
+            sources.append(cls(t, ti, scn["seed"], n["mac"],
+                               n["inet"][0] if n["inet"] else None,
+                               n["inet6"][0] if n["inet6"] else None, t["dst_ports"],
+                               id_base=n["if_index"] << 40))
         actors.append(Nic(n, host, sources, vnets))
         for src, t in zip([x for x in sources], [t for t in scn["traffic"] if t["nic"] == n["name"]]):
+            if t.get("proto") == "tcp" and not t.get("handshake") and hasattr(src, "flow_iss"):
+                # connections established from the scenario: the peer's ISS known
+                conns = tcp_conns.setdefault(n["vnet"], [])
+                lis = {(x["family"], x["laddr"], x["port"]): x["name"]
+                       for x in scn["vnets"][n["vnet"]]["sockets"] if x.get("proto") == "tcp"}
+                for f, (fam, _, fsrc, dst, sport, dport) in enumerate(src.flows):
+                    fm = 6 if fam == "inet6" else 4
+                    conns.append({"family": fm, "faddr": fsrc, "fport": sport, "laddr": dst,
+                                  "lport": dport, "irs": src.flow_iss(f),
+                                  "listener": lis.get((fm, dst, dport), lis.get((fm, b"", dport)))})
+                continue
             if t.get("connected") and hasattr(src, "flows"):
                 # one connected UDP socket per flow (connect(2) to the flow's source)
                 conns = connected.setdefault(n["vnet"], [])
@@ -675,6 +692,7 @@ def build(scn: dict) -> list:
         actors.append(Netisr(ws, cpu, host, vnets))
     for vi, (name, v) in enumerate(scn["vnets"].items()):
         # packet ids of loopback datagrams: lo0's if_index above the NICs', then the vnet
-        actors.append(Vnet(dict(v, connected=connected.get(name, [])),
+        actors.append(Vnet(dict(v, connected=connected.get(name, []),
+                                tcp_conns=tcp_conns.get(name, [])),
                            dict(host, lo_id_base=(host["lo0_index"] << 40) + (vi << 36))))
     return actors

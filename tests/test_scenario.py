@@ -211,7 +211,7 @@ BAD = [
     ("bind-duplicate-any", _append("socket", {"bind": "0.0.0.0:5001"}), "socket[2].bind", "EADDRINUSE"),
     ("bind-duplicate-v6", _append("socket", {"bind": "[*]:5001"}), "socket[2].bind", "EADDRINUSE"),
     ("socket-unknown-vnet", _set("socket.0.vnet", "vnet7"), "socket[0].vnet", "vnet7"),
-    ("socket-proto", _set("socket.0.proto", "tcp"), "socket[0].proto", "one of"),
+    ("socket-proto", _set("socket.0.proto", "sctp"), "socket[0].proto", "one of"),
     ("traffic-no-such-nic", _set("traffic.0.nic", "ix9"), "traffic[0].nic", "ix9"),
     ("traffic-family", _set("traffic.0.family", "ipx"), "traffic[0].family", "one of"),
     ("traffic-no-v4-addr", _seq(_set("nic.0.inet", []), _set("traffic.0.family", "inet")),
