@@ -31,6 +31,7 @@ and sends the stall back to that thread ("mdebt"), paid like a CPU debt.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 
 from .app import Reader, UdpSender
@@ -98,6 +99,9 @@ class Vnet(Actor):
         self.c_lookup = min(to_ns(costs["in_pcblookup"], ghz), self.c_udp)
         self.pcb_overlaps = 0       # input runs of one pcb on two threads at once (must stay 0)
         self.pending = {}           # thread -> [stall not yet in its stamps, its last stamp]
+        self.later = []             # deliveries due in a later window (after a lock wait)
+        self.seq = 0
+        self.end = 0
         self.pcb_inputs = 0
         npcb = 0
         for (fam, laddr, port), sock in sorted(self.sockets.items(), key=lambda kv: kv[1].name):
@@ -262,6 +266,11 @@ class Vnet(Actor):
         mem = self.mem
         if pub and mem is not None:
             mem.publish(self.pub_c)
+        self.end = end
+        later = self.later
+        while later and later[0][0] < end:      # inputs that got their lock by now
+            t_done, _, s_, m_, fk, snd, nb = heapq.heappop(later)
+            self._deliver(s_, m_, t_done, fk, snd, nb)
         out = []
         if self.senders:
             self._send(start, end, out)
@@ -413,7 +422,13 @@ class Vnet(Actor):
 
     def _deliver(self, s, m, now: int, fkey: bytes, sender, nbytes: int) -> None:
         """m's data reaches socket s at `now` (sbappend): counted, checked for
-        order within its flow, and read by the application."""
+        order within its flow, and read by the application.  An input that
+        ends past this window (it waited for a lock) is delivered in the
+        window it ends in."""
+        if now >= self.end:
+            self.seq += 1
+            heapq.heappush(self.later, (now, self.seq, s, m, fkey, sender, nbytes))
+            return
         s.delivered += 1
         s.bytes += nbytes
         self.delivered += 1
@@ -557,7 +572,7 @@ class Vnet(Actor):
         # packets in socket buffers are delivered already; sent ones not yet
         # signalled to a netisr, and TCP segments waiting for reassembly, are
         # still ours
-        return sum(a.holding() for a in self.senders) + self.tcp_queued
+        return sum(a.holding() for a in self.senders) + self.tcp_queued + len(self.later)
 
     def buffered(self) -> int:
         return sum(len(s.buf) for s in self.sockets.values())
@@ -572,6 +587,9 @@ class Vnet(Actor):
             for m in a.batcher.pending:
                 m_freem(self.uma, m)
             a.batcher.pending = []
+        for item in self.later:             # inputs still waiting at the end
+            m_freem(self.uma, item[3])
+        self.later = []
         for pcb in self.tcp_conns:          # the reassembly queues go with the connections
             for _, _, m in pcb.tcb.reass:
                 m_freem(self.uma, m)

@@ -94,7 +94,24 @@ def row(point: dict, m: dict) -> dict:
               "stack_threads": busy_threads, "max_thread_share": share,
               "top_drop": top})
     r.update(cost_columns(m))
+    r.update(lock_columns(m))
     return r
+
+
+def lock_columns(m: dict) -> dict:
+    """Mean wait per acquisition and share contended, for the pcbinfo locks
+    (tables and groups) and for the pcb locks."""
+    out = {}
+    for kind, pick in (("pcbinfo", lambda n: not n.endswith("inp")), ("pcb", lambda n: n.endswith("inp"))):
+        acq = cont = wait = 0
+        for name, st in m.get("locks", {}).items():
+            if pick(name.split(":", 1)[-1]):
+                acq += st["acquisitions"]
+                cont += st["contended"]
+                wait += st["wait_ns_total"]
+        out[f"{kind}_lock_wait_ns"] = round(wait / acq, 1) if acq else 0.0
+        out[f"{kind}_lock_contended"] = round(cont / acq, 3) if acq else 0.0
+    return out
 
 
 def cost_columns(m: dict) -> dict:
