@@ -128,7 +128,7 @@ class Vnet(Actor):
         self.control = {}           # control segments consumed (SYN, pure ACK)
         self.listeners = []
         for t in tcp_listen:
-            sock = Socket(t["name"], t["rcvbuf"], None)
+            sock = Socket(t["name"], t["rcvbuf"], t.get("read_pps"))
             self.listeners.append(sock)
             self.npcb += 1
             pcb = Pcb(self.npcb, "tcp", t["family"], t["laddr"], t["port"], sock=sock)
@@ -387,6 +387,8 @@ class Vnet(Actor):
             return
         s = pcb.sock
         self._touch_pcb(m, s, sender, mdebt)
+        if s.buf and s.read_ns is not None:
+            self._read(s, now)
         what, segs = tcp_input(tp, seq, ack, flags, plen, m, s.hiwat - s.cc, cnt)
         if what == "consumed":
             self._consumed(m, "tcp")
@@ -469,7 +471,10 @@ class Vnet(Actor):
         and the socket accept(2) would return."""
         self.npcb += 1
         name = listen_sock.name if listen_sock is not None else "tcp"
-        sock = Socket(f"{name} accepted", listen_sock.hiwat if listen_sock else 65536, None)
+        # accept(2): the new socket has the listener's buffer size, and its
+        # application reads at the listener's rate
+        sock = Socket(f"{name} accepted", listen_sock.hiwat if listen_sock else 65536,
+                      1e9 / listen_sock.read_ns if listen_sock is not None and listen_sock.read_ns else None)
         sock.group = f"{name} (accepted)"
         pcb = Pcb(self.npcb, "tcp", fam, laddr, lport, faddr, fport, sock)
         pcb.tcb = tp
@@ -594,6 +599,10 @@ class Vnet(Actor):
             for _, _, m in pcb.tcb.reass:
                 m_freem(self.uma, m)
             pcb.tcb.reass = []
+            for m in pcb.sock.buf:          # ... and what their applications did not read
+                m_freem(self.uma, m)
+            pcb.sock.buf = []
+            pcb.sock.cc = 0
         self.tcp_queued = 0
         for s in self.sockets.values():
             for m in s.buf:

@@ -105,11 +105,25 @@ def write_text_reports(m: dict, folder: Path) -> None:
 
 # `netstat -s` lines (usr.bin/netstat/inet.c ip_stats/udp_stats, inet6.c
 # ip6_stats, modern wording): (counter, text); "{s}" is the plural s.
-_TCP = [("tcps_rcvtotal", "packet{s} received"),
+_TCP = [("tcps_sndacks", "ack-only packet{s}"), ("tcps_delack", "delayed ack{s} sent"),
+        ("tcps_sndctrl", "control packet{s}"),
+        ("tcps_rcvtotal", "packet{s} received"),
+        ("tcps_rcvackpack", "ack{s} (for received data)"),
+        ("tcps_rcvpack", "packet{s} received in-sequence"),
+        ("tcps_rcvbyte", "byte{s} received in-sequence"),
+        ("tcps_rcvduppack", "completely duplicate packet{s}"),
+        ("tcps_rcvdupbyte", "duplicate byte{s}"),
+        ("tcps_rcvpartduppack", "packet{s} with some dup. data"),
+        ("tcps_rcvpartdupbyte", "dup. byte{s} in part-dup. packets"),
+        ("tcps_rcvoopack", "out-of-order packet{s}"), ("tcps_rcvoobyte", "out-of-order byte{s}"),
+        ("tcps_rcvpackafterwin", "packet{s} of data after window"),
+        ("tcps_rcvbyteafterwin", "byte{s} of data after window"),
         ("tcps_rcvbadsum", "discarded for bad checksum{s}"),
         ("tcps_rcvbadoff", "discarded for bad header offset field{s}"),
         ("tcps_rcvshort", "discarded because packet too short"),
-        ("tcps_noport", "for no listening socket (netcabal: TCP input is not modelled yet)")]
+        ("tcps_accepts", "connection accept{s}"), ("tcps_connects", "connection{s} established"),
+        ("tcps_badsyn", "bad connection attempt{s}"),
+        ("tcps_noport", "dropped for no listening socket (a RST sent)")]
 _IP = [("ips_total", "total packet{s} received"), ("ips_badsum", "bad header checksum{s}"),
        ("ips_toosmall", "with size smaller than minimum"), ("ips_tooshort", "with data size < data length"),
        ("ips_toolong", "with ip length > max ip packet size"),

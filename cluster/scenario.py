@@ -49,6 +49,7 @@ SYSCTLS = {
     "net.inet6.ip6.intr_queue_maxlen": (int, 0, lambda v: v >= 0 or "must be >= 0"),
     "net.route.netisr_maxqlen": (int, 0, lambda v: v >= 0 or "must be >= 0"),
     "net.inet.udp.recvspace": (int, 42080, lambda v: v >= 1 or "must be >= 1"),
+    "net.inet.tcp.recvspace": (int, 65536, lambda v: v >= 1 or "must be >= 1"),
     "net.inet.ip.forwarding": (int, 0, lambda v: v == 0 or "forwarding is not modelled yet"),
     # reassembly (2006 defaults: maxfragpackets = nmbclusters / 32 = 800, 16
     # fragments a datagram; IPv6: nmbclusters / 4 = 6400, modern 64 a datagram)
@@ -550,7 +551,9 @@ def validate(data: dict, file="<scenario>") -> dict:
         out["vnets"][vn]["sockets"].append({
             "name": s.get("name", f"{s.get('proto', 'udp')}{i}"), "proto": s.get("proto", "udp"),
             "family": fam, "laddr": laddr, "port": int(port),
-            "rcvbuf": s.get("rcvbuf", sysctl["net.inet.udp.recvspace"]), "read_pps": s.get("read_pps"),
+            "rcvbuf": s.get("rcvbuf", sysctl["net.inet.tcp.recvspace" if s.get("proto") == "tcp"
+                                             else "net.inet.udp.recvspace"]),
+            "read_pps": s.get("read_pps"),
             "reader": "reader_cpu" in s, "reader_cpu": rc})
     _apps(file, data, out, ncpu)
     pc = data.get("pcb", {})

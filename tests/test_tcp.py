@@ -179,3 +179,16 @@ def test_tcp_conserves_and_keeps_order(flows, loss, reorder, handshake, locking,
     data["pcb"] = {"locking": locking}
     data["sysctl"]["net.isr.dispatch"] = dispatch
     _check(run(validate(data)).metrics)
+
+
+def test_a_slow_reader_closes_the_window(tmp_path):
+    """The application reads 2,000 segments a second: the socket buffer
+    fills, the window closes, and the rest is dropped past the window - the
+    buffer never holds more than its size."""
+    data = tcp_host(tmp_path, flows=1, rate_pps=200_000, sizes=[[1518, 1]], family="inet")
+    data["socket"][0]["read_pps"] = 2000
+    data["socket"][0]["rcvbuf"] = 16384
+    t, v, st = _check(run(validate(data)).metrics)
+    assert st["tcps_rcvpackafterwin"] > 100
+    s = v["sockets"]["web (accepted)"]
+    assert s["bytes"] - s["read"] * 1460 <= 16384 + 1460
