@@ -91,7 +91,7 @@ class Vnet(Actor):
             self.sockets[(s["family"], s["laddr"], s["port"])] = sock
         # the UDP pcb tables: one udbinfo, or one per group (pcbgroups)
         pc = host.get("pcb", {})
-        self.locking = pc.get("locking", "global")
+        self.locking = pc.get("locking", "pcbref")
         ngroups = pc.get("groups", 1) if self.locking == "pcbgroup" else 1
         self.udbinfo = [PcbInfo("udp" if ngroups == 1 else "udp pcbgroup") for _ in range(ngroups)]
         costs, ghz = host["costs"], host["ghz"]

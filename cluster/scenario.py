@@ -556,11 +556,14 @@ def validate(data: dict, file="<scenario>") -> dict:
             "read_pps": s.get("read_pps"),
             "reader": "reader_cpu" in s, "reader_cpu": rc})
     _apps(file, data, out, ncpu)
+    # pcb locking: "pcbref" (the default: the pcbinfo lock for the lookup,
+    # then the pcb's own lock, as FreeBSD has done since 7.x/8.x), "global"
+    # (2006: the pcbinfo lock across lookup and input), "pcbgroup"
     pc = data.get("pcb", {})
     nb = 1
     while nb < 2 * ncpu and nb < 128:           # rss_bits: buckets >= 2 x CPUs
         nb <<= 1
-    out["pcb"] = {"locking": pc.get("locking", "global"), "groups": pc.get("groups", nb)}
+    out["pcb"] = {"locking": pc.get("locking", "pcbref"), "groups": pc.get("groups", nb)}
     wk = data.get("wakeup", {})
     out["wakeup"] = {"mode": wk.get("mode", "immediate"), "batch": wk.get("batch", 1),
                      "timeout_ns": int(round(wk.get("timeout_us", 0) * 1000))}
