@@ -67,6 +67,20 @@ def udp_datagram(v6: bool, src: bytes, dst: bytes, sport: int, dport: int,
     return _ETH_V4 + iph + udph[:6] + ck.to_bytes(2, "big") + payload
 
 
+def _wake(th: KThread, floating: bool, loads, waker, mem, c_migr: int, c_csw: int,
+          clock: int) -> int:
+    """A sleeping user thread is woken at `clock`: placed (if it floats),
+    switched to, its own lines touched.  Returns its clock after that."""
+    clock += _place(th, floating, loads, waker, mem, c_migr, clock)
+    th.wake(clock)
+    c = c_csw
+    if mem is not None:
+        c += mem.touch(th.cpu, th.state, THREAD_LINES)
+        th.state = mem.now(th.cpu)
+    th.charge(clock, clock + c)
+    return clock + c
+
+
 def _place(th: KThread, floating: bool, loads, waker, mem, c_migr: int, clock: int) -> int:
     """ULE places a woken user thread (if it is not pinned); returns the time
     the migration cost."""
@@ -131,17 +145,9 @@ class UdpSender:
                     break
                 clock = th.clock
                 if clock <= t:              # asleep: the timer wakes it
-                    clock = t
-                    clock += _place(th, self.floating, loads, None, mem, self.c_migr, clock)
-                    th.wake(t)
+                    th.clock = _wake(th, self.floating, loads, None, mem, self.c_migr,
+                                     self.c_csw, t)
                     self.wakeups += 1
-                    c = self.c_csw
-                    if mem is not None:
-                        c += mem.touch(th.cpu, th.state, THREAD_LINES)
-                        th.state = mem.now(th.cpu)
-                    th.charge(clock, clock + c)
-                    clock += c
-                    th.clock = clock
                 self.left = self.burst
             clock = th.clock
             cpu = th.cpu
@@ -265,18 +271,10 @@ class Reader:
                     awake = False
                 self.sleep_at = None
             if not awake:                   # asleep in sbwait: woken at v
-                if clock < v:
-                    clock = v
                 waker = buf[0].line_cpu if buf[0].line_cpu >= 0 else None
-                clock += _place(th, self.floating, loads, waker, mem, self.c_migr, clock)
-                th.wake(clock)
+                clock = _wake(th, self.floating, loads, waker, mem, self.c_migr, self.c_csw,
+                              clock if clock > v else v)
                 self.wakeups += 1
-                c = self.c_csw
-                if mem is not None:
-                    c += mem.touch(th.cpu, th.state, THREAD_LINES)
-                    th.state = mem.now(th.cpu)
-                th.charge(clock, clock + c)
-                clock += c
             cpu = th.cpu
             while buf and buf[0].stamp_ns <= clock:
                 m = buf.pop(0)

@@ -221,14 +221,7 @@ class ProtoInput:
             if r is not None:
                 self._end(m, r, None)
                 return cost
-            done = now + cost
-            m.stamp_ns = done
-            key = (self.vnet_actor[m.vnet], done // self.Q, "pkts.tcp")
-            b = out.get(key)
-            if b is None:
-                out[key] = [m]
-            else:
-                b.append(m)
+            self._to_vnet(m, out, now + cost, "pkts.tcp")
             return cost
         if ulp != IPPROTO_UDP:                       # ICMP / ICMPv6: consumed here
             r = (icmp6_input if proto == NETISR_IPV6 else icmp_input)(m, off, cnt)
@@ -239,13 +232,17 @@ class ProtoInput:
         if r is not None:
             self._end(m, r, None)
             return cost
-        done = now + cost
+        self._to_vnet(m, out, now + cost, "pkts.udp")
+        return cost
+
+    def _to_vnet(self, m, out: dict, done: int, kind: str) -> None:
+        """The transport's stateful half runs in the vnet: m goes there,
+        stamped with the time it leaves this thread."""
         m.stamp_ns = done
-        key = (self.vnet_actor[m.vnet], done // self.Q, "pkts.udp")
+        key = (self.vnet_actor[m.vnet], done // self.Q, kind)
         b = out.get(key)
         if b is None:
             out[key] = [m]
         else:
             b.append(m)
-        return cost
 

@@ -176,12 +176,8 @@ class Vnet(Actor):
         self.mem = MemView(topo, self.name) if topo is not None else None
         self.pub_c = [0] * host.get("cpus", 1)
 
-    def in_pcblookup(self, info: PcbInfo, v6: bool, faddr: bytes, fport: int, laddr: bytes,
-                     lport: int):
-        pcb = info.lookup(6 if v6 else 4, faddr, fport, laddr, lport)
-        return pcb if pcb is not None else self.sink_pcb
-
-    def _locked_input(self, m, pcb_of, t_end: int, thread, infos=None, c_udp=None) -> tuple:
+    def _locked_input(self, m, key: tuple, t_end: int, thread, infos=None, c_udp=None,
+                      sink=None) -> tuple:
         """udp_input's (or tcp_input's) locking, resolved here, where the
         locks live: returns (the pcb, when its input ends).  `t_end` is when
         the thread finished the input path as if uncontended; it began c_udp
@@ -194,13 +190,13 @@ class Vnet(Actor):
         if mode == "global":        # pcbinfo held across lookup and input (2006)
             info = infos[0]
             start = info.lock.acquire(t_req, c_udp)
-            pcb = pcb_of(info)
+            pcb = info.lookup(*key) or sink
             run0, done = start + c_lookup, start + c_udp
         else:                       # pcbinfo (or the group's) for the lookup only,
             info = infos[0] if mode == "pcbref" else \
                 infos[(m.flowid if m.hashtype else 0) % len(infos)]
             start = info.lock.acquire(t_req, c_lookup)
-            pcb = pcb_of(info)
+            pcb = info.lookup(*key) or sink
             if pcb is None:
                 return None, start + c_lookup
             in_pcbref(pcb)          # then a reference and the pcb's own lock
@@ -299,10 +295,8 @@ class Vnet(Actor):
             fkey = faddr + d[l4:l4 + 4] + laddr
             sport = (d[l4] << 8) | d[l4 + 1]
             dport = (d[l4 + 2] << 8) | d[l4 + 3]
-            pcb, now = self._stall(
-                m, sender, mdebt,
-                lambda info: self.in_pcblookup(info, v6, faddr, sport, laddr, dport),
-                self.udbinfo, self.c_udp)
+            pcb, now = self._stall(m, sender, mdebt, (6 if v6 else 4, faddr, sport, laddr, dport),
+                                   self.udbinfo, self.c_udp, self.sink_pcb)
             if pcb is None:
                 cnt["udps_noport"] += 1
                 if m.flags & (M_BCAST | M_MCAST):
@@ -335,7 +329,7 @@ class Vnet(Actor):
             mem.report(out, end)
         return out
 
-    def _stall(self, m, sender, mdebt: dict, pcb_of, infos, cost: int):
+    def _stall(self, m, sender, mdebt: dict, key: tuple, infos, cost: int, sink=None):
         """Run the locked part of an input path for m; charge its thread the
         wait.  Returns (pcb, when the input ends)."""
         thread = (sender, m.line_cpu)
@@ -347,7 +341,7 @@ class Vnet(Actor):
             pend[0] = pend[0] - gap if pend[0] > gap else 0
         pend[1] = m.stamp_ns
         t_end = m.stamp_ns + pend[0]
-        pcb, now = self._locked_input(m, pcb_of, t_end, thread, infos, cost)
+        pcb, now = self._locked_input(m, key, t_end, thread, infos, cost, sink)
         wait = now - t_end
         pend[0] += wait
         if wait > 0:
@@ -368,8 +362,7 @@ class Vnet(Actor):
         sport, dport, seq, ack, thlen, flags = tcp_parse(d, l4)
         plen = m.len - m.l3hlen - thlen
         fam = 6 if v6 else 4
-        pcb, now = self._stall(m, sender, mdebt,
-                               lambda info: info.lookup(fam, faddr, sport, laddr, dport),
+        pcb, now = self._stall(m, sender, mdebt, (fam, faddr, sport, laddr, dport),
                                self.tcbinfo, self.c_tcp)
         if pcb is None:
             cnt["tcps_noport"] += 1

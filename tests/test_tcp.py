@@ -12,7 +12,7 @@ from actors.tcp_input import (TCPS_ESTABLISHED, TCPS_SYN_RECEIVED, TcpCb, tcp_in
                               tcp_listen_input)
 from actors.traffic import TH_ACK, TH_PUSH, TH_RST, TH_SYN, server_iss
 from cluster.run import run
-from cluster.scenario import load, validate
+from cluster.scenario import validate
 
 IRS = 1000
 
