@@ -37,9 +37,16 @@ state is one to two windows old (the model's bound on hybrid's timing); it
 never lets a packet overtake one the ithread queued before, so per-flow
 order holds as in FreeBSD.
 
-What it leaves out: bindthreads=0 (threads are placed on
-CPU i for workstream i), and the 2006 single `swi1: net` thread with its
-50-packet ipintrq.
+Threads: with net.isr.bindthreads=1 workstream i's thread is bound to CPU
+i; with 0 (FreeBSD's default) it starts there and the ULE model
+(actors/sched.py) places it at every wakeup and lets an idle CPU steal it.
+The workstream itself stays CPU i's (netstat -Q's CPU column).  A woken
+thread pays `netisr_wakeup` plus a context switch and touches its own
+state's cache lines; loopback packets that preempted their sender are
+marked (M_PREEMPT) and always wake it (actors/app.py says why).
+
+What it leaves out: the 2006 single `swi1: net` thread with its 50-packet
+ipintrq, and the cost of the software RSS hash.
 """
 
 from __future__ import annotations

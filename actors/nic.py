@@ -20,8 +20,10 @@ What this models.
 * One rx ring per queue with `ring_size` descriptors: a frame that finds the
   ring full is dropped (counted `if_iqdrops`, the ifnet counter behind
   `netstat -i` Idrop).
-* One MSI-X vector and one ithread per queue, on the CPU the scenario pins it
-  to.  Interrupt moderation: after an interrupt the vector stays quiet for
+* One MSI-X vector and one ithread per queue: the vector pinned to a CPU or
+  floating (the APIC's rotation), the ithread bound with it or placed by the
+  ULE model (actors/sched.py) at each interrupt; the interrupt's own cost is
+  charged on the CPU it lands on.  Interrupt moderation: after an interrupt the vector stays quiet for
   `itr_us` (ITR/EITR); when it fires the ithread (priority PI_NET) pays the
   interrupt cost, then drains its ring - packets that arrive while it works
   are taken in the same pass, as iflib's re-enqueued rx task does - and
@@ -34,8 +36,7 @@ What this models.
 
 What it leaves out: transmit, the rx_process_limit budget and its fairness
 between queues, adaptive moderation (AIM), descriptor write-back latency,
-hardware drops other than a full ring, and ithreads that float between
-CPUs.  Hybrid dispatch decides on workstream state one to two windows old
+and hardware drops other than a full ring.  Hybrid dispatch decides on workstream state one to two windows old
 (see actors/netisr.py).
 """
 

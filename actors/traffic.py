@@ -18,8 +18,8 @@ has no header checksum.
 Determinism: every random draw comes from a numpy PCG64 generator seeded
 from the scenario seed and the source's index, drawn in fixed-size blocks,
 so the arrival sequence does not depend on the quantum or on how windows
-are cut.  Left out: TCP (a later work item), IP options, fragments and
-non-UDP protocols from the generator (pcap replay brings those).
+are cut.  TCP connections come from TcpSource (below).  Left out: IP
+options and other protocols from the generator (pcap replay brings those).
 """
 
 from __future__ import annotations

@@ -1,32 +1,38 @@
-"""vnet: one network stack instance - addresses, pcbs, sockets.
+"""vnet: one network stack instance - addresses, pcbs, sockets, locks, and
+the application threads that use them.
 
 What this models.  A vnet (a VIMAGE jail, or the host's own vnet0) owns its
-interface addresses, its UDP pcb table and its sockets.  The stateful half
-of udp_input runs here on behalf of the thread that ran ip_input (its cost is
-charged to that thread): `in_pcblookup` - exact (laddr, lport) match first,
-then the wildcard (INADDR_ANY / in6addr_any) bind of the port, as
-in_pcblookup_hash does for an unconnected UDP socket - and `udp_append`:
-sbappendaddr into the socket's receive buffer if it has room
-(`net.inet.udp.recvspace` bytes, 42080 by default), else `udps_fullsock`.
-No pcb: `udps_noport` (plus `udps_noportbcast` for a broadcast/multicast
-frame), as FreeBSD counts it.
+interface addresses, its pcb tables (udbinfo and tcbinfo, or one per group
+under pcbgroups: actors/in_pcb.py), its sockets and its locks.  The stateful
+half of udp_input and tcp_input runs here on behalf of the thread that ran
+ip_input (its cost is charged to that thread): in_pcblookup - exact 4-tuple,
+then bound address, then wildcard - under the pcbinfo lock, as `[pcb]
+locking` says (global, pcbref, pcbgroup); then, for UDP, sbappendaddr into
+the socket's receive buffer if it has room (`udps_fullsock` if not), and
+for TCP the receive path of actors/tcp_input.py (listeners, handshakes,
+reassembly, the window, ACKs counted, RSTs).  No pcb: `udps_noport` (plus
+`udps_noportbcast` for a broadcast/multicast frame) or `tcps_noport`.
+
+Locks are resolved here, where they live (design §2): acquisitions are
+granted FIFO in the time order the threads reached them, and each thread's
+wait goes back to it as a stall ("mdebt", paid like a CPU debt) together
+with the memory stalls of the pcb's and socket buffer's lines, which are
+priced here on the core of the thread that ran the input path (the packet's
+cache record names it).  An input that waited past the window is delivered
+in the window it ends in.
 
 A vnet may have a UDP "sink" (`udp_sink`): a socket on every port nobody
-bound, as a replay host uses so that every datagram has a taker.
-The application behind each socket reads at `read_pps` packets per second,
-or as fast as packets come (the default): read packets are freed.
-Delivery records, per socket, packets and bytes, the latency from wire
-arrival to sbappend, and per flow whether a packet overtook an earlier one
-of its flow (by the per-run packet id, which the NIC assigns in wire order).
+bound, as a replay host uses so that every datagram has a taker.  The
+application behind a socket reads at `read_pps`, as fast as packets come
+(the default: read packets are freed), or is a reader thread (actors/app.py)
+woken by the wakeup policy; loopback senders (actors/app.py) live here too.
+Delivery records, per socket (connected and accepted sockets summed per
+group), packets and bytes, the latency from wire arrival to sbappend (and to
+recv() for reader threads), and per flow whether a packet overtook an
+earlier one of its flow (by the per-run packet id, assigned in wire order).
 
-What it leaves out until the transport work item: TCP, connected sockets
-and 4-tuple matches, the pcbinfo lock and its contention, multicast fan-out,
-application threads as scheduled threads (the reader here costs no CPU).
-
-Memory: in_pcblookup and sbappend touch the pcb's and the socket buffer's
-lines on the core of the thread that ran udp_input (the packet's cache
-record names it); the vnet prices them with its own records of those lines
-and sends the stall back to that thread ("mdebt"), paid like a CPU debt.
+What it leaves out: multicast fan-out, the send side of sockets, socket
+options, and the sockbuf lock as distinct from the pcb lock.
 """
 
 from __future__ import annotations
