@@ -47,7 +47,7 @@ from collections import deque
 from . import netisr as isr
 from .base import Actor, KThread, PRI_INTR, PRI_ITHD, make_tap
 from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView
-from .sched import Loads, float_vector_cpu, pick_ithread_cpu
+from .sched import Loads, balance_vector_cpu, float_vector_cpu, pick_ithread_cpu
 from .proto_input import ProtoInput
 from .costs import to_ns
 from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
@@ -139,6 +139,7 @@ class Nic(Actor):
         self.if_vnet = {v["name"]: v["vnet"] for v in cfg.get("vlans", [])}
         self.rxcsum = cfg.get("rxcsum", True)
         self.rss = cfg.get("rss", True)
+        self.irq_balance = cfg.get("irq_balance", False)
         self.vnet = cfg["vnet"]
         self.ring_size = cfg["ring_size"]
         self.itr_ns = cfg["itr_ns"]
@@ -338,8 +339,11 @@ class Nic(Actor):
                     if clock < t_int:
                         clock = t_int
                     vcpu = rx.vec_cpu
-                    if vcpu is None:         # floating vector: the APIC's rotation
-                        vcpu = float_vector_cpu(rx.vector, rx.interrupts, self.ncpu)
+                    if vcpu is None:
+                        if self.irq_balance:  # the model's balancer: the least loaded CPU
+                            vcpu = balance_vector_cpu(self.loads, rx.vector)
+                        else:                 # floating: the APIC's rotation
+                            vcpu = float_vector_cpu(rx.vector, rx.interrupts, self.ncpu)
                     w0 = clock
                     if rx.floating:          # ULE places the woken ithread
                         nc = pick_ithread_cpu(self.loads, PRI_ITHD, vcpu, cpu, th.name)

@@ -28,7 +28,9 @@ priority in the window they last arbitrated, one to two windows old):
 A floating (unpinned) MSI-X vector is delivered in the APIC's lowest-
 priority mode; FreeBSD leaves every CPU's task priority at 0, so the APIC's
 arbitration rotates among all CPUs: we deliver interrupt k of vector v to
-CPU (v + k) mod ncpu.
+CPU (v + k) mod ncpu.  A "balanced" vector is moved by netcabal's own
+balancer (FreeBSD has none at run time; intr_shuffle_irqs spreads them once
+at boot): each interrupt goes to the least loaded CPU.
 
 What it leaves out: ULE's periodic balancer (sched_balance, every ~0.5-1.5
 s, longer than most runs), steal_thresh (we steal one waiting thread), time slices and the
@@ -111,3 +113,11 @@ def steal(loads: Loads, pri: int, cur: int, me: str = "") -> int:
 def float_vector_cpu(vector: int, k: int, ncpu: int) -> int:
     """Lowest-priority delivery with equal task priorities: a rotation."""
     return (vector + k) % ncpu
+
+
+def balance_vector_cpu(loads: Loads, vector: int) -> int:
+    """An interrupt balancer (netcabal's option; FreeBSD moves no vector at
+    run time): the least loaded CPU by the last published loads, ties
+    broken by a rotation from the vector's number so that vectors spread."""
+    n = len(loads.by_cpu)
+    return min(range(n), key=lambda c: (loads.total(c), (c - vector) % n))

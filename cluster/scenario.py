@@ -283,7 +283,8 @@ def _cpu_list(file, key: str, v, n: int, ncpu: int) -> list:
     if v == "float":
         return [None] * n
     if not isinstance(v, list):
-        raise ScenarioError(file, key, f'must be a list of CPUs (one per queue) or "float", not {v!r}')
+        raise ScenarioError(file, key, f'must be a list of CPUs (one per queue), "pinned", "float" '
+                                       f'or "balanced", not {v!r}')
     if len(v) != n:
         raise ScenarioError(file, key, f"needs one CPU per queue ({n}), got {len(v)}")
     out = []
@@ -450,7 +451,8 @@ def validate(data: dict, file="<scenario>") -> dict:
         irq = n.get("irq_cpus", "pinned")
         if irq == "pinned":                   # queue j's vector on CPU j mod ncpu
             irq = [j % ncpu for j in range(q)]
-        irq = _cpu_list(file, f"{where}.irq_cpus", irq, q, ncpu)
+        balanced = irq == "balanced"          # the model's balancer moves the vectors
+        irq = _cpu_list(file, f"{where}.irq_cpus", "float" if balanced else irq, q, ncpu)
         ith = n.get("ithread_cpus", "bound")
         if ith == "bound":                    # with their vectors (intr_event_bind)
             ith = None
@@ -470,6 +472,7 @@ def validate(data: dict, file="<scenario>") -> dict:
             "ring_size": n.get("ring_size", 1024),
             "itr_ns": int(round(n.get("itr_us", 8.0) * 1000)),
             "mac": m, "irq_cpus": irq, "ithread_cpus": ith, "vector_base": vector_base,
+            "irq_balance": balanced,
             "rxcsum": n.get("rxcsum", True), "rss": n.get("rss", True),
             "promisc": n.get("promisc", False), "vnet": vn,
             "rxfilter": n.get("rxfilter", "mac"), "linktype": n.get("linktype", "ether"),

@@ -284,3 +284,20 @@ def test_an_unbound_netisr_leaves_a_cpu_its_ithread_saturates():
     # bound, it shares CPU 0 with the ithread and loses
     assert (bound["totals"]["throughput_pps"] < free["totals"]["throughput_pps"]
             or bound["totals"]["dropped_total"] > free["totals"]["dropped_total"])
+
+
+def test_a_balanced_vector_goes_to_the_least_loaded_cpu():
+    from actors.sched import balance_vector_cpu
+    loads = Loads(4, 10_000, [0, 0, 0, 0])
+    loads.set(0, [(16, "a", 5000)])
+    loads.set(1, [(40, "b", 100)])
+    loads.set(2, [(160, "c", 3000)])
+    loads.set(3, [(16, "d", 4000)])
+    assert balance_vector_cpu(loads, 0) == 1
+    idle = Loads(4, 10_000, [0, 0, 0, 0])
+    assert [balance_vector_cpu(idle, v) for v in range(4)] == [0, 1, 2, 3]
+    m = _flow(**{"net.isr.dispatch": "direct", "host.cpus": 4, "nic.ix0.irq_cpus": "balanced"})
+    q = m["nics"]["ix0"]["queues"][0]
+    assert q["vector_cpu"] == "float" and q["interrupts"] > 0
+    per = [m["cpus"][f"cpu{i}"]["interrupts"] for i in range(4)]
+    assert sum(per) >= q["interrupts"] - 3 and sum(1 for x in per if x) >= 2
