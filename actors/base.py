@@ -120,6 +120,10 @@ class KThread:
         """Record that the thread ran from t0 to t1, split by window."""
         Q = self.Q
         use = self.use
+        w = t0 // Q
+        if t0 < t1 and t1 <= (w + 1) * Q:      # the common case: inside one window
+            use[w] = use.get(w, 0) + t1 - t0
+            return
         while t0 < t1:
             w = t0 // Q
             e = (w + 1) * Q

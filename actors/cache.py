@@ -141,17 +141,35 @@ class MemView:
         """Core c touches `lines` lines whose record is `rec` ((core, C, P) or
         None for memory only).  Returns the (integer) ns it costs; the caller
         stores `self.now(c)` as the new record."""
-        if rec is None:
-            lv = L_DRAM if self.pkg[c] == 0 else L_DRAM_REMOTE
-        else:
-            lv = self.level(c, rec[0], rec[1], rec[2])
-        return self.charge(c, lv, lines)
+        pkg = self.pkg
+        p = pkg[c]
+        now_c = self.now_c
+        now_p = self.now_p
+        if rec is None or rec[0] < 0:
+            lv = L_DRAM if p == 0 else L_DRAM_REMOTE
+        else:                               # self.level(), inlined: the hot path
+            rc = rec[0]
+            rp = pkg[rc]
+            if now_c[rc] - rec[1] < self.l2:
+                lv = L_LOCAL if rc == c else (L_XCORE if rp == p else L_XPKG)
+            elif now_p[rp] - rec[2] < self.llc:
+                lv = L_LLC if rp == p else L_XPKG
+            else:
+                lv = L_DRAM if p == 0 else L_DRAM_REMOTE
+        self.cnt[c][lv] += lines
+        ns = self.price[lv][lines]
+        self.nsl[c] += ns
+        b = lines * LINE
+        self.cur_c[c] += b
+        now_c[c] += b
+        self.cur_p[p] += b
+        now_p[p] += b
+        return ns
 
     def touch_m(self, c: int, m, lines: int) -> int:
         """Core c touches `lines` of mbuf m's lines: priced by m's record,
         which becomes c's."""
-        lv = self.level(c, m.line_cpu, m.line_at, m.line_pat)
-        ns = self.charge(c, lv, lines)
+        ns = self.touch(c, (m.line_cpu, m.line_at, m.line_pat), lines)
         m.line_cpu = c
         m.line_at = self.now_c[c]
         m.line_pat = self.now_p[self.pkg[c]]
