@@ -430,11 +430,6 @@ class Nic(Actor):
                 if dest is None:
                     self._drop(m, "netisr_noproto")
                     continue
-                if mem is not None:          # the workstream's queue head
-                    c = mem.charge(cpu, mem.between(cpu, ws_cpu[dest]), QUEUE_LINES)
-                    th.charge(clock, clock + c)
-                    clock += c
-                    m.stamp_ns = clock
                 if hybrid:
                     st = ws_state.get(cpu)
                     if (st is not None and st[0] == dest and st[3] == 0 and st[2] <= clock
@@ -448,6 +443,11 @@ class Nic(Actor):
                         handled += 1
                         continue
                     last_q[dest] = self.window
+                if mem is not None:          # the workstream's queue head
+                    c = mem.charge(cpu, mem.between(cpu, ws_cpu[dest]), QUEUE_LINES)
+                    th.charge(clock, clock + c)
+                    clock += c
+                    m.stamp_ns = clock
                 key = (dest, proto, clock // Q)
                 b = out.get(key)
                 if b is None:
