@@ -176,6 +176,8 @@ class Nic(Actor):
         self.ws_cpu = dict(zip(host["netisr"]["workstreams"], host["netisr"]["cpus"]))
         self.indir = [i % nq for i in range(RSS_TABLE)]
         self.sources = sources
+        # TCP sources by their index (bits 32-39 of their packet ids)
+        self.tcp_peers = {src.index & 0xFF: src for src in sources if hasattr(src, "resend")}
         self.uma = Uma()
         self.tap = make_tap(host)
         # net.isr.dispatch=direct: the ithread runs the protocols itself, with
@@ -461,6 +463,10 @@ class Nic(Actor):
                 rx.drops += 1
                 if self.tap is not None:
                     self.tap.add(arr[i], True, "if_iqdrops")
+                if self.tcp_peers:          # a TCP peer resends what it was not ACKed
+                    src = self.tcp_peers.get((arr[i].pkt_id >> 32) & 0xFF)
+                    if src is not None:
+                        src.resend(arr[i].arrival_ns, arr[i].st.data, arr[i].pkt_id)
                 m_free_unused(uma, arr[i])
             else:
                 ring.append(arr[i])

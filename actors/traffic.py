@@ -331,6 +331,19 @@ class TcpSource(TrafficSource):
         self.later = []                 # (t, seq-of-insertion, frame, pkt id) held back or resent
         self.nlater = 0
         self.trng = np.random.Generator(np.random.PCG64([seed, index, 6]))
+        self.resent = 0
+
+    def resend(self, t: int, frame: bytes, pkt_id: int) -> None:
+        """The host dropped this segment on arrival (its ring was full): it is
+        never ACKed, and the peer sends it again an RTO later.  (What a netisr
+        queue or a socket drops is not resent: that needs the ACKs the model
+        does not send.)"""
+        if self.tag is not None:            # stored untagged: frames() tags what it sends
+            frame = frame[:12] + frame[12 + len(self.tag):]
+        if frame[12:14] == b"\x08\x00" and frame[23] == 6 or frame[12:14] == b"\x86\xdd" and frame[20] == 6:
+            self.nlater += 1
+            self.later.append((t + self.rto, self.nlater, frame, pkt_id))
+            self.resent += 1
 
     def flow_iss(self, f: int) -> int:
         return client_iss(self.index, f)
