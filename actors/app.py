@@ -242,9 +242,6 @@ class Reader:
         for b in self.batchers.values():
             self.signals.extend(s for s, _ in b.due(now))
 
-    def holding_signals(self) -> int:
-        return sum(len(b) for b in self.batchers.values())
-
     def settle(self, start: int, Q: int) -> None:
         """A sleep is only sure once nothing stamped before it can still
         come (deliverers report up to two windows late): confirm it then."""

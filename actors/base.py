@@ -96,7 +96,7 @@ class KThread:
 
     __slots__ = ("name", "actor", "cpu", "pri", "Q", "clock", "use", "busy_total",
                  "debt_total", "moved", "bursts", "burst_t0", "events", "state",
-                 "migrations", "last_cpu")
+                 "migrations")
 
     def __init__(self, name: str, actor: str, cpu: int, pri: int, quantum_ns: int):
         self.name = name
@@ -114,7 +114,6 @@ class KThread:
         self.events = {}        # cpu -> {"intr": n, "migr": n}
         self.state = None       # cache record of the thread's working state
         self.migrations = 0
-        self.last_cpu = cpu
 
     def charge(self, t0: int, t1: int) -> None:
         """Record that the thread ran from t0 to t1, split by window."""

@@ -189,4 +189,5 @@ class Cpu(Actor):
                 "compute_ns": self.busy_ns - min(self.mem_ns, self.busy_ns),
                 "context_switches": {"voluntary": self.csw_vol, "involuntary": self.csw_invol},
                 "interrupts": self.events.get("intr", 0),
+                "activations": self.bursts,
                 "migrations_in": self.events.get("migr", 0)}
