@@ -123,7 +123,7 @@ _TCP = [("tcps_sndacks", "ack-only packet{s}"), ("tcps_delack", "delayed ack{s} 
         ("tcps_rcvshort", "discarded because packet too short"),
         ("tcps_accepts", "connection accept{s}"), ("tcps_connects", "connection{s} established"),
         ("tcps_badsyn", "bad connection attempt{s}"),
-        ("tcps_noport", "dropped for no listening socket (a RST sent)")]
+        ("tcps_noport", "dropped due to no socket")]
 _IP = [("ips_total", "total packet{s} received"), ("ips_badsum", "bad header checksum{s}"),
        ("ips_toosmall", "with size smaller than minimum"), ("ips_tooshort", "with data size < data length"),
        ("ips_toolong", "with ip length > max ip packet size"),

@@ -298,6 +298,15 @@ def _cpu_list(file, key: str, v, n: int, ncpu: int) -> list:
     return out
 
 
+def _host_port(file, key: str, text: str) -> tuple:
+    """'HOST:PORT' (HOST may be '*', an address, or '[v6 address]') ->
+    (HOST, PORT as text), refusing a bad port."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ScenarioError(file, key, f"bad port in {text!r}")
+    return host, port
+
+
 LOOPBACK4 = bytes([127, 0, 0, 1])
 LOOPBACK6 = bytes(15) + b"\1"
 
@@ -321,9 +330,7 @@ def _apps(file, data: dict, out: dict, ncpu: int) -> None:
         to = a.get("to")
         if to is None:
             raise ScenarioError(file, f"{where}.to", "required, e.g. '127.0.0.1:5001' or '[::1]:5001'")
-        h, _, port = to.rpartition(":")
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ScenarioError(file, f"{where}.to", f"bad port in {to!r}")
+        h, port = _host_port(file, f"{where}.to", to)
         v6 = h.startswith("[")
         dst = _addr(file, f"{where}.to", h[1:-1] if v6 else h, v6)
         if dst not in out["vnets"][vn]["inet6" if v6 else "inet"]:
@@ -527,9 +534,7 @@ def validate(data: dict, file="<scenario>") -> dict:
         b = s.get("bind")
         if b is None:
             raise ScenarioError(file, f"{where}.bind", "required, e.g. '*:5001' or '[::]:5001'")
-        host, _, port = b.rpartition(":")
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ScenarioError(file, f"{where}.bind", f"bad port in {b!r}")
+        host, port = _host_port(file, f"{where}.bind", b)
         if host in ("*", "0.0.0.0"):
             fam, laddr = 4, b""
         elif host in ("[::]", "[*]"):
