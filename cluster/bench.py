@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 
+from actors._core import status as core_status
+
 from .run import make_executor
 from .scenario import load
 
@@ -53,7 +55,7 @@ def bench(path, duration_ms: float = 200.0, repeat: int = 3, sets=()) -> dict:
     r = _figures(path, duration_ms, "local", repeat, sets)
     r.update({"scenario": scn["name"], "virtual_ms": duration_ms, "windows": scn["windows"],
               "quantum_ns": scn["quantum_ns"], "repeat": repeat,
-              "actors": len(make_executor(scn).actors)})
+              "actors": len(make_executor(scn).actors), "core": core_status()["core"]})
     return r
 
 
@@ -63,7 +65,8 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     connect(address)
     scn = load(path, [f"scenario.duration_ms={duration_ms}", *sets])
     out = {"scenario": scn["name"], "virtual_ms": duration_ms, "windows": scn["windows"],
-           "quantum_ns": scn["quantum_ns"], "repeat": repeat, "runs": []}
+           "quantum_ns": scn["quantum_ns"], "repeat": repeat, "runs": [],
+           "core": core_status()["core"]}
     for w in workers:
         f = _figures(path, duration_ms, "ray", repeat, sets, placement="packed", workers=w)
         out["runs"].append(dict(f, placement="packed", workers=w))

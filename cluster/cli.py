@@ -183,7 +183,7 @@ def cmd_bench(a) -> int:
             print(json.dumps(r, sort_keys=True))
             return 0
         print(f"scenario  {r['scenario']}  ({r['virtual_ms']:g} ms virtual, {r['windows']} windows "
-              f"of {r['quantum_ns']} ns), Ray")
+              f"of {r['quantum_ns']} ns), Ray, model {r['core']}")
         print(f"{'placement':<15} {'workers':>7} {'packets/s':>11} {'us/window':>10} "
               f"{'engine us/window':>17} {'speed-up':>9}")
         for x in r["runs"]:
@@ -200,7 +200,7 @@ def cmd_bench(a) -> int:
               f"{r['windows']} windows of {r['quantum_ns']} ns)")
         print(f"packets simulated     {r['packets']:,}")
         print(f"wall time             {r['wall_s']:.3f} s (best of {r['repeat']})")
-        print(f"simulated packets/s   {r['pps']:,.0f}  (one core, local engine)")
+        print(f"simulated packets/s   {r['pps']:,.0f}  (one core, local engine, model {r['core']})")
         print(f"engine cost / window  {r['engine_us_per_window']:.1f} us "
               f"({r['actors']} actors, no traffic)")
         print(f"total cost / window   {r['us_per_window']:.1f} us")

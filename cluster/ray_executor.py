@@ -193,7 +193,9 @@ class HostActor:
         return {"step_s": self.t_step, "codec_s": self.t_codec}
 
     def whereami(self):
-        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+        from actors._core import status
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                "core": status()["core"]}
 
 
 def connect(address: str | None = None) -> None:
@@ -268,6 +270,7 @@ class RayExecutor:
         try:        # every actor placed and constructed, or a clear error
             where = ray.get([h.whereami.remote() for h in self.hosts], timeout=place_timeout)
             self.info["nodes"] = len({x["node"] for x in where})
+            self.info["worker_core"] = "/".join(sorted({x["core"] for x in where}))
             self.info["actor_nodes"] = {n: x["node"][:12] for n, x in zip(self.actor_names, where)}
         except GetTimeoutError:
             self.close()

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actors._core import status as core_status
 from actors.mbuf import Uma, ZONES
 from actors.vnet import LAT_BUCKETS
 
@@ -221,7 +222,8 @@ def run(scn: dict, *, check_every_window: bool = False, progress=None,
                 "pps_wall": metrics["totals"]["arrived"] / wall if wall else None,
                 "engine": engine, "netcabal": __version__, "python": sys.version.split()[0],
                 "platform": platform.platform(), "host": platform.node(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "core": core_status()["core"]}
         info.update(getattr(ex, "info", {}))
     finally:
         ex.close()

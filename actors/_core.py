@@ -1,0 +1,119 @@
+"""The compiled core, and the guard that keeps it true to the source.
+
+netcabal's model is plain Python and runs as such.  At install time
+setup.py may also compile the model's modules (every ``actors/*.py`` but this
+one and ``__init__``, and ``cluster/engine.py``) with Cython, unchanged, into
+extension modules beside their sources: the same code, about 1.4 times faster,
+and byte-identical results (tests/test_compiled.py runs every scenario both
+ways).  The build writes ``actors/_compiled.json``: for each module it
+compiled, the SHA-256 of the source it compiled.
+
+Python prefers an extension module to a source file of the same name, so an
+edited source would silently run stale compiled code.  This guard prevents
+that: a finder placed first on ``sys.meta_path`` (by ``actors/__init__``,
+before any model module is imported) loads a module from its ``.py`` source
+whenever its compiled twin was built from other bytes, when there is no
+manifest, or when ``NETCABAL_PURE=1`` is set; otherwise it lets Python load the
+compiled module.  ``status()`` says which modules run compiled (recorded in
+run-info.json and printed by ``netcabal bench``).
+
+Never compiled itself, and nothing here knows about Ray.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MANIFEST = os.path.join(ROOT, "actors", "_compiled.json")
+NOT_COMPILED = ("actors/__init__.py", "actors/_core.py")
+EXTRA = ("cluster/engine.py",)
+
+
+def compilable(root: str = ROOT) -> list:
+    """The modules setup.py compiles, as paths relative to `root`."""
+    mods = sorted(f"actors/{f}" for f in os.listdir(os.path.join(root, "actors"))
+                  if f.endswith(".py") and f"actors/{f}" not in NOT_COMPILED)
+    return mods + list(EXTRA)
+
+
+def source_hash(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def module_name(rel: str) -> str:
+    return rel[:-3].replace("/", ".")
+
+
+def _extension(root: str, rel: str) -> str | None:
+    """The compiled twin of `rel` beside it, if there is one."""
+    base = os.path.join(root, rel[:-3])
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if os.path.exists(base + suffix):
+            return base + suffix
+    return None
+
+
+def decide(root: str = ROOT, pure: bool | None = None) -> dict:
+    """module name -> "compiled" | "source" | the reason it runs from source."""
+    if pure is None:
+        pure = os.environ.get("NETCABAL_PURE", "") not in ("", "0")
+    try:
+        with open(os.path.join(root, "actors", "_compiled.json")) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        manifest = {}
+    out = {}
+    for rel in compilable(root):
+        name = module_name(rel)
+        if _extension(root, rel) is None:
+            out[name] = "source"
+        elif pure:
+            out[name] = "source (NETCABAL_PURE)"
+        elif manifest.get(rel) != source_hash(os.path.join(root, rel)):
+            out[name] = "source (compiled from other bytes)"
+        else:
+            out[name] = "compiled"
+    return out
+
+
+class _SourceFirst(importlib.abc.MetaPathFinder):
+    """Loads the listed modules from their .py source."""
+
+    def __init__(self, paths: dict):
+        self.paths = paths      # module name -> source path
+
+    def find_spec(self, fullname, path=None, target=None):
+        p = self.paths.get(fullname)
+        if p is None:
+            return None
+        return importlib.util.spec_from_file_location(fullname, p)
+
+
+_decided: dict = {}
+
+
+def install() -> None:
+    """Place the guard (once per process), before any model module loads."""
+    if _decided:
+        return
+    _decided.update(decide())
+    src = {n: os.path.join(ROOT, n.replace(".", "/") + ".py")
+           for n, how in _decided.items() if how != "compiled"}
+    if any(_extension(ROOT, n.replace(".", "/") + ".py") for n in src):
+        sys.meta_path.insert(0, _SourceFirst(src))
+
+
+def status() -> dict:
+    """What runs compiled: {"core": "compiled" | "pure Python" | "mixed", "modules": {...}}."""
+    how = dict(_decided) or decide()
+    n = sum(1 for v in how.values() if v == "compiled")
+    core = "compiled" if n == len(how) else "pure Python" if n == 0 else "mixed"
+    return {"core": core, "modules": dict(sorted(how.items()))}
