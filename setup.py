@@ -18,7 +18,11 @@ from setuptools.command.build_ext import build_ext
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from actors._core import compilable, source_hash  # noqa: E402
 
-DIRECTIVES = {"language_level": 3, "binding": True, "emit_code_comments": False}
+# annotation_typing off: an annotation must not give a variable a C type
+# (bytes indexing would yield C chars, whose shifts overflow where Python
+# ints do not) - compiled code keeps Python semantics exactly.
+DIRECTIVES = {"language_level": 3, "binding": True, "emit_code_comments": False,
+              "annotation_typing": False}
 
 
 def extensions():
@@ -29,8 +33,10 @@ def extensions():
     except ImportError:
         print("netcabal: Cython not found, the model runs as pure Python", file=sys.stderr)
         return []
+    # force: C regenerated from the source every build (cythonize would keep
+    # C made under other directives)
     return cythonize(compilable("."), compiler_directives=DIRECTIVES, quiet=True,
-                     nthreads=os.cpu_count() or 1)
+                     nthreads=os.cpu_count() or 1, force=True)
 
 
 class BuildExt(build_ext):
