@@ -157,7 +157,13 @@ class Cpu(Actor):
             k += 1
         ready = pend[:k]
         self.spans = pend[k:]
+        # a sweep over the bursts by start time: `active` holds those begun by
+        # t0 and not yet over (ready is in start order, so t0 only grows)
         cover = self.judged + pend
+        cover.sort()
+        nc = len(cover)
+        j = 0
+        active = []
         for t0, t1, starts, ends, pri, thread in ready:
             if ends:
                 self.csw_vol += 1
@@ -166,9 +172,13 @@ class Cpu(Actor):
                 self.csw_invol += 1
             elif starts:
                 self.bursts += 1
+                while j < nc and cover[j][0] <= t0:
+                    active.append(cover[j])
+                    j += 1
+                active = [o for o in active if o[1] > t0]
                 worse = better = False
-                for o in cover:
-                    if o[0] <= t0 < o[1] and o[5] != thread:
+                for o in active:
+                    if o[5] != thread:
                         if o[4] <= pri:
                             better = True
                             break

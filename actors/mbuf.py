@@ -367,18 +367,20 @@ def encode_batch(mbufs: list) -> bytes:
 def decode_batch(blob: bytes) -> list:
     """Inverse of encode_batch: new mbufs, storage shared as it was in the batch."""
     try:
-        ver, sts, idx, rows = msgpack.unpackb(blob, raw=False, use_list=True)
+        # tuples, not lists: half the unpacking time (tags made lists below)
+        ver, sts, idx, rows = msgpack.unpackb(blob, raw=False, use_list=False)
     except (ValueError, TypeError):
         raise ValueError("not an mbuf batch of this codec version") from None
     if ver != CODEC_VERSION:
         raise ValueError(f"mbuf codec version {ver}, expected {CODEC_VERSION}")
-    storages = [Storage(d, tuple(z), 0) for d, z in sts]
+    storages = [Storage(d, z, 0) for d, z in sts]
     out = []
     for k, r in enumerate(rows):
         m = _new(Mbuf)
         (m.off, m.len, m.flags, m.rcvif, m.flowid, m.hashtype, m.fib, m.vnet,
          m.vlan, m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.tags,
          m.line_cpu, m.line_at, m.line_pat, m.l3hlen, m.zone) = r
+        m.tags = [list(t) for t in m.tags] if m.tags else []
         st = storages[k if idx is None else idx[k]]
         st.refcnt += 1
         m.st = st
