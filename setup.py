@@ -1,7 +1,7 @@
 """Build step: compile the model's modules with Cython (optional).
 
 The model is plain Python and runs as such; compiling the same source with
-Cython makes it about 1.4 times faster with identical results (see
+Cython makes it up to a third faster with identical results (see
 actors/_core.py for the guard that keeps compiled modules true to their
 source).  NETCABAL_PURE=1 at install time skips compiling; so does a machine
 without Cython or a C compiler (the build then warns and goes on).
