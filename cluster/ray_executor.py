@@ -64,9 +64,10 @@ def _kind(name: str) -> int:
     return len(_KIND_ORDER)
 
 
-# relative per-packet cost of each kind of component, from profiles of the
-# local engine (NIC ~55%, netisr ~30%, socket layer ~15%); CPUs cost ~nothing
-_COST = {"ix": 6.0, "netisr": 3.5, "vnet": 1.5, "cpu": 0.05}
+# relative per-packet cost of each kind of component, from timing each
+# actor's step on bench-4nic (compiled model: NICs 53%, vnet 24%, netisrs
+# 22%, CPUs 1%)
+_COST = {"ix": 6.0, "netisr": 2.5, "vnet": 2.7, "cpu": 0.04}
 
 
 def _load(name: str, rates: dict, total: float, nws: int) -> float:
