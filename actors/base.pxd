@@ -6,3 +6,8 @@ cdef class KThread:
     cdef public object name, actor, cpu, pri, Q, clock, busy_total, debt_total
     cdef public object burst_t0, state, migrations
     cdef public dict use, moved, bursts, events
+
+# The base of the actor classes (Cpu, Nic, Netisr, Vnet declare their fields
+# in their own .pxd); Python subclasses (tests' actors) keep a __dict__.
+cdef class Actor:
+    pass
