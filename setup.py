@@ -20,9 +20,12 @@ from actors._core import compilable, source_hash  # noqa: E402
 
 # annotation_typing off: an annotation must not give a variable a C type
 # (bytes indexing would yield C chars, whose shifts overflow where Python
-# ints do not) - compiled code keeps Python semantics exactly.
+# ints do not) - compiled code keeps Python semantics exactly.  C types come
+# only from the .pxd files beside the modules; nonecheck: a None where a
+# .pxd declares an extension type raises AttributeError, as plain Python
+# would, instead of crashing.
 DIRECTIVES = {"language_level": 3, "binding": True, "emit_code_comments": False,
-              "annotation_typing": False}
+              "annotation_typing": False, "nonecheck": True}
 
 
 def extensions():

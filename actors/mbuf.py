@@ -209,7 +209,9 @@ class Mbuf:
                 f"zone={self.zone}{' FREED' if self.freed else ''}>")
 
 
-_new = object.__new__
+# an mbuf without __init__ (which refuses): object.__new__ in plain Python,
+# the type's own allocator when compiled as an extension type (actors/mbuf.pxd)
+_new = Mbuf.__new__
 
 
 def _blank(st: Storage, zone: str, length: int) -> Mbuf:

@@ -1,0 +1,24 @@
+# Cython declarations for actors/mbuf.py, read only when the model is
+# compiled (actors/_core.py): Storage and Mbuf become extension types (their
+# fields in a C struct), and the functions that make, free and decode mbufs
+# see them as such.  Values stay Python objects: no arithmetic changes.
+# Typed arguments and locals are checked for None when used (nonecheck,
+# setup.py): an AttributeError, as in the plain code, never a crash.
+cimport cython
+
+cdef class Storage:
+    cdef public object data, zones, refcnt
+
+cdef class Mbuf:
+    cdef public object off, len, flags, rcvif, flowid, hashtype, fib, vnet, vlan
+    cdef public object csum_flags, arrival_ns, stamp_ns, pkt_id, tags, line_cpu
+    cdef public object line_at, line_pat, l3hlen, st, zone, freed
+
+@cython.locals(m=Mbuf)
+cpdef Mbuf _blank(Storage st, object zone, object length)
+
+@cython.locals(st=Storage)
+cpdef m_freem(object uma, Mbuf m)
+
+@cython.locals(m=Mbuf, st=Storage)
+cpdef list decode_batch(object blob)
