@@ -22,3 +22,6 @@ cpdef m_freem(object uma, Mbuf m)
 
 @cython.locals(m=Mbuf, st=Storage)
 cpdef list decode_batch(object blob)
+
+@cython.locals(m=Mbuf, st=Storage)
+cpdef bytes encode_batch(object mbufs)

@@ -323,8 +323,11 @@ def m_adj(m: Mbuf, n: int) -> None:
 
 # -- codec -----------------------------------------------------------------
 
-_HDR = operator.attrgetter(*HDR_FIELDS, "zone")
 _ST = operator.attrgetter("st")
+
+
+def _first_repeat(mbufs: list):
+    return next(m for i, m in enumerate(mbufs) if any(m is x for x in mbufs[:i]))
 
 
 def encode_batch(mbufs: list) -> bytes:
@@ -334,19 +337,27 @@ def encode_batch(mbufs: list) -> bytes:
     fields (HDR_FIELDS) and the mbuf's own zone; storages are [data, zones];
     index is null when row i uses storage i (nothing shared, the common case),
     else the storage number of every row."""
-    for m in mbufs:
-        if m.freed:
-            raise UseAfterFree(f"mbuf pkt_id={m.pkt_id} sent after free")
     if len(set(map(id, mbufs))) != len(mbufs):
         # Decoding would make two packets of one (and could balance the
         # count check below while a sharer outside is left dangling).
-        dup = next(m for i, m in enumerate(mbufs) if any(m is x for x in mbufs[:i]))
+        dup = _first_repeat(mbufs)
         raise ValueError(f"mbuf pkt_id={dup.pkt_id} appears twice in the batch")
+    rows = []
+    data = []
+    shared = False
+    for m in mbufs:           # one pass: checks, header rows, storages
+        if m.freed:
+            raise UseAfterFree(f"mbuf pkt_id={m.pkt_id} sent after free")
+        st = m.st
+        if st.refcnt != 1:
+            shared = True
+        data.append((st.data, st.zones))
+        rows.append((m.off, m.len, m.flags, m.rcvif, m.flowid, m.hashtype, m.fib, m.vnet,
+                     m.vlan, m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.tags,
+                     m.line_cpu, m.line_at, m.line_pat, m.l3hlen, m.zone))
+    if not shared:
+        return msgpack.packb([CODEC_VERSION, data, None, rows], use_bin_type=True)
     sts = list(map(_ST, mbufs))
-    rows = list(map(_HDR, mbufs))
-    if all(st.refcnt == 1 for st in sts):
-        return msgpack.packb([CODEC_VERSION, [(st.data, st.zones) for st in sts], None, rows],
-                             use_bin_type=True)
     index = {}
     table = []
     idx = []
