@@ -3,12 +3,13 @@
 netcabal's model is plain Python and runs as such.  At install time
 setup.py may also compile the model's modules (every ``actors/*.py`` but this
 one and ``__init__``, and ``cluster/engine.py``) with Cython into extension
-modules beside their sources.  The source is compiled unchanged; for a few
-small hot classes (the cache view, the kernel thread, the lock, the
-protocol input) an augmenting ``.pxd`` beside the module tells Cython to make
-the class an extension type - its fields in a C struct, some method locals
-C integers - which the plain-Python run never reads.  The result is up to
-half again as fast, with byte-identical results (tests/test_compiled.py
+modules beside their sources.  The source is compiled as it is; for the hot
+classes (the actors, the kernel thread, the cache view, the lock, the
+protocol input, the pcb, the mbuf) an augmenting ``.pxd`` beside the module
+tells Cython to make the class an extension type - its fields in a C
+struct, a few method locals C integers - which the plain-Python run never
+reads.  The result is about
+1.6 times as fast, with byte-identical results (tests/test_compiled.py
 runs five scenarios both ways and compares the bytes of metrics.json).  The
 build writes ``actors/_compiled.json``: for each module it compiled, the
 SHA-256 of the source it compiled (the .py and its .pxd).
