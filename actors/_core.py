@@ -20,7 +20,9 @@ that: a finder placed first on ``sys.meta_path`` (by ``actors/__init__``,
 before any model module is imported) loads a module from its ``.py`` source
 whenever its compiled twin was built from other bytes, when there is no
 manifest, or when ``NETCABAL_PURE=1`` is set; otherwise it lets Python load the
-compiled module.  ``status()`` says which modules run compiled (recorded in
+compiled module.  A compiled module that cimports another (its .pxd names
+the other's extension types or C functions) needs that one compiled too, so
+it follows it to source (`propagate`).  ``status()`` says which modules run compiled (recorded in
 run-info.json and printed by ``netcabal bench``).
 
 Never compiled itself, and nothing here knows about Ray.
@@ -34,6 +36,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,7 +99,39 @@ def decide(root: str = ROOT, pure: bool | None = None) -> dict:
             out[name] = "source (compiled from other bytes)"
         else:
             out[name] = "compiled"
-    return out
+    return propagate(out, root)
+
+
+_CIMPORT = re.compile(r"^\s*(?:from\s+(actors\.\w+)\s+cimport|cimport\s+(actors\.\w+))", re.M)
+
+
+def cimports(root: str, rel: str) -> list:
+    """The model modules whose C declarations `rel`'s .pxd cimports."""
+    pxd = os.path.join(root, rel[:-3] + ".pxd")
+    try:
+        with open(pxd) as f:
+            text = f.read()
+    except OSError:
+        return []
+    return sorted({a or b for a, b in _CIMPORT.findall(text)})
+
+
+def propagate(how: dict, root: str = ROOT) -> dict:
+    """A compiled module that cimports one running from source runs from
+    source too: its C calls and type checks need the other's compiled form
+    (an edited ip_input.py takes proto_input, nic and netisr with it)."""
+    deps = {module_name(rel): cimports(root, rel) for rel in compilable(root)}
+    changed = True
+    while changed:
+        changed = False
+        for name, ds in deps.items():
+            if how.get(name) != "compiled":
+                continue
+            off = next((d for d in ds if how.get(d, "compiled") != "compiled"), None)
+            if off is not None:
+                how[name] = f"source (cimports {off}, which runs from source)"
+                changed = True
+    return how
 
 
 class _SourceFirst(importlib.abc.MetaPathFinder):

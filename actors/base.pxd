@@ -1,11 +1,23 @@
 # Cython declarations for actors/base.py, read only when the model is
 # compiled (actors/_core.py): KThread becomes an extension type (its fields
-# in a C struct).  Values stay Python objects: no arithmetic changes.
+# in a C struct) whose methods other compiled modules call directly (cpdef:
+# a C call where the caller's variable is declared a KThread, a Python call
+# otherwise).  Values stay Python objects: no arithmetic changes.
 
 cdef class KThread:
     cdef public object name, actor, cpu, pri, Q, clock, busy_total, debt_total
     cdef public object burst_t0, state, migrations
     cdef public dict use, moved, bursts, events
+
+    cpdef charge(self, t0, t1)
+    cpdef add(self, start, ns)
+    cpdef wake(self, t, preempting=*)
+    cpdef sleep(self, t)
+    cpdef count(self, what, n=*)
+    cpdef move(self, cpu, migrate=*)
+    cpdef pay_debt(self, start, debt)
+    cpdef pay_stall(self, start, ns)
+    cpdef report(self, list out, end)
 
 # The base of the actor classes (Cpu, Nic, Netisr, Vnet declare their fields
 # in their own .pxd); Python subclasses (tests' actors) keep a __dict__.

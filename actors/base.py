@@ -246,7 +246,8 @@ class KThread:
         cpus = set(per) | set(self.bursts) | set(self.events)
         for c in sorted(cpus):
             use = sorted(per.get(c, {}).items())
-            self.busy_total += sum(v for _, v in use)
+            for _, v in use:
+                self.busy_total += v
             out.append((f"cpu{c}", "use", [self.actor, self.name, self.pri, use,
                                           self.bursts.get(c, []),
                                           sorted(self.events.get(c, {}).items())], end))

@@ -17,6 +17,8 @@ cdef class Mbuf:
 @cython.locals(m=Mbuf)
 cpdef Mbuf _blank(Storage st, object zone, object length)
 
+cpdef Mbuf m_alloc(object uma, object data)
+
 @cython.locals(st=Storage)
 cpdef m_freem(object uma, Mbuf m)
 

@@ -1,11 +1,26 @@
 # Cython declarations for actors/netisr.py, read only when the model is
 # compiled (actors/_core.py): Netisr becomes an extension type (its fields
-# in a C struct).  Values stay Python objects: no arithmetic changes.
-from actors.base cimport Actor
+# in a C struct); its thread, cache view, protocol handlers and the mbufs of
+# its hot loop are declared as their extension types, so that their fields
+# are read and their methods called directly.  Values stay Python objects:
+# no arithmetic changes.
+cimport cython
+from actors.base cimport Actor, KThread
+from actors.cache cimport MemView
+from actors.mbuf cimport Mbuf
+from actors.proto_input cimport ProtoInput
 
 cdef class Netisr(Actor):
-    cdef public object name, wsid, cpu, ws_cpu, Q, bound, hybrid, loopback, mem, loads
-    cdef public object c_migr, c_wake, moved, nics, pi, points, pub_c, qlimit, queues
+    cdef public object name, wsid, cpu, ws_cpu, Q, bound, hybrid, loopback, loads
+    cdef public object c_migr, c_wake, moved, nics, points, pub_c, qlimit, queues
     cdef public object running, sleep_at, snap, snap_proto, stats, svc, svc_n, svc_sum
-    cdef public object tap, thread, uma, vnet_actors, wait_ns, waited, wake, wake_n
+    cdef public object tap, uma, vnet_actors, wait_ns, waited, wake, wake_n
     cdef public object wake_sum, wakeups
+    cdef public MemView mem
+    cdef public ProtoInput pi
+    cdef public KThread thread
+
+    @cython.locals(th=KThread, mem=MemView, m=Mbuf, pi=ProtoInput)
+    cpdef _run(self, list arrivals, start, end, dict out)
+    @cython.locals(th=KThread)
+    cpdef step(self, start, end, list inbox)

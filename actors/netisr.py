@@ -225,7 +225,7 @@ class Netisr(Actor):
         c_wake = self.c_wake
         c_migr = self.c_migr
         mem = self.mem
-        _input = self.pi.input
+        pi = self.pi
         proto = self.snap_proto
         wait = 0
         n = len(arrivals)
@@ -300,9 +300,9 @@ class Netisr(Actor):
                 wait += clock - m.stamp_ns
                 if mem is not None:          # the packet's lines, from the enqueuer's core
                     cost = mem.touch_m(th.cpu, m, MBUF_HDR_LINES + PKT_DATA_LINES)
-                    cost += _input(m, proto, out, clock + cost)
+                    cost += pi.input(m, proto, out, clock + cost)
                 else:
-                    cost = _input(m, proto, out, clock)
+                    cost = pi.input(m, proto, out, clock)
                 self.svc_sum += cost
                 self.svc_n += 1
                 if clock >= start:

@@ -1,17 +1,35 @@
 # Cython declarations for actors/nic.py, read only when the model is
 # compiled (actors/_core.py): Nic and RxQueue become extension types (their
-# fields in a C struct).  Values stay Python objects: no arithmetic changes.
-from actors.base cimport Actor
+# fields in a C struct); the threads, cache view and mbufs of the hot loops
+# are declared as their extension types, so that their fields are read and
+# their methods called directly.  Values stay Python objects: no arithmetic
+# changes.
+cimport cython
+from actors.base cimport Actor, KThread
+from actors.cache cimport MemView
+from actors.mbuf cimport Mbuf, m_alloc
+from actors.ether_input cimport ether_input
+from actors.proto_input cimport ProtoInput
 
 cdef class RxQueue:
-    cdef public object direct, drops, floating, hybrid, index, interrupts, irq
-    cdef public object last_intr, packets, pk, ring, running, thread, vec_cpu, vector
+    cdef public object direct, drops, floating, hybrid, index, interrupts
+    cdef public object last_intr, packets, pk, ring, running, vec_cpu, vector
+    cdef public KThread thread, irq
 
 cdef class Nic(Actor):
     cdef public object name, Q, accept_any, arrived, c_csw, c_drop, c_intr, c_migr
     cdef public object c_pkt, c_pkt_direct, c_vlan, direct, dispatch, drops, hash_memo
     cdef public object hybrid, if_index, if_vnet, indir, iphdr_memo, irq_balance, itr_ns
-    cdef public object last_q, link_input, linktype, loads, mac, mem, ncpu, pis, points
+    cdef public object last_q, link_input, linktype, loads, mac, ncpu, pis, points
     cdef public object promisc, pub_c, ring_size, rss, rxcsum, rxq, sources, tap
     cdef public object tcp_peers, threads, uma, vlans, vnet, vnet_actors, vout, window
     cdef public object ws_cpu, ws_state
+    cdef public MemView mem
+
+    @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
+                   iplen=Py_ssize_t, plen=Py_ssize_t)
+    cpdef hw_rx(self, f)
+    @cython.locals(th=KThread, iq=KThread, m=Mbuf, mem=MemView, pi=ProtoInput)
+    cpdef _run_queue(self, RxQueue rx, list arr, start, end, dict out)
+    @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView)
+    cpdef step(self, start, end, list inbox)

@@ -51,7 +51,7 @@ from .sched import Loads, balance_vector_cpu, float_vector_cpu, pick_ithread_cpu
 from .proto_input import ProtoInput
 from .costs import to_ns
 from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
-from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_sum
+from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_sum, word_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
                    M_HASHTYPE_NONE, M_HASHTYPE_OPAQUE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6,
                    M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, Uma,
@@ -258,19 +258,13 @@ class Nic(Actor):
                 ulp = f[b + 9]
                 if (not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF) and hl + 8 <= iplen <= n - b
                         and (ulp == IPPROTO_TCP or (ulp == IPPROTO_UDP and (f[u + 6] or f[u + 7])))):
-                    seg = f[u:b + iplen]
-                    if len(seg) & 1:
-                        seg += b"\0"
-                    if (_from(seg, "big") + hp[1] + ulp + iplen - hl) % 0xFFFF == 0:
+                    if (word_sum(f, u, b + iplen) + hp[1] + ulp + iplen - hl) % 0xFFFF == 0:
                         csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         else:
             plen = (f[b + 4] << 8) | f[b + 5]
             ulp = f[b + 6]
             if (ulp == IPPROTO_UDP or ulp == IPPROTO_TCP) and 8 <= plen <= n - b - 40:
-                seg = f[b + 40:b + 40 + plen]
-                if plen & 1:
-                    seg += b"\0"
-                if (_from(seg, "big") + hp[1] + ulp + plen) % 0xFFFF == 0:
+                if (word_sum(f, b + 40, b + 40 + plen) + hp[1] + ulp + plen) % 0xFFFF == 0:
                     csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         return h, htype, csum
 
@@ -478,6 +472,13 @@ class Nic(Actor):
         th.clock = clock
         th.add(start, busy)
 
+    def _thread_on(self, c) -> KThread:
+        """The ithread of ours on CPU c (the first queue's if none is)."""
+        for r in self.rxq:
+            if r.thread.cpu == c:
+                return r.thread
+        return self.rxq[0].thread
+
     # -- the window ----------------------------------------------------------------
     def step(self, start, end, inbox):
         pub = False
@@ -497,15 +498,13 @@ class Nic(Actor):
             elif msg[4] == "mdebt":
                 # memory stalls priced by the vnet on our behalf
                 c, ns = msg[5]
-                th = next((r.thread for r in self.rxq if r.thread.cpu == c), self.rxq[0].thread)
-                th.pay_stall(start, ns)
+                self._thread_on(c).pay_stall(start, ns)
         if pub and self.mem is not None:
             self.mem.publish(self.pub_c)
         self.window = start // self.Q
         rxq = self.rxq
         per_q = [[] for _ in rxq]
         indir = self.indir
-        hw_rx = self.hw_rx
         uma = self.uma
         ifname = self.name
         vnet = self.vnet
@@ -515,11 +514,13 @@ class Nic(Actor):
         if len(self.sources) == 1:
             stream = self.sources[0].frames(start, end)
         else:
-            stream = sorted((a for src in self.sources for a in src.frames(start, end)),
-                            key=_t)
+            stream = []
+            for src in self.sources:
+                stream += src.frames(start, end)
+            stream.sort(key=_t)
         rss = self.rss
         for t, frame, pkt_id in stream:
-            h, htype, csum = hw_rx(frame)
+            h, htype, csum = self.hw_rx(frame)
             if not rss:                 # no RSS: one queue, an opaque flowid (the queue)
                 h = 0
                 htype = M_HASHTYPE_OPAQUE

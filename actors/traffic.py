@@ -183,11 +183,10 @@ class TrafficSource:
         """(t_ns, frame bytes, packet id) for the arrivals in [start, end)."""
         T, F, S, C = self.arrivals(start, end)
         pid = self.next_id
-        frame = self.frame
         tag = self.tag
         out = []
         for t, f, size, c in zip(T, F, S, C):
-            fr = frame(f, size, pid, c)
+            fr = self.frame(f, size, pid, c)
             if c & 4:                      # sent as two fragments, 1 ns apart
                 a, b = fragment2(fr, pid)
                 if tag is not None:

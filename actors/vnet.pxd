@@ -1,7 +1,14 @@
 # Cython declarations for actors/vnet.py, read only when the model is
 # compiled (actors/_core.py): Vnet and Socket become extension types (their
-# fields in a C struct).  Values stay Python objects: no arithmetic changes.
+# fields in a C struct); the pcbs, pcb tables, sockets, cache view and mbufs
+# of the delivery path are declared as their extension types, so that their
+# fields are read and their methods called directly.  Values stay Python
+# objects: no arithmetic changes.
+cimport cython
 from actors.base cimport Actor
+from actors.cache cimport MemView
+from actors.in_pcb cimport Pcb, PcbInfo
+from actors.mbuf cimport Mbuf
 
 cdef class Socket:
     cdef public object buf, bytes, cc, delivered, fullsock, group, hiwat, name
@@ -10,7 +17,20 @@ cdef class Socket:
 cdef class Vnet(Actor):
     cdef public object name, Q, c_lookup, c_tcp, c_udp, control, counters, delivered
     cdef public object dispatch, drops, end, last_id, lat_hist, lat_max, lat_sum, later
-    cdef public object listeners, lo_index, loads, locking, mem, npcb, pcb_inputs
-    cdef public object pcb_overlaps, pending, pub_c, reordered, rlat_hist, senders, seq
+    cdef public object listeners, lo_index, loads, locking, npcb, pcb_inputs
+    cdef public object pcb_overlaps, pub_c, reordered, rlat_hist, senders, seq
     cdef public object sink, sink_pcb, sockets, tap, tcbinfo, tcp_conns, tcp_queued
     cdef public object threads, udbinfo, uma, vname, ws_info
+    cdef public dict pending
+    cdef public MemView mem
+
+    @cython.locals(info=PcbInfo, pcb=Pcb)
+    cpdef _locked_input(self, Mbuf m, tuple key, t_end, thread, infos=*, c_udp=*, sink=*)
+    cpdef _drop(self, m, reason)
+    @cython.locals(s=Socket, pcb=Pcb, mem=MemView)
+    cpdef step(self, start, end, list inbox)
+    @cython.locals(pcb=Pcb)
+    cpdef _stall(self, Mbuf m, sender, dict mdebt, tuple key, infos, cost, sink=*)
+    @cython.locals(mem=MemView)
+    cpdef _touch_pcb(self, Mbuf m, Socket s, sender, dict mdebt)
+    cpdef _deliver(self, Socket s, Mbuf m, now, fkey, sender, nbytes)

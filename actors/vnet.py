@@ -196,13 +196,13 @@ class Vnet(Actor):
         if mode == "global":        # pcbinfo held across lookup and input (2006)
             info = infos[0]
             start = info.lock.acquire(t_req, c_udp)
-            pcb = info.lookup(*key) or sink
+            pcb = info.lookup(key[0], key[1], key[2], key[3], key[4]) or sink
             run0, done = start + c_lookup, start + c_udp
         else:                       # pcbinfo (or the group's) for the lookup only,
             info = infos[0] if mode == "pcbref" else \
                 infos[(m.flowid if m.hashtype else 0) % len(infos)]
             start = info.lock.acquire(t_req, c_lookup)
-            pcb = info.lookup(*key) or sink
+            pcb = info.lookup(key[0], key[1], key[2], key[3], key[4]) or sink
             if pcb is None:
                 return None, start + c_lookup
             in_pcbref(pcb)          # then a reference and the pcb's own lock
@@ -249,9 +249,9 @@ class Vnet(Actor):
         for msg in inbox:
             kind = msg[4]
             if kind == "pkts.udp":
-                arrivals.extend((m.stamp_ns, 0, msg[1], m) for m in msg[5])
+                arrivals.extend([(m.stamp_ns, 0, msg[1], m) for m in msg[5]])
             elif kind == "pkts.tcp":
-                arrivals.extend((m.stamp_ns, 2, msg[1], m) for m in msg[5])
+                arrivals.extend([(m.stamp_ns, 2, msg[1], m) for m in msg[5]])
             elif kind == "cstate":
                 c, touched, demand = msg[5]
                 self.pub_c[c] = touched
@@ -328,7 +328,7 @@ class Vnet(Actor):
                 s.read = rd.read
             elif s.buf:
                 self._read(s, end)
-        out.extend((a, "mdebt", [c, ns], end) for (a, c), ns in sorted(mdebt.items()) if ns)
+        out.extend([(a, "mdebt", [c, ns], end) for (a, c), ns in sorted(mdebt.items()) if ns])
         for th in self.threads.values():
             th.report(out, end)
         if mem is not None:

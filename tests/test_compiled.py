@@ -29,6 +29,8 @@ def _tree(tmp_path: Path) -> Path:
         (root / pkg).mkdir(parents=True)
     for rel in _core.compilable(str(ROOT)) + list(_core.NOT_COMPILED):
         shutil.copy(ROOT / rel, root / rel)
+        if (ROOT / (rel[:-3] + ".pxd")).exists():
+            shutil.copy(ROOT / (rel[:-3] + ".pxd"), root / (rel[:-3] + ".pxd"))
     suffix = _core.importlib.machinery.EXTENSION_SUFFIXES[0]
     for rel in _core.compilable(str(root)):
         (root / (rel[:-3] + suffix)).write_bytes(b"")
@@ -56,6 +58,18 @@ def test_guard_trusts_only_a_matching_build(tmp_path):
     assert how["actors.netisr"] == "source (compiled from other bytes)"
     assert all(v == "compiled" for k, v in how.items() if k != "actors.netisr")
     assert set(_core.decide(str(root), pure=True).values()) == {"source (NETCABAL_PURE)"}
+    # an edit to a module others cimport takes them to source too
+    p.write_text(p.read_text().replace("\n# edited\n", ""))
+    assert set(_core.decide(str(root), pure=False).values()) == {"compiled"}
+    p = root / "actors" / "ip_input.py"
+    p.write_text(p.read_text() + "\n# edited\n")
+    how = _core.decide(str(root), pure=False)
+    assert how["actors.ip_input"] == "source (compiled from other bytes)"
+    assert how["actors.proto_input"] == "source (cimports actors.ip_input, which runs from source)"
+    for name in ("actors.netisr", "actors.nic"):        # through proto_input
+        assert how[name].startswith("source (cimports ")
+    assert how["actors.toeplitz"] == "compiled" and how["actors.mbuf"] == "compiled"
+    p.write_text(p.read_text().replace("\n# edited\n", ""))
     # a module with no extension beside it is plain source
     (root / ("actors/ip_input" + _core.importlib.machinery.EXTENSION_SUFFIXES[0])).unlink()
     assert _core.decide(str(root), pure=False)["actors.ip_input"] == "source"
@@ -71,18 +85,20 @@ def test_guard_loads_the_source_of_a_stale_module():
         "def decide(root=_core.ROOT, pure=None):\n"
         "    d = real(root, pure)\n"
         "    d['actors.ip_input'] = 'source (compiled from other bytes)'\n"
-        "    return d\n"
+        "    return _core.propagate(d, root)\n"
         "_core.decide = decide\n"
         "_core._decided.clear()\n"
         "sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_SourceFirst']\n"
         "_core.install()\n"
-        "import actors.ip_input, actors.netisr\n"
-        "print(json.dumps([actors.ip_input.__file__, actors.netisr.__file__]))\n")
+        "import actors.ip_input, actors.netisr, actors.toeplitz\n"
+        "print(json.dumps([actors.ip_input.__file__, actors.netisr.__file__,\n"
+        "                  actors.toeplitz.__file__]))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)
-    ip, nisr = json.loads(out.stdout)
+    ip, nisr, toep = json.loads(out.stdout)
     assert ip.endswith("ip_input.py")
-    assert nisr.endswith(".so") == COMPILED
+    assert nisr.endswith("netisr.py")       # it cimports ip_input (through proto_input)
+    assert toep.endswith(".so") == COMPILED
 
 
 def _metrics(scenario: str, tmp: Path, pure: bool, sets=()) -> bytes:

@@ -1,0 +1,8 @@
+# Cython declarations for actors/inet.py, read only when the model is
+# compiled (actors/_core.py): the word-sum loop runs over the bytes in C
+# (a 64-bit sum: a frame's words cannot overflow it).
+cimport cython
+
+cpdef word_sum(object data, Py_ssize_t start, Py_ssize_t end)
+@cython.locals(s=cython.ulonglong, i=Py_ssize_t, p=cython.p_uchar)
+cpdef _word_sum_c(bytes data, Py_ssize_t start, Py_ssize_t end)

@@ -1,0 +1,12 @@
+# Cython declarations for actors/ip6_input.py, read only when the model is
+# compiled (actors/_core.py): the header checks read the packet's bytes as
+# C bytes (shifts of at most 8 bits: no overflow) and the mbuf's fields
+# directly; callers that cimport them call them in C.
+cimport cython
+from actors.mbuf cimport Mbuf
+
+@cython.locals(d=bytes, o=Py_ssize_t, n=Py_ssize_t, nxt=Py_ssize_t, plen=Py_ssize_t, v=dict)
+cpdef ip6_input(Mbuf m, dict vnets, cnt)
+@cython.locals(d=bytes, o=Py_ssize_t, end=Py_ssize_t, nxt=Py_ssize_t, nxt_pos=Py_ssize_t,
+               p=Py_ssize_t, nhdr=Py_ssize_t, hlen=Py_ssize_t)
+cpdef ip6_nexthdr(Mbuf m, cnt, first=*)
