@@ -22,8 +22,8 @@ whenever its compiled twin was built from other bytes, when there is no
 manifest, or when ``NETCABAL_PURE=1`` is set; otherwise it lets Python load the
 compiled module.  A compiled module that cimports another (its .pxd names
 the other's extension types or C functions) needs that one compiled too, so
-it follows it to source (`propagate`).  ``status()`` says which modules run compiled (recorded in
-run-info.json and printed by ``netcabal bench``).
+it follows it to source (`propagate`).  ``status()`` says which modules run
+compiled (recorded in run-info.json and printed by ``netcabal bench``).
 
 Never compiled itself, and nothing here knows about Ray.
 """

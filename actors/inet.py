@@ -43,8 +43,8 @@ def cksum_sum(data: bytes, initial: int = 0) -> int:
 def word_sum(data: bytes, start: int, end: int) -> int:
     """The 16-bit big-endian words of data[start:end] (an odd last byte
     padded with zero) summed, modulo 0xffff: the residue a checksum test
-    needs, without a copy of the bytes.  From source, int.from_bytes does
-    the loop; compiled, a C loop over the bytes does (same residue)."""
+    needs.  From source, int.from_bytes of the slice does the loop;
+    compiled, a C loop over the bytes in place does (same residue)."""
     n = len(data)
     if end > n:
         end = n
