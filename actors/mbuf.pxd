@@ -25,5 +25,17 @@ cpdef m_freem(object uma, Mbuf m)
 @cython.locals(m=Mbuf, st=Storage)
 cpdef list decode_batch(object blob)
 
-@cython.locals(m=Mbuf, st=Storage)
 cpdef bytes encode_batch(object mbufs)
+
+@cython.locals(m=Mbuf, st=Storage)
+cpdef bytes _encode_rows(object mbufs)
+
+@cython.locals(i=object)
+cpdef Py_ssize_t _name(dict names, object v) except? -2
+
+@cython.locals(m=Mbuf, st=Storage, n=Py_ssize_t, o=Py_ssize_t, ir=Py_ssize_t, iv=Py_ssize_t,
+               iz=Py_ssize_t, izs=Py_ssize_t, data=list, tags=list, names=dict)
+cpdef object _encode_packed(object mbufs)
+
+@cython.locals(m=Mbuf, n=Py_ssize_t, k=Py_ssize_t, out=list)
+cpdef list _decode_packed(object tables, object tags, object rows)

@@ -31,11 +31,21 @@ between actors with msgpack.  It round-trips every header field exactly and
 keeps sharing: storage referenced by several mbufs of the batch is sent once.
 Storage whose references are not all inside the batch cannot move (the other
 holder would be left with a dangling count); the encoder refuses it.
+
+Two wire forms.  The common batch (every storage held once, the integer
+fields in int64 and the names plain strings: every batch the model makes)
+goes packed: one little-endian int64 row per mbuf (`_ROW`), the names (ifnet,
+vnet, zones) once each in a table the rows index, the data as a list of
+byte strings, tags only for the mbufs that carry some.  Anything else (shared
+storage, a 64-bit unsigned value, a field of another type) goes as rows of
+msgpack values, which hold whatever msgpack holds.  Both decode to the same
+mbufs; the packed form is about three times faster each way.
 """
 
 from __future__ import annotations
 
 import operator
+import struct
 
 import msgpack
 
@@ -88,7 +98,13 @@ M_HASHTYPE_RSS_UDP_IPV4 = 0x87
 M_HASHTYPE_RSS_UDP_IPV6 = 0x89
 M_HASHTYPE_OPAQUE = 63
 
-CODEC_VERSION = 4
+CODEC_VERSION = 4       # rows of msgpack values
+CODEC_PACKED = 5        # int64 rows and a name table (see the module comment)
+# off, len, flags, flowid, hashtype, fib, vlan, csum_flags, arrival_ns,
+# stamp_ns, pkt_id, line_cpu, line_at, line_pat, l3hlen, and the table
+# indexes of rcvif, vnet, zone and the storage's zones
+_ROW = struct.Struct("<19q")
+_ROW_SIZE = _ROW.size
 
 
 class MbufError(Exception):
@@ -337,15 +353,27 @@ def _first_repeat(mbufs: list):
 def encode_batch(mbufs: list) -> bytes:
     """Serialize a batch of mbufs; storage shared within the batch is sent once.
 
-    Wire form: [version, storages, index, rows]: each row is the header
-    fields (HDR_FIELDS) and the mbuf's own zone; storages are [data, zones];
-    index is null when row i uses storage i (nothing shared, the common case),
-    else the storage number of every row."""
+    Packed form (CODEC_PACKED, whenever the batch fits it): [version, [names,
+    data], tags, rows]: rows is n `_ROW`s of int64, names the table their last
+    four columns index, data the bytes of each mbuf's storage, tags the
+    (row, tags) of the mbufs that carry any.  Rows form (CODEC_VERSION):
+    [version, storages, index, rows]: each row is the header fields
+    (HDR_FIELDS) and the mbuf's own zone; storages are [data, zones]; index
+    is null when row i uses storage i (nothing shared), else the storage
+    number of every row."""
     if len(set(map(id, mbufs))) != len(mbufs):
         # Decoding would make two packets of one (and could balance the
         # count check below while a sharer outside is left dangling).
         dup = _first_repeat(mbufs)
         raise ValueError(f"mbuf pkt_id={dup.pkt_id} appears twice in the batch")
+    packed = _encode_packed(mbufs)
+    if packed is not None:
+        return packed
+    return _encode_rows(mbufs)
+
+
+def _encode_rows(mbufs: list) -> bytes:
+    """The general wire form: a row of msgpack values per mbuf."""
     rows = []
     data = []
     shared = False
@@ -388,8 +416,10 @@ def decode_batch(blob: bytes) -> list:
         ver, sts, idx, rows = msgpack.unpackb(blob, raw=False, use_list=False)
     except (ValueError, TypeError):
         raise ValueError("not an mbuf batch of this codec version") from None
+    if ver == CODEC_PACKED:
+        return _decode_packed(sts, idx, rows)
     if ver != CODEC_VERSION:
-        raise ValueError(f"mbuf codec version {ver}, expected {CODEC_VERSION}")
+        raise ValueError(f"mbuf codec version {ver}, expected {CODEC_VERSION} or {CODEC_PACKED}")
     storages = [Storage(d, z, 0) for d, z in sts]
     out = []
     for k, r in enumerate(rows):
@@ -405,3 +435,88 @@ def decode_batch(blob: bytes) -> list:
         out.append(m)
     return out
 
+
+
+def _name(names: dict, v) -> int:
+    """v's index in the name table (a str or None; a zones tuple of str)."""
+    i = names.get(v)
+    if i is None:
+        if type(v) is tuple:
+            for z in v:
+                if type(z) is not str:
+                    return -1
+        elif v is not None and type(v) is not str:
+            return -1
+        i = names[v] = len(names)
+    return i
+
+
+def _encode_packed(mbufs: list):
+    """The packed wire form of a batch, or None when the batch does not fit
+    it (shared storage, a field out of int64 or not an int, a name not a
+    string): the caller then sends msgpack rows.  A freed mbuf also answers
+    None; the caller raises."""
+    n = len(mbufs)
+    rows = bytearray(n * _ROW_SIZE)
+    pack = _ROW.pack_into
+    names = {}
+    data = []
+    tags = []
+    o = 0
+    for m in mbufs:
+        st = m.st
+        if m.freed or st.refcnt != 1:
+            return None
+        if not (type(m.off) is int and type(m.len) is int and type(m.flags) is int
+                and type(m.flowid) is int and type(m.hashtype) is int and type(m.fib) is int
+                and type(m.vlan) is int and type(m.csum_flags) is int
+                and type(m.arrival_ns) is int and type(m.stamp_ns) is int
+                and type(m.pkt_id) is int and type(m.line_cpu) is int
+                and type(m.line_at) is int and type(m.line_pat) is int
+                and type(m.l3hlen) is int):
+            return None
+        ir = _name(names, m.rcvif)
+        iv = _name(names, m.vnet)
+        iz = _name(names, m.zone)
+        izs = _name(names, st.zones)
+        if ir < 0 or iv < 0 or iz < 0 or izs < 0:
+            return None
+        try:
+            pack(rows, o, m.off, m.len, m.flags, m.flowid, m.hashtype, m.fib, m.vlan,
+                 m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.line_cpu, m.line_at,
+                 m.line_pat, m.l3hlen, ir, iv, iz, izs)
+        except struct.error:        # out of int64
+            return None
+        o += _ROW_SIZE
+        data.append(st.data)
+        if m.tags:
+            tags.append((len(data) - 1, m.tags))
+    return msgpack.packb([CODEC_PACKED, [list(names), data], tags, rows], use_bin_type=True)
+
+
+def _decode_packed(tables, tags, rows) -> list:
+    try:
+        names, data = tables
+        n = len(data)
+        if len(rows) != n * _ROW_SIZE:
+            raise ValueError
+        out = []
+        k = 0
+        for r in _ROW.iter_unpack(rows):
+            m = _new(Mbuf)
+            (m.off, m.len, m.flags, m.flowid, m.hashtype, m.fib, m.vlan, m.csum_flags,
+             m.arrival_ns, m.stamp_ns, m.pkt_id, m.line_cpu, m.line_at, m.line_pat,
+             m.l3hlen, ir, iv, iz, izs) = r
+            m.rcvif = names[ir]
+            m.vnet = names[iv]
+            m.zone = names[iz]
+            m.tags = []
+            m.st = Storage(data[k], names[izs], 1)
+            m.freed = False
+            out.append(m)
+            k += 1
+        for k, t in tags:
+            out[k].tags = [list(x) for x in t]
+    except (ValueError, TypeError, IndexError):
+        raise ValueError("not an mbuf batch of this codec version") from None
+    return out

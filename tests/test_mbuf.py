@@ -32,6 +32,7 @@ from hypothesis.stateful import (
 
 from actors import mbuf as mb
 from actors.mbuf import (
+    CODEC_PACKED,
     CODEC_VERSION,
     HDR_FIELDS,
     M_BCAST,
@@ -82,6 +83,7 @@ sizes = st.one_of(st.sampled_from(BOUNDS), st.integers(0, 20000))
 seeds = st.integers(0, 2**32 - 1)
 
 I64 = st.integers(-(2**63), 2**64 - 1)  # everything msgpack's ints hold
+INT64 = st.integers(-(2**63), 2**63 - 1)    # what the packed wire form holds
 tag_values = st.one_of(st.binary(max_size=24), st.text(max_size=12), I64)
 tags_st = st.lists(st.tuples(I64, tag_values).map(list), max_size=4)
 # Bits that describe the storage, kept as allocation/copy set them.
@@ -92,15 +94,17 @@ STRUCT_BITS = M_EXT | M_NC_COPY
 # 1. codec round trip
 # ---------------------------------------------------------------------------
 
-def _randomize(data, m) -> None:
-    """Set every header field of `m` to arbitrary valid values (off/len by m_adj)."""
+def _randomize(data, m, wide: bool = True) -> None:
+    """Set every header field of `m` to arbitrary valid values (off/len by
+    m_adj); integers from msgpack's whole range, or (wide=False) int64's."""
+    ints = I64 if wide else INT64
     m.flags = (m.flags & STRUCT_BITS) | (
-        data.draw(st.integers(0, 2**64 - 1)) & ~STRUCT_BITS)
+        data.draw(st.integers(0, 2**64 - 1 if wide else 2**63 - 1)) & ~STRUCT_BITS)
     for f in ("rcvif", "vnet"):
         setattr(m, f, data.draw(st.text(max_size=16)))
     for f in ("flowid", "hashtype", "fib", "vlan", "csum_flags", "arrival_ns",
               "stamp_ns", "pkt_id", "line_cpu", "line_at", "line_pat"):
-        setattr(m, f, data.draw(I64))
+        setattr(m, f, data.draw(ints))
     m.tags = data.draw(tags_st)
     head = data.draw(st.integers(0, m.len + 2))
     tail = data.draw(st.integers(0, m.len + 2))
@@ -126,6 +130,7 @@ def test_hdr_fields_cover_every_slot():
 @given(st.data())
 def test_codec_roundtrip(data):
     uma = Uma()
+    wide = data.draw(st.booleans(), label="integers beyond int64")
     batch = []
     for _ in range(data.draw(st.integers(1, 5), label="originals")):
         size = data.draw(sizes, label="size")
@@ -133,13 +138,13 @@ def test_codec_roundtrip(data):
         event(f"zone {m.zone}/{m.st.zones[-1]}")
         family = [m]
         if data.draw(st.booleans()):
-            _randomize(data, m)
+            _randomize(data, m, wide)
         for _ in range(data.draw(st.integers(0, 3), label="copies")):
             src = data.draw(st.sampled_from(family))
             how = data.draw(st.sampled_from(["copy", "copy", "dup"]))
             c = m_copypacket(uma, src) if how == "copy" else m_dup(uma, src)
             if data.draw(st.booleans()):
-                _randomize(data, c)
+                _randomize(data, c, wide)
             family.append(c)
         batch.extend(family)
     batch = data.draw(st.permutations(batch), label="order")
@@ -165,8 +170,24 @@ def test_codec_roundtrip(data):
     for b in out:
         assert b.st.refcnt == sum(x.st is b.st for x in out)
     assert encode_batch(out) == blob
-    # Storage shared in the batch is sent once.
-    assert len(msgpack.unpackb(blob, raw=False)[1]) == len(set(labels))
+    # The packed form exactly when the batch fits it: no storage shared,
+    # every integer field within int64.
+    fits = all(m.st.refcnt == 1 for m in batch) and all(
+        -(2**63) <= getattr(m, f) < 2**63 for m in batch for f in HDR_FIELDS
+        if f not in ("rcvif", "vnet", "tags"))
+    wire = msgpack.unpackb(blob, raw=False)
+    assert wire[0] == (CODEC_PACKED if fits else CODEC_VERSION)
+    event("packed form" if fits else "rows form")
+    if fits:
+        assert len(wire[1][1]) == len(batch)
+        # ... and it decodes to what the general form decodes to
+        general = decode_batch(mb._encode_rows(batch))
+        assert [b.header() for b in general] == [b.header() for b in out]
+        assert [b.data for b in general] == [b.data for b in out]
+        assert [b.st.zones for b in general] == [b.st.zones for b in out]
+    else:
+        # Storage shared in the batch is sent once.
+        assert len(wire[1]) == len(set(labels))
 
 
 # ---------------------------------------------------------------------------
@@ -217,15 +238,31 @@ def test_encode_refuses_freed_mbuf():
 
 def test_decode_bad_version():
     uma = Uma()
-    blob = encode_batch([m_alloc(uma, b"hello")])
+    blob = mb._encode_rows([m_alloc(uma, b"hello")])
     ver, sts, idx, rows = msgpack.unpackb(blob, raw=False)
     assert ver == CODEC_VERSION
-    for bad in (CODEC_VERSION + 1, 0, -1, "1"):
+    for bad in (CODEC_PACKED + 1, 0, -1, "1"):
         with pytest.raises(ValueError):
             decode_batch(msgpack.packb([bad, sts, idx, rows], use_bin_type=True))
     with pytest.raises(ValueError):          # an older wire form is refused, not misread
         decode_batch(msgpack.packb([CODEC_VERSION, sts, rows], use_bin_type=True))
     assert decode_batch(encode_batch([])) == []
+
+
+def test_decode_bad_packed_batch():
+    uma = Uma()
+    ms = [m_alloc(uma, b"hello"), m_alloc(uma, bytes(1500))]
+    ver, tables, tags, rows = msgpack.unpackb(encode_batch(ms), raw=False)
+    assert ver == CODEC_PACKED
+    names, data = tables
+    assert [b.header() for b in decode_batch(encode_batch(ms))] == [m.header() for m in ms]
+    for bad in ([ver, [names, data[:1]], tags, rows],              # rows without data
+                [ver, [names, data], tags, rows[:-8]],             # a row cut short
+                [ver, [names[:1], data], tags, rows],              # a name index out of the table
+                [ver, [names, data], [[5, [[1, 2]]]], rows],       # tags of a row not there
+                [ver, names, tags, rows]):
+        with pytest.raises(ValueError):
+            decode_batch(msgpack.packb(bad, use_bin_type=True))
 
 
 # ---------------------------------------------------------------------------
