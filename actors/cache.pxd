@@ -1,19 +1,34 @@
 # Cython declarations for actors/cache.py, read only when the model is
-# compiled (actors/_core.py): MemView becomes an extension type, and the
-# pricing methods take core numbers and line counts as C integers (core
-# numbers and line counts are small; a value out of range raises).
+# compiled (actors/_core.py): MemView becomes an extension type whose
+# counters are C int64 arrays (typed memoryviews over the array('q') the
+# source makes), and the pricing methods take core numbers, line counts
+# and counter values as C integers.  Indexes are bounds-checked as in
+# Python (an IndexError, never a stray write); the counters stay far below
+# 2**63 (bytes touched in a run).
 cimport cython
+from actors.mbuf cimport Mbuf
 
 cdef class MemView:
-    cdef public object t, l2, llc, actor
-    cdef public list pkg, now_c, now_p, cur_c, cur_p, prev_c, cnt, nsl, price
+    cdef public object t, actor
+    cdef public long long l2, llc
+    cdef public long long[::1] pkg, now_c, now_p, cur_c, cur_p, prev_c, cnt, nsl, price
 
-    @cython.locals(p=Py_ssize_t, rc=Py_ssize_t, rp=Py_ssize_t, lv=Py_ssize_t)
+    @cython.locals(p=Py_ssize_t, rp=Py_ssize_t)
+    cpdef Py_ssize_t level(self, Py_ssize_t c, Py_ssize_t rc, long long rat, long long rpat) except -1
+    cdef long long _price(self, Py_ssize_t lv, Py_ssize_t lines) except? -1
+    @cython.locals(b=cython.longlong)
+    cdef int _add(self, Py_ssize_t c, Py_ssize_t p, Py_ssize_t lv, Py_ssize_t lines, long long ns) except -1
+    @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, ns=cython.longlong)
     cpdef object touch(self, Py_ssize_t c, object rec, Py_ssize_t lines)
-    cpdef object touch_m(self, Py_ssize_t c, object m, Py_ssize_t lines)
-    @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, dl=Py_ssize_t)
-    cpdef object rx_touch(self, Py_ssize_t c, object m, Py_ssize_t hdr_lines, Py_ssize_t data_lines)
-    @cython.locals(p=Py_ssize_t)
+    @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, rc=Py_ssize_t, ns=cython.longlong)
+    cpdef object touch_m(self, Py_ssize_t c, Mbuf m, Py_ssize_t lines)
+    @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, dl=Py_ssize_t, ns=cython.longlong, b=cython.longlong)
+    cpdef object rx_touch(self, Py_ssize_t c, Mbuf m, Py_ssize_t hdr_lines, Py_ssize_t data_lines)
+    @cython.locals(ns=cython.longlong)
     cpdef object charge(self, Py_ssize_t c, Py_ssize_t lv, Py_ssize_t lines)
-    @cython.locals(p=Py_ssize_t, lv=Py_ssize_t)
+    @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, pnow=cython.longlong)
     cpdef object touch_shared(self, Py_ssize_t c, dict rec, Py_ssize_t lines)
+    @cython.locals(c=Py_ssize_t, p=Py_ssize_t, t=cython.longlong)
+    cpdef publish(self, list pub_c)
+    @cython.locals(c=Py_ssize_t, k=Py_ssize_t, i=Py_ssize_t, b=cython.longlong)
+    cpdef report(self, list out, object end)

@@ -51,6 +51,8 @@ package 0".
 
 from __future__ import annotations
 
+from array import array
+
 LINE = 64
 LEVELS = ("local", "llc", "xcore", "xpkg", "dram", "dram_remote")
 L_LOCAL, L_LLC, L_XCORE, L_XPKG, L_DRAM, L_DRAM_REMOTE = range(6)
@@ -88,35 +90,48 @@ class Topology:
 class MemView:
     """One actor's view of the cores' touch counters, and the pricing of its
     threads' touches.  Counts and ns are kept per core for the current window
-    and reported to the CPU actors (`report`)."""
+    and reported to the CPU actors (`report`).
+
+    The counters are int64 arrays (array('q')), so that the compiled model
+    keeps them in C (actors/cache.pxd); `cnt` is flat, core c's six levels at
+    c * 6, and `price` too, level lv's prices at lv * 33 (for 0..32 lines)."""
 
     __slots__ = ("t", "pkg", "l2", "llc", "now_c", "now_p", "cur_c", "cur_p", "prev_c",
                  "cnt", "nsl", "actor", "price")
 
     def __init__(self, topo: Topology, actor: str):
         self.t = topo
-        self.pkg = topo.pkg
+        self.pkg = array("q", topo.pkg)
         self.l2 = topo.l2
         self.llc = topo.llc
         self.actor = actor
         n, p = topo.ncpu, topo.npkg
-        self.now_c = [0] * n        # the counters as we know them: published + ours since
-        self.now_p = [0] * p
-        self.cur_c = [0] * n        # bytes our threads touched this window
-        self.cur_p = [0] * p
-        self.prev_c = [0] * n       # ... and in the window before
-        self.cnt = [[0] * 6 for _ in range(n)]    # lines per level, this window
-        self.nsl = [0] * n                       # memory ns, this window
+        self.now_c = _zeros(n)      # the counters as we know them: published + ours since
+        self.now_p = _zeros(p)
+        self.cur_c = _zeros(n)      # bytes our threads touched this window
+        self.cur_p = _zeros(p)
+        self.prev_c = _zeros(n)     # ... and in the window before
+        self.cnt = _zeros(n * 6)    # lines per core and level, this window
+        self.nsl = _zeros(n)        # memory ns, this window
         # ns for `lines` lines at each level (integer, rounded once)
-        self.price = [[int(k * lat + 0.5) for k in range(33)] for lat in topo.lat_ns]
+        self.price = array("q", [int(k * lat + 0.5) for lat in topo.lat_ns for k in range(33)])
 
     # -- counters -------------------------------------------------------------
     def publish(self, pub_c: list) -> None:
         """The CPUs' counters as of reports sent two windows back: add what
         we touched in the window just before and in this one (not yet in
         them)."""
-        self.now_c = [a + b + c for a, b, c in zip(pub_c, self.prev_c, self.cur_c)]
-        self.now_p = [sum(self.now_c[c] for c in cores) for cores in self.t.pkg_cores]
+        now_c = self.now_c
+        prev_c = self.prev_c
+        cur_c = self.cur_c
+        for c in range(len(now_c)):
+            now_c[c] = pub_c[c] + prev_c[c] + cur_c[c]
+        now_p = self.now_p
+        for p, cores in enumerate(self.t.pkg_cores):
+            t = 0
+            for c in cores:
+                t += now_c[c]
+            now_p[p] = t
 
     def now(self, c: int) -> tuple:
         return c, self.now_c[c], self.now_p[self.pkg[c]]
@@ -137,42 +152,49 @@ class MemView:
             return L_LLC if rp == p else L_XPKG
         return L_DRAM if p == 0 else L_DRAM_REMOTE
 
+    def _price(self, lv: int, lines: int) -> int:
+        """ns for `lines` lines at level lv (the table for up to 32 lines)."""
+        if 0 <= lines <= 32:
+            return self.price[lv * 33 + lines]
+        return int(lines * self.t.lat_ns[lv] + 0.5)
+
+    def _add(self, c: int, p: int, lv: int, lines: int, ns: int) -> None:
+        """Count `lines` lines at level lv and `ns` on core c (package p)."""
+        self.cnt[c * 6 + lv] += lines
+        self.nsl[c] += ns
+        b = lines * LINE
+        self.cur_c[c] += b
+        self.now_c[c] += b
+        self.cur_p[p] += b
+        self.now_p[p] += b
+
     def touch(self, c: int, rec: tuple | None, lines: int) -> int:
         """Core c touches `lines` lines whose record is `rec` ((core, C, P) or
         None for memory only).  Returns the (integer) ns it costs; the caller
         stores `self.now(c)` as the new record."""
-        pkg = self.pkg
-        p = pkg[c]
-        now_c = self.now_c
-        now_p = self.now_p
+        p = self.pkg[c]
         if rec is None or rec[0] < 0:
             lv = L_DRAM if p == 0 else L_DRAM_REMOTE
-        else:                               # self.level(), inlined: the hot path
-            rc = rec[0]
-            rp = pkg[rc]
-            if now_c[rc] - rec[1] < self.l2:
-                lv = L_LOCAL if rc == c else (L_XCORE if rp == p else L_XPKG)
-            elif now_p[rp] - rec[2] < self.llc:
-                lv = L_LLC if rp == p else L_XPKG
-            else:
-                lv = L_DRAM if p == 0 else L_DRAM_REMOTE
-        self.cnt[c][lv] += lines
-        ns = self.price[lv][lines]
-        self.nsl[c] += ns
-        b = lines * LINE
-        self.cur_c[c] += b
-        now_c[c] += b
-        self.cur_p[p] += b
-        now_p[p] += b
+        else:
+            lv = self.level(c, rec[0], rec[1], rec[2])
+        ns = self._price(lv, lines)
+        self._add(c, p, lv, lines, ns)
         return ns
 
     def touch_m(self, c: int, m, lines: int) -> int:
         """Core c touches `lines` of mbuf m's lines: priced by m's record,
         which becomes c's."""
-        ns = self.touch(c, (m.line_cpu, m.line_at, m.line_pat), lines)
+        p = self.pkg[c]
+        rc = m.line_cpu
+        if rc < 0:
+            lv = L_DRAM if p == 0 else L_DRAM_REMOTE
+        else:
+            lv = self.level(c, rc, m.line_at, m.line_pat)
+        ns = self._price(lv, lines)
+        self._add(c, p, lv, lines, ns)
         m.line_cpu = c
         m.line_at = self.now_c[c]
-        m.line_pat = self.now_p[self.pkg[c]]
+        m.line_pat = self.now_p[p]
         return ns
 
     def rx_touch(self, c: int, m, hdr_lines: int, data_lines: int) -> int:
@@ -180,35 +202,26 @@ class MemView:
         header where m's record says (the CPU that refilled the ring), the
         data lines from memory (the NIC wrote them there).  m's record
         becomes c's."""
-        pkg = self.pkg
-        p = pkg[c]
+        p = self.pkg[c]
         lv = self.level(c, m.line_cpu, m.line_at, m.line_pat)
         dl = L_DRAM if p == 0 else L_DRAM_REMOTE
-        cnt = self.cnt[c]
-        cnt[lv] += hdr_lines
-        cnt[dl] += data_lines
-        ns = self.price[lv][hdr_lines] + self.price[dl][data_lines]
+        ns = self._price(lv, hdr_lines) + self._price(dl, data_lines)
+        self.cnt[c * 6 + lv] += hdr_lines
+        self.cnt[c * 6 + dl] += data_lines
         self.nsl[c] += ns
         b = (hdr_lines + data_lines) * LINE
         self.cur_c[c] += b
         self.cur_p[p] += b
-        now = self.now_c[c] = self.now_c[c] + b
-        pnow = self.now_p[p] = self.now_p[p] + b
+        self.now_c[c] += b
+        self.now_p[p] += b
         m.line_cpu = c
-        m.line_at = now
-        m.line_pat = pnow
+        m.line_at = self.now_c[c]
+        m.line_pat = self.now_p[p]
         return ns
 
     def charge(self, c: int, lv: int, lines: int) -> int:
-        self.cnt[c][lv] += lines
-        ns = self.price[lv][lines] if lines <= 32 else int(lines * self.t.lat_ns[lv] + 0.5)
-        self.nsl[c] += ns
-        b = lines * LINE
-        p = self.pkg[c]
-        self.cur_c[c] += b
-        self.now_c[c] += b
-        self.cur_p[p] += b
-        self.now_p[p] += b
+        ns = self._price(lv, lines)
+        self._add(c, self.pkg[c], lv, lines, ns)
         return ns
 
     def touch_shared(self, c: int, rec: dict, lines: int) -> int:
@@ -241,11 +254,21 @@ class MemView:
     def report(self, out: list, end: int) -> None:
         """Send each CPU what we touched on it this window; roll the window."""
         cur = self.cur_c
-        for c, b in enumerate(cur):
+        cnt = self.cnt
+        nsl = self.nsl
+        for c in range(len(cur)):
+            b = cur[c]
             if b:
-                out.append((f"cpu{c}", "mem", [self.actor, b, self.cnt[c], self.nsl[c]], end))
-                self.cnt[c] = [0] * 6
-                self.nsl[c] = 0
+                k = c * 6
+                out.append((f"cpu{c}", "mem", [self.actor, b, [cnt[k], cnt[k + 1], cnt[k + 2],
+                            cnt[k + 3], cnt[k + 4], cnt[k + 5]], nsl[c]], end))
+                for i in range(k, k + 6):
+                    cnt[i] = 0
+                nsl[c] = 0
         self.prev_c = cur
-        self.cur_c = [0] * self.t.ncpu
-        self.cur_p = [0] * self.t.npkg
+        self.cur_c = _zeros(len(cur))
+        self.cur_p = _zeros(len(self.cur_p))
+
+
+def _zeros(n: int) -> array:
+    return array("q", bytes(8 * n))

@@ -15,11 +15,14 @@ def _topo(cpus=4, packages=1, l2=256 << 10, llc=8 << 20):
 
 
 def _levels(view):
+    """Lines counted this window, by (core, level) (view.cnt is flat: core c's
+    six levels at c * 6)."""
     out = {}
-    for c, cnt in enumerate(view.cnt):
-        for lv, n in enumerate(cnt):
-            if n:
-                out[(c, LEVELS[lv])] = out.get((c, LEVELS[lv]), 0) + n
+    cnt = list(view.cnt)
+    for i, n in enumerate(cnt):
+        if n:
+            c, lv = divmod(i, len(LEVELS))
+            out[(c, LEVELS[lv])] = out.get((c, LEVELS[lv]), 0) + n
     return out
 
 
