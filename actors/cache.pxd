@@ -28,7 +28,10 @@ cdef class MemView:
     cpdef object charge(self, Py_ssize_t c, Py_ssize_t lv, Py_ssize_t lines)
     @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, pnow=cython.longlong)
     cpdef object touch_shared(self, Py_ssize_t c, dict rec, Py_ssize_t lines)
-    @cython.locals(c=Py_ssize_t, p=Py_ssize_t, t=cython.longlong)
+    @cython.locals(c=Py_ssize_t, p=Py_ssize_t, t=cython.longlong, now_c=cython.longlong[::1],
+                   prev_c=cython.longlong[::1], cur_c=cython.longlong[::1], now_p=cython.longlong[::1])
     cpdef publish(self, list pub_c)
-    @cython.locals(c=Py_ssize_t, k=Py_ssize_t, i=Py_ssize_t, b=cython.longlong)
+    @cython.locals(c=Py_ssize_t, k=Py_ssize_t, i=Py_ssize_t, b=cython.longlong,
+                   cur=cython.longlong[::1], cnt=cython.longlong[::1], nsl=cython.longlong[::1],
+                   prev=cython.longlong[::1], cur_p=cython.longlong[::1])
     cpdef report(self, list out, object end)

@@ -265,9 +265,16 @@ class MemView:
                 for i in range(k, k + 6):
                     cnt[i] = 0
                 nsl[c] = 0
+        # roll: this window's counts become the previous window's, and the
+        # previous window's array, zeroed, takes this window's counts
+        prev = self.prev_c
+        for c in range(len(prev)):
+            prev[c] = 0
         self.prev_c = cur
-        self.cur_c = _zeros(len(cur))
-        self.cur_p = _zeros(len(self.cur_p))
+        self.cur_c = prev
+        cur_p = self.cur_p
+        for c in range(len(cur_p)):
+            cur_p[c] = 0
 
 
 def _zeros(n: int) -> array:
