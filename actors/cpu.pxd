@@ -1,6 +1,8 @@
 # Cython declarations for actors/cpu.py, read only when the model is
 # compiled (actors/_core.py): Cpu becomes an extension type (its fields in
-# a C struct).  Values stay Python objects: no arithmetic changes.
+# a C struct), its step and context-switch sweep called in C.  Values stay
+# Python objects: no arithmetic changes.
+cimport cython
 from actors.base cimport Actor
 
 cdef class Cpu(Actor):
@@ -8,3 +10,9 @@ cdef class Cpu(Actor):
     cdef public object mem_ns, csw_vol, csw_invol, bursts, published, _unsorted
     cdef public object subscribers, cap, granted, future, events, mem_lines
     cdef public list spans, judged
+
+    @cython.locals(reports=list, spans=list, debts=dict, demand=dict, cap=dict)
+    cpdef list step(self, start, end, list inbox)
+    @cython.locals(pend=list, ready=list, cover=list, active=list, k=Py_ssize_t, n=Py_ssize_t,
+                   nc=Py_ssize_t, j=Py_ssize_t)
+    cpdef _switches(self, start)

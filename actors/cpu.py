@@ -95,7 +95,7 @@ class Cpu(Actor):
                     ml[i] += v
                 self.mem_ns += ns
         reports.sort()
-        for w in sorted(x for x in self.future if x * Q < end):
+        for w in sorted([x for x in self.future if x * Q < end]):
             for cls, got in self.future.pop(w).items():
                 self.granted[cls] = self.granted.get(cls, 0) + got
                 self.busy_ns += got
