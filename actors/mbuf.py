@@ -438,15 +438,19 @@ def decode_batch(blob: bytes) -> list:
 
 
 def _name(names: dict, v) -> int:
-    """v's index in the name table (a str or None; a zones tuple of str)."""
-    i = names.get(v)
+    """v's index in the name table (a str or None; a zones tuple of str), or
+    -1 when v is none of those."""
+    if v is not None and type(v) is not str and type(v) is not tuple:
+        return -1
+    try:
+        i = names.get(v)
+    except TypeError:           # a tuple holding something unhashable
+        return -1
     if i is None:
         if type(v) is tuple:
             for z in v:
                 if type(z) is not str:
                     return -1
-        elif v is not None and type(v) is not str:
-            return -1
         i = names[v] = len(names)
     return i
 

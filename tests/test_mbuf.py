@@ -249,6 +249,23 @@ def test_decode_bad_version():
     assert decode_batch(encode_batch([])) == []
 
 
+def test_names_that_are_not_strings_go_in_the_rows_form():
+    uma = Uma()
+    for odd in (7, b"ix0", None):
+        m = m_alloc(uma, b"hello")
+        m.rcvif = odd
+        blob = encode_batch([m])
+        assert msgpack.unpackb(blob, raw=False)[0] == (CODEC_PACKED if odd is None
+                                                        else CODEC_VERSION)
+        assert decode_batch(blob)[0].rcvif == odd
+    m = m_alloc(uma, b"hello")
+    m.rcvif = ["ix0"]                        # unhashable
+    assert msgpack.unpackb(encode_batch([m]), raw=False)[0] == CODEC_VERSION
+    m = m_alloc(uma, b"hello")
+    m.st.zones = ("mbuf", ["x"])            # unhashable inside a tuple
+    assert msgpack.unpackb(encode_batch([m]), raw=False)[0] == CODEC_VERSION
+
+
 def test_decode_bad_packed_batch():
     uma = Uma()
     ms = [m_alloc(uma, b"hello"), m_alloc(uma, bytes(1500))]
