@@ -12,6 +12,7 @@ the packed placement over its 1-worker rate.  Wall time is the best of
 
 from __future__ import annotations
 
+import statistics
 import time
 
 from actors._core import status as core_status
@@ -61,18 +62,35 @@ def bench(path, duration_ms: float = 200.0, repeat: int = 3, sets=()) -> dict:
 
 def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
               address: str | None = None, sets=()) -> dict:
+    """Each placement's figures on Ray.  The runs of the placements alternate
+    (packed over 1 worker, over 2, ..., per-component, then again `repeat`
+    times), so that a slow phase of a shared machine falls on all of them
+    alike rather than on whichever ran then; each reports the best and the
+    median of its runs, and the speed-up over 1 packed worker of both."""
     from .ray_executor import connect
     connect(address)
     scn = load(path, [f"scenario.duration_ms={duration_ms}", *sets])
+    idle = load(path, [f"scenario.duration_ms={duration_ms}", "traffic.stop_ms=0", *sets])
     out = {"scenario": scn["name"], "virtual_ms": duration_ms, "windows": scn["windows"],
            "quantum_ns": scn["quantum_ns"], "repeat": repeat, "runs": [],
            "core": core_status()["core"]}
-    for w in workers:
-        f = _figures(path, duration_ms, "ray", repeat, sets, placement="packed", workers=w)
-        out["runs"].append(dict(f, placement="packed", workers=w))
-    f = _figures(path, duration_ms, "ray", repeat, sets, placement="per-component")
-    out["runs"].append(dict(f, placement="per-component", workers=None))
-    base = next((r["pps"] for r in out["runs"] if r["workers"] == 1), None)
+    configs = [{"placement": "packed", "workers": w} for w in workers]
+    configs.append({"placement": "per-component", "workers": None})
+    walls = [[] for _ in configs]
+    packets = [0] * len(configs)
+    for _ in range(max(1, repeat)):
+        for i, c in enumerate(configs):
+            wall, packets[i] = _time(scn, "ray", 1, **c)
+            walls[i].append(wall)
+    w = scn["windows"]
+    for i, c in enumerate(configs):
+        iwall, _ = _time(idle, "ray", 1, **c)
+        best, med = min(walls[i]), statistics.median(walls[i])
+        out["runs"].append(dict(c, packets=packets[i], wall_s=best, pps=packets[i] / best,
+                                pps_median=packets[i] / med, us_per_window=best / w * 1e6,
+                                engine_us_per_window=iwall / w * 1e6))
+    base = next((r for r in out["runs"] if r["workers"] == 1), None)
     for r in out["runs"]:
-        r["speedup_vs_1_worker"] = r["pps"] / base if base else None
+        r["speedup_vs_1_worker"] = r["pps"] / base["pps"] if base else None
+        r["speedup_median_vs_1_worker"] = r["pps_median"] / base["pps_median"] if base else None
     return out

@@ -124,3 +124,19 @@ def test_failed_run_leaves_no_results_folder(tmp_path):
     assert "Traceback" not in p.stderr
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_ray_alternates_placements_and_reports_best_and_median(local_ray):
+    """`netcabal bench --engine ray`: every placement simulates the same
+    packets; each reports the best and the median of its alternating runs."""
+    from cluster.bench import bench_ray
+    r = bench_ray(QUICKSTART, duration_ms=0.2, repeat=3, workers=(1, 2))
+    runs = r["runs"]
+    assert [(x["placement"], x["workers"]) for x in runs] == [
+        ("packed", 1), ("packed", 2), ("per-component", None)]
+    assert len({x["packets"] for x in runs}) == 1 and runs[0]["packets"] > 0
+    for x in runs:
+        assert x["pps"] >= x["pps_median"] > 0
+        assert x["us_per_window"] == pytest.approx(x["wall_s"] / r["windows"] * 1e6)
+    assert runs[0]["speedup_vs_1_worker"] == 1.0 and runs[0]["speedup_median_vs_1_worker"] == 1.0
+    assert runs[1]["speedup_vs_1_worker"] == pytest.approx(runs[1]["pps"] / runs[0]["pps"])
