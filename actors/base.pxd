@@ -4,6 +4,11 @@
 # a C call where the caller's variable is declared a KThread, a Python call
 # otherwise).  Values stay Python objects: no arithmetic changes.
 
+cdef class Tap:
+    cdef public object cap, frames, lost
+
+    cpdef add(self, m, dropped, what)
+
 cdef class KThread:
     cdef public object name, actor, cpu, pri, Q, clock, busy_total, debt_total
     cdef public object burst_t0, state, migrations

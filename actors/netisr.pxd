@@ -5,17 +5,23 @@
 # are read and their methods called directly.  Values stay Python objects:
 # no arithmetic changes.
 cimport cython
-from actors.base cimport Actor, KThread
+from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
 from actors.mbuf cimport Mbuf
 from actors.proto_input cimport ProtoInput
+
+cdef class NetisrConfig:
+    cdef public object nws, names, policy, pin, ncpus, rr, hybrid
+
+    cpdef select(self, proto, Mbuf m, if_index, source=*, cur_cpu=*, queue=*)
 
 cdef class Netisr(Actor):
     cdef public object name, wsid, cpu, ws_cpu, Q, bound, hybrid, loopback, loads
     cdef public object c_migr, c_wake, moved, nics, points, pub_c, qlimit, queues
     cdef public object running, sleep_at, snap, snap_proto, stats, svc, svc_n, svc_sum
-    cdef public object tap, uma, vnet_actors, wait_ns, waited, wake, wake_n
+    cdef public object uma, vnet_actors, wait_ns, waited, wake, wake_n
     cdef public object wake_sum, wakeups
+    cdef public Tap tap
     cdef public MemView mem
     cdef public ProtoInput pi
     cdef public KThread thread

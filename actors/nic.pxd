@@ -5,10 +5,11 @@
 # their methods called directly.  Values stay Python objects: no arithmetic
 # changes.
 cimport cython
-from actors.base cimport Actor, KThread
+from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
 from actors.mbuf cimport Mbuf, m_alloc
 from actors.ether_input cimport ether_input
+from actors.netisr cimport NetisrConfig
 from actors.proto_input cimport ProtoInput
 
 cdef class RxQueue:
@@ -18,18 +19,20 @@ cdef class RxQueue:
 
 cdef class Nic(Actor):
     cdef public object name, Q, accept_any, arrived, c_csw, c_drop, c_intr, c_migr
-    cdef public object c_pkt, c_pkt_direct, c_vlan, direct, dispatch, drops, hash_memo
+    cdef public object c_pkt, c_pkt_direct, c_vlan, direct, drops, hash_memo
     cdef public object hybrid, if_index, if_vnet, indir, iphdr_memo, irq_balance, itr_ns
     cdef public object last_q, link_input, linktype, loads, mac, ncpu, pis, points
-    cdef public object promisc, pub_c, ring_size, rss, rxcsum, rxq, sources, tap
+    cdef public object promisc, pub_c, ring_size, rss, rxcsum, rxq, sources
     cdef public object tcp_peers, threads, uma, vlans, vnet, vnet_actors, vout, window
     cdef public object ws_cpu, ws_state
+    cdef public Tap tap
+    cdef public NetisrConfig dispatch
     cdef public MemView mem
 
     @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
                    iplen=Py_ssize_t, plen=Py_ssize_t)
     cpdef hw_rx(self, f)
-    @cython.locals(th=KThread, iq=KThread, m=Mbuf, mem=MemView, pi=ProtoInput)
+    @cython.locals(th=KThread, iq=KThread, m=Mbuf, mem=MemView, pi=ProtoInput, disp=NetisrConfig)
     cpdef _run_queue(self, RxQueue rx, list arr, start, end, dict out)
     @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView)
     cpdef step(self, start, end, list inbox)

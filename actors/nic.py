@@ -314,7 +314,7 @@ class Nic(Actor):
         ws_state = self.ws_state
         last_q = self.last_q
         Q = self.Q
-        select = self.dispatch.select
+        disp = self.dispatch
         if_index = self.if_index
         n = len(arr)
         i = 0
@@ -422,7 +422,7 @@ class Nic(Actor):
                     th.charge(clock, clock + c_pkt)
                 clock += c_pkt
                 m.stamp_ns = clock
-                dest = select(proto, m, if_index, 0, cpu, qname)
+                dest = disp.select(proto, m, if_index, 0, cpu, qname)
                 if dest is None:
                     self._drop(m, "netisr_noproto")
                     continue

@@ -5,7 +5,7 @@
 # fields are read and their methods called directly.  Values stay Python
 # objects: no arithmetic changes.
 cimport cython
-from actors.base cimport Actor
+from actors.base cimport Actor, Tap
 from actors.cache cimport MemView
 from actors.in_pcb cimport Pcb, PcbInfo
 from actors.mbuf cimport Mbuf
@@ -19,9 +19,10 @@ cdef class Vnet(Actor):
     cdef public object dispatch, drops, end, last_id, lat_hist, lat_max, lat_sum, later
     cdef public object listeners, lo_index, loads, locking, npcb, pcb_inputs
     cdef public object pcb_overlaps, pub_c, reordered, rlat_hist, senders, seq
-    cdef public object sink, sink_pcb, sockets, tap, tcbinfo, tcp_conns, tcp_queued
+    cdef public object sink, sink_pcb, sockets, tcbinfo, tcp_conns, tcp_queued
     cdef public object threads, udbinfo, uma, vname, ws_info
     cdef public dict pending
+    cdef public Tap tap
     cdef public MemView mem
 
     @cython.locals(info=PcbInfo, pcb=Pcb)
