@@ -30,8 +30,8 @@ cdef class Nic(Actor):
     cdef public MemView mem
 
     @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
-                   iplen=Py_ssize_t, plen=Py_ssize_t)
-    cpdef hw_rx(self, f)
+                   iplen=Py_ssize_t, plen=Py_ssize_t, et=Py_ssize_t, ulp=Py_ssize_t)
+    cpdef hw_rx(self, bytes f)
     @cython.locals(th=KThread, iq=KThread, m=Mbuf, mem=MemView, pi=ProtoInput, disp=NetisrConfig)
     cpdef _run_queue(self, RxQueue rx, list arr, start, end, dict out)
     @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView)

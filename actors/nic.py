@@ -91,10 +91,10 @@ from .toeplitz import toeplitz_hash
 RSS_TABLE = 128
 PKT_KIND = {p: "pkts." + n for p, n in ISR_NAMES.items()}
 _from = int.from_bytes
-_V4 = b"\x08\x00"
-_V6 = b"\x86\xdd"
-_VLAN = b"\x81\x00"
-_QINQ = b"\x88\xa8"
+_V4 = 0x0800
+_V6 = 0x86DD
+_VLAN = 0x8100
+_QINQ = 0x88A8
 
 
 class RxQueue:
@@ -203,15 +203,21 @@ class Nic(Actor):
         802.1Q / 802.1ad tags.  The hash and the IPv4 header check are
         memoised on the bytes they read (same bytes, same answer): flows
         repeat their headers."""
-        et = f[12:14]
+        n = len(f)
+        if n < 14:
+            return 0, M_HASHTYPE_NONE, 0
+        et = f[12] << 8 | f[13]
         b = 14                                   # where the IP header starts
         if et == _VLAN or et == _QINQ:
-            et = f[16:18]
+            if n < 18:
+                return 0, M_HASHTYPE_NONE, 0
+            et = f[16] << 8 | f[17]
             b = 18
             if et == _VLAN:
-                et = f[20:22]
+                if n < 22:
+                    return 0, M_HASHTYPE_NONE, 0
+                et = f[20] << 8 | f[21]
                 b = 22
-        n = len(f)
         if et == _V4 and n >= b + 20 and f[b] >> 4 == 4:
             hl = (f[b] & 15) << 2
             u = b + hl

@@ -259,6 +259,23 @@ def test_hw_rx_hash_and_flags(nic):
     assert M_HASHTYPE_RSS_IPV4 == 0x81 and M_HASHTYPE_RSS_IPV6 == 0x83
 
 
+def test_hw_rx_short_and_tagged_frames(nic):
+    """A frame cut before its ethertype (or a tag's) gets no hash and no
+    flags; a tagged frame gets the hash of its untagged self (RSS looks past
+    up to two tags)."""
+    from scapy.layers.l2 import Dot1AD, Dot1Q
+    p = Ether(dst="02:00:00:00:00:01") / IP(src="10.1.0.2", dst="10.0.0.1") / UDP(sport=7, dport=5001) / Raw(b"x" * 20)
+    plain = nic.hw_rx(bytes(p))
+    assert plain[1] == M_HASHTYPE_RSS_IPV4
+    one = Ether(dst="02:00:00:00:00:01") / Dot1Q(vlan=100) / p[IP]
+    two = Ether(dst="02:00:00:00:00:01") / Dot1AD(vlan=7) / Dot1Q(vlan=100) / p[IP]
+    for tagged in (one, two):
+        raw = bytes(tagged)
+        assert nic.hw_rx(raw) == plain
+        for cut in range(0, len(raw) - len(p[IP]) + 2):
+            assert nic.hw_rx(raw[:cut]) == (0, 0, 0)
+
+
 def test_hw_rx_on_scapy_frames(nic):
     """Frames built by scapy alone (not by TrafficSource) get the same treatment."""
     eth = Ether(dst="00:1b:21:0a:0b:0c", src="02:00:00:00:00:01")
