@@ -4,10 +4,12 @@
 # a C call where the caller's variable is declared a KThread, a Python call
 # otherwise).  Values stay Python objects: no arithmetic changes.
 
+from actors.mbuf cimport Mbuf
+
 cdef class Tap:
     cdef public object cap, frames, lost
 
-    cpdef add(self, m, dropped, what)
+    cpdef add(self, Mbuf m, dropped, what)
 
 cdef class KThread:
     cdef public object name, actor, cpu, pri, Q, clock, busy_total, debt_total

@@ -9,6 +9,7 @@ from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
 from actors.mbuf cimport Mbuf, m_alloc
 from actors.ether_input cimport ether_input
+from actors.inet cimport word_sum
 from actors.netisr cimport NetisrConfig
 from actors.proto_input cimport ProtoInput
 

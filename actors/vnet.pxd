@@ -8,7 +8,7 @@ cimport cython
 from actors.base cimport Actor, Tap
 from actors.cache cimport MemView
 from actors.in_pcb cimport Pcb, PcbInfo
-from actors.mbuf cimport Mbuf
+from actors.mbuf cimport Mbuf, Storage
 
 cdef class Socket:
     cdef public object buf, bytes, cc, delivered, fullsock, group, hiwat, name
@@ -28,7 +28,8 @@ cdef class Vnet(Actor):
     @cython.locals(info=PcbInfo, pcb=Pcb)
     cpdef _locked_input(self, Mbuf m, tuple key, t_end, thread, infos=*, c_udp=*, sink=*)
     cpdef _drop(self, m, reason)
-    @cython.locals(s=Socket, pcb=Pcb, mem=MemView)
+    @cython.locals(s=Socket, pcb=Pcb, mem=MemView, mb=Mbuf, st=Storage, d=bytes, o=Py_ssize_t,
+                   l4=Py_ssize_t, arrivals=list)
     cpdef step(self, start, end, list inbox)
     @cython.locals(pcb=Pcb)
     cpdef _stall(self, Mbuf m, sender, dict mdebt, tuple key, infos, cost, sink=*)

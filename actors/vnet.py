@@ -248,10 +248,11 @@ class Vnet(Actor):
         pub = False
         for msg in inbox:
             kind = msg[4]
-            if kind == "pkts.udp":
-                arrivals.extend([(m.stamp_ns, 0, msg[1], m) for m in msg[5]])
-            elif kind == "pkts.tcp":
-                arrivals.extend([(m.stamp_ns, 2, msg[1], m) for m in msg[5]])
+            if kind == "pkts.udp" or kind == "pkts.tcp":
+                what = 0 if kind == "pkts.udp" else 2
+                snd = msg[1]
+                for mb in msg[5]:
+                    arrivals.append((mb.stamp_ns, what, snd, mb))
             elif kind == "cstate":
                 c, touched, demand = msg[5]
                 self.pub_c[c] = touched
@@ -288,10 +289,12 @@ class Vnet(Actor):
                     if s.reader is not None:
                         s.reader.point((sender, m), t)
                 continue
-            d = m.st.data
-            o = m.off
+            mb = m                  # a UDP datagram (the other kinds went above)
+            st = mb.st
+            d = st.data
+            o = mb.off
             v6 = d[o] >> 4 == 6
-            l4 = o + m.l3hlen
+            l4 = o + mb.l3hlen
             if v6:
                 laddr = d[o + 24:o + 40]
                 faddr = d[o + 8:o + 24]
@@ -301,23 +304,23 @@ class Vnet(Actor):
             fkey = faddr + d[l4:l4 + 4] + laddr
             sport = (d[l4] << 8) | d[l4 + 1]
             dport = (d[l4 + 2] << 8) | d[l4 + 3]
-            pcb, now = self._stall(m, sender, mdebt, (6 if v6 else 4, faddr, sport, laddr, dport),
+            pcb, now = self._stall(mb, sender, mdebt, (6 if v6 else 4, faddr, sport, laddr, dport),
                                    self.udbinfo, self.c_udp, self.sink_pcb)
             if pcb is None:
                 cnt["udps_noport"] += 1
-                if m.flags & (M_BCAST | M_MCAST):
+                if mb.flags & (M_BCAST | M_MCAST):
                     cnt["udps_noportbcast"] += 1
-                self._drop(m, "udps_noport")
+                self._drop(mb, "udps_noport")
                 continue
             s = pcb.sock
-            self._touch_pcb(m, s, sender, mdebt)
+            self._touch_pcb(mb, s, sender, mdebt)
             if s.buf and s.read_ns is not None:
                 self._read(s, now)
-            if s.cc + m.len > s.hiwat:
+            if s.cc + mb.len > s.hiwat:
                 s.fullsock += 1
-                self._drop(m, "udps_fullsock")
+                self._drop(mb, "udps_fullsock")
                 continue
-            self._deliver(s, m, now, fkey, sender, m.len)
+            self._deliver(s, mb, now, fkey, sender, mb.len)
         free = self._free_read
         for s in self.sockets.values():
             rd = s.reader
