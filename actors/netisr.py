@@ -231,11 +231,15 @@ class Netisr(Actor):
         n = len(arrivals)
         i = 0
         while True:
-            until = arrivals[i][1].stamp_ns if i < n else end
-            if i < n and arrivals[i][1].flags & M_PREEMPT:
-                # its enqueue preempts the sender, which goes on only once we
-                # have run it: whatever we hold is done first, then we sleep
-                until = 1 << 62
+            if i < n:
+                nx = arrivals[i][1]
+                until = nx.stamp_ns
+                if nx.flags & M_PREEMPT:
+                    # its enqueue preempts the sender, which goes on only once we
+                    # have run it: whatever we hold is done first, then we sleep
+                    until = 1 << 62
+            else:
+                until = end
             while True:
                 if not snap:
                     for p, q in queues.items():
@@ -249,14 +253,15 @@ class Netisr(Actor):
                             self.sleep_at = clock  # a packet stamped earlier is on its way
                         running = False
                         break
+                    hd = snap[0]            # the head of the queue taken
                     if not running:
                         running = True
-                        t = snap[0].stamp_ns
+                        t = hd.stamp_ns
                         # it slept, and the enqueue woke it (swi_sched); a wakeup
                         # that preempted its sender did too, even if our
                         # clock ran a little past it (the sender waited for us
                         # by our published times, not our exact ones)
-                        if clock <= t or (snap[0].flags & M_PREEMPT and self.sleep_at is not None):
+                        if clock <= t or (hd.flags & M_PREEMPT and self.sleep_at is not None):
                             if self.sleep_at is not None:
                                 self._slept(self.sleep_at)
                             self.wakeups += 1
@@ -265,7 +270,7 @@ class Netisr(Actor):
                             w0 = clock
                             if not self.bound:     # ULE places the woken thread
                                 nc = pick_thread_cpu(self.loads, PRI_SWI_NET, th.cpu,
-                                                     snap[0].line_cpu if snap[0].line_cpu >= 0 else None,
+                                                     hd.line_cpu if hd.line_cpu >= 0 else None,
                                                      th.name)
                                 if nc != th.cpu:
                                     th.move(nc)
@@ -273,7 +278,7 @@ class Netisr(Actor):
                                     self.moved = True
                                     th.charge(clock, clock + c_migr)
                                     clock += c_migr
-                            th.wake(w0, bool(snap[0].flags & M_PREEMPT))
+                            th.wake(w0, bool(hd.flags & M_PREEMPT))
                             c = c_wake
                             if mem is not None:
                                 c += mem.touch(th.cpu, th.state, THREAD_LINES)
@@ -285,10 +290,10 @@ class Netisr(Actor):
                         else:                # it was still busy: the burst goes on
                             self.sleep_at = None
                     if mem is not None:      # the queue head, last written by the enqueuer
-                        c = mem.charge(th.cpu, mem.between(th.cpu, snap[0].line_cpu
-                                                           if snap[0].line_cpu >= 0 else th.cpu),
+                        c = mem.charge(th.cpu, mem.between(th.cpu, hd.line_cpu
+                                                           if hd.line_cpu >= 0 else th.cpu),
                                        QUEUE_LINES)
-                        t = clock if clock > snap[0].stamp_ns else snap[0].stamp_ns
+                        t = clock if clock > hd.stamp_ns else hd.stamp_ns
                         th.charge(t, t + c)
                         clock = t + c
                         self.wake_sum += c
