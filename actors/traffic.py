@@ -31,6 +31,8 @@ import numpy as np
 
 from .inet import IPPROTO_UDP, ETHERTYPE_IP, ETHERTYPE_IPV6, in_cksum
 
+_CKID = struct.Struct("!HQ").pack       # a frame's UDP checksum, then its 8-byte packet id
+
 BLOCK = 4096
 FCS = 4
 
@@ -132,8 +134,7 @@ class TrafficSource:
         ck = ~(s or 0xFFFF) & 0xFFFF or 0xFFFF   # 0 is sent as 0xffff (RFC 768)
         if corrupt & 2:
             ck ^= 0x0040
-        return b"".join(((badhead if corrupt & 1 else head), ck.to_bytes(2, "big"),
-                         pkt_id.to_bytes(8, "big"), pad))
+        return b"".join(((badhead if corrupt & 1 else head), _CKID(ck, pkt_id), pad))
 
     # -- arrivals -------------------------------------------------------------
     def _refill(self):
