@@ -12,7 +12,7 @@ from actors.mbuf cimport Mbuf, Storage
 
 cdef class Socket:
     cdef public object buf, bytes, cc, delivered, fullsock, group, hiwat, name
-    cdef public object next_read, pcb_rec, read, read_ns, reader, sb_rec
+    cdef public object next_read, pcb_rec, read, read_ns, reader, sb_rec, tap_label
 
 cdef class Vnet(Actor):
     cdef public object name, Q, c_lookup, c_tcp, c_udp, control, counters, delivered

@@ -59,10 +59,11 @@ LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
 
 class Socket:
     __slots__ = ("name", "hiwat", "cc", "buf", "read_ns", "next_read", "delivered",
-                 "bytes", "fullsock", "read", "pcb_rec", "sb_rec", "reader", "group")
+                 "bytes", "fullsock", "read", "pcb_rec", "sb_rec", "reader", "group", "tap_label")
 
     def __init__(self, name: str, hiwat: int, read_pps: float | None, reader=None):
         self.name = name
+        self.tap_label = f"delivered to socket {name}"     # what the capture says
         self.hiwat = hiwat
         self.cc = 0
         self.buf = []
@@ -437,7 +438,7 @@ class Vnet(Actor):
         s.bytes += nbytes
         self.delivered += 1
         if self.tap is not None:
-            self.tap.add(m, False, f"delivered to socket {s.name}")
+            self.tap.add(m, False, s.tap_label)
         lat = now - m.arrival_ns
         self.lat_sum += lat
         if lat > self.lat_max:
