@@ -1,8 +1,9 @@
 # Cython declarations for actors/base.py, read only when the model is
-# compiled (actors/_core.py): KThread becomes an extension type (its fields
-# in a C struct) whose methods other compiled modules call directly (cpdef:
-# a C call where the caller's variable is declared a KThread, a Python call
-# otherwise).  Values stay Python objects: no arithmetic changes.
+# compiled (actors/_core.py): KThread and the capture tap become extension
+# types (their fields in a C struct) whose methods other compiled modules
+# call directly (cpdef: a C call where the caller's variable is declared a
+# KThread or a Tap, a Python call otherwise).  Values stay Python objects:
+# no arithmetic changes.
 
 from actors.mbuf cimport Mbuf
 

@@ -1,9 +1,10 @@
 # Cython declarations for actors/netisr.py, read only when the model is
-# compiled (actors/_core.py): Netisr becomes an extension type (its fields
-# in a C struct); its thread, cache view, protocol handlers and the mbufs of
-# its hot loop are declared as their extension types, so that their fields
-# are read and their methods called directly.  Values stay Python objects:
-# no arithmetic changes.
+# compiled (actors/_core.py): Netisr and NetisrConfig become extension types
+# (their fields in a C struct; the NIC calls select in C); the netisr's
+# thread, cache view, protocol handlers and the mbufs of its hot loop are
+# declared as their extension types, so that their fields are read and
+# their methods called directly.  Values stay Python objects: no arithmetic
+# changes.
 cimport cython
 from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
