@@ -27,7 +27,8 @@ cdef class Netisr(Actor):
     cdef public ProtoInput pi
     cdef public KThread thread
 
-    @cython.locals(th=KThread, mem=MemView, m=Mbuf, pi=ProtoInput)
+    @cython.locals(th=KThread, mem=MemView, m=Mbuf, nx=Mbuf, hd=Mbuf, pi=ProtoInput,
+                   n=Py_ssize_t, i=Py_ssize_t)
     cpdef _run(self, list arrivals, start, end, dict out)
     @cython.locals(th=KThread)
     cpdef step(self, start, end, list inbox)
