@@ -106,7 +106,9 @@ class Cpu(Actor):
             self.wanted += used
             k = (pri, thread)
             demand[k] = demand.get(k, 0) + used
-            cls = PRI_CLASS.get(pri, str(pri))
+            cls = PRI_CLASS.get(pri)
+            if cls is None:
+                cls = str(pri)
             if w * Q < end:
                 self.granted[cls] = self.granted.get(cls, 0) + got
                 self.busy_ns += got
