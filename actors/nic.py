@@ -190,7 +190,7 @@ class Nic(Actor):
         self.pis = [ProtoInput(host, vnets or {}, r.thread.cpu, self.uma, self.tap, self.mem)
                     for r in self.rxq]
         self.c_pkt_direct = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
-        self.hash_memo = {}     # address bytes -> (Toeplitz hash, pseudo-header sum)
+        self.hash_memo = {}     # address bytes -> (Toeplitz hash, pseudo-header sum mod 0xffff)
         self.iphdr_memo = {}    # IPv4 header bytes -> header checksum good
         self.arrived = 0
         self.drops = {}
@@ -245,7 +245,9 @@ class Nic(Actor):
             if len(memo) > 65536:
                 memo.clear()
             a = key[:-4] if tcp else key
-            hp = memo[key] = (toeplitz_hash(key), _from(a, "big"))
+            # the addresses' part of the pseudo-header sum, already reduced
+            # mod 0xffff (all the check needs: no 64- or 256-bit integer a packet)
+            hp = memo[key] = (toeplitz_hash(key), _from(a, "big") % 0xFFFF)
         h = hp[0]
         if not self.rxcsum:
             return h, htype, 0
