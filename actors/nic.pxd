@@ -33,7 +33,8 @@ cdef class Nic(Actor):
     @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
                    iplen=Py_ssize_t, plen=Py_ssize_t, et=Py_ssize_t, ulp=Py_ssize_t)
     cpdef hw_rx(self, bytes f)
-    @cython.locals(th=KThread, iq=KThread, m=Mbuf, mem=MemView, pi=ProtoInput, disp=NetisrConfig)
+    @cython.locals(th=KThread, iq=KThread, m=Mbuf, nx=Mbuf, hd=Mbuf, mem=MemView, pi=ProtoInput,
+                   disp=NetisrConfig, n=Py_ssize_t, i=Py_ssize_t)
     cpdef _run_queue(self, RxQueue rx, list arr, start, end, dict out)
     @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView)
     cpdef step(self, start, end, list inbox)

@@ -328,12 +328,17 @@ class Nic(Actor):
         i = 0
         handled = 0
         while True:
-            until = arr[i].arrival_ns if i < n else end
+            if i < n:
+                nx = arr[i]
+                until = nx.arrival_ns
+            else:
+                until = end
             while True:
                 if not running:
                     if not ring:
                         break
-                    t_int = ring[0].arrival_ns
+                    hd = ring[0]
+                    t_int = hd.arrival_ns
                     if t_int < last_intr + itr:
                         t_int = last_intr + itr
                     if t_int >= until:
@@ -385,7 +390,9 @@ class Nic(Actor):
                     running = True
                 if clock >= until:
                     break
-                if not ring or ring[0].arrival_ns > clock:
+                if ring:
+                    hd = ring[0]
+                if not ring or hd.arrival_ns > clock:
                     running = False      # ring empty: re-arm the vector, sleep
                     th.sleep(clock)
                     if points is not None:
