@@ -28,7 +28,7 @@ cdef class Netisr(Actor):
     cdef public KThread thread
 
     @cython.locals(th=KThread, mem=MemView, m=Mbuf, nx=Mbuf, hd=Mbuf, pi=ProtoInput,
-                   n=Py_ssize_t, i=Py_ssize_t)
+                   n=Py_ssize_t, i=Py_ssize_t, a=tuple)
     cpdef _run(self, list arrivals, start, end, dict out)
-    @cython.locals(th=KThread)
+    @cython.locals(th=KThread, m=Mbuf, arrivals=list)
     cpdef step(self, start, end, list inbox)

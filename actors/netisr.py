@@ -210,7 +210,7 @@ class Netisr(Actor):
 
     # -- the worker ---------------------------------------------------------
     def _run(self, arrivals: list, start: int, end: int, out: dict) -> None:
-        """Enqueue `arrivals` ((proto, mbuf) in stamp order) while running the
+        """Enqueue `arrivals` ((stamp, index, proto, mbuf) in stamp order) while running the
         worker up to each arrival's time, then up to `end`."""
         th = self.thread
         clock = th.clock
@@ -232,7 +232,7 @@ class Netisr(Actor):
         i = 0
         while True:
             if i < n:
-                nx = arrivals[i][1]
+                nx = arrivals[i][3]
                 until = nx.stamp_ns
                 if nx.flags & M_PREEMPT:
                     # its enqueue preempts the sender, which goes on only once we
@@ -324,7 +324,9 @@ class Netisr(Actor):
                 self.waited += 1
             if i >= n:
                 break
-            p, m = arrivals[i]
+            a = arrivals[i]
+            p = a[2]
+            m = a[3]
             i += 1
             q = queues[p]
             st = stats[p]
@@ -355,7 +357,9 @@ class Netisr(Actor):
     # -- the window ---------------------------------------------------------
     def step(self, start, end, inbox):
         out_b = {}
-        batches = []
+        arrivals = []
+        nb = 0
+        k = 0
         pub = False
         for msg in inbox:
             kind = msg[4]
@@ -371,7 +375,10 @@ class Netisr(Actor):
                 self.svc_sum += msg[5][1]       # part of our service time
             else:
                 p = NAME_TO_PROTO[kind[5:]]
-                batches.append([(p, m) for m in msg[5]])
+                for m in msg[5]:
+                    arrivals.append((m.stamp_ns, k, p, m))
+                    k += 1
+                nb += 1
         if pub and self.mem is not None:
             self.mem.publish(self.pub_c)
         th = self.thread
@@ -386,12 +393,9 @@ class Netisr(Actor):
                     th.clock = start
                 th.charge(th.clock, th.clock + self.c_migr)
                 th.clock += self.c_migr
-        if len(batches) == 1:
-            arrivals = batches[0]
-        else:
-            # stamp order; ties keep the canonical inbox order (stable sort)
-            arrivals = [a for b in batches for a in b]
-            arrivals.sort(key=_stamp)
+        if nb > 1:
+            # stamp order; ties keep the canonical inbox order (the index)
+            arrivals.sort()
         if self.sleep_at is not None and not arrivals and self.sleep_at < start:
             self._slept(self.sleep_at)           # nothing came: it did sleep
         self._run(arrivals, start, end, out_b)
@@ -473,7 +477,3 @@ class Netisr(Actor):
             "queue_wait_ns_total": self.wait_ns, "queue_waits": self.waited,
             "uma": self.uma.to_dict(),
         }
-
-
-def _stamp(a):
-    return a[1].stamp_ns
