@@ -253,7 +253,7 @@ class Vnet(Actor):
                 what = 0 if kind == "pkts.udp" else 2
                 snd = msg[1]
                 for mb in msg[5]:
-                    arrivals.append((mb.stamp_ns, what, snd, mb))
+                    arrivals.append((mb.stamp_ns, what, len(arrivals), snd, mb))
             elif kind == "cstate":
                 c, touched, demand = msg[5]
                 self.pub_c[c] = touched
@@ -266,7 +266,7 @@ class Vnet(Actor):
                 self.ws_info[msg[1]] = (c, svc, wake)
             elif kind == "sched_point":        # a deliverer slept (deferred wakeups)
                 for c, t in msg[5]:
-                    arrivals.append((t, 1, msg[1], c))
+                    arrivals.append((t, 1, len(arrivals), msg[1], c))
         mem = self.mem
         if pub and mem is not None:
             mem.publish(self.pub_c)
@@ -278,10 +278,10 @@ class Vnet(Actor):
         out = []
         if self.senders:
             self._send(start, end, out)
-        arrivals.sort(key=_stamp)
+        arrivals.sort()         # by time, then kind; the index keeps inbox order
         cnt = self.counters
         mdebt = {}
-        for t, what, sender, m in arrivals:
+        for t, what, _, sender, m in arrivals:
             if what == 2:
                 self._tcp(m, sender, mdebt)
                 continue
@@ -635,7 +635,3 @@ class Vnet(Actor):
             "senders": {a.name: a.metrics() for a in self.senders},
             "read_latency_log2_hist": self.rlat_hist,
         }
-
-
-def _stamp(a):
-    return a[0], a[1]
