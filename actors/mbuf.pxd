@@ -12,7 +12,8 @@ cdef class Storage:
 cdef class Mbuf:
     cdef public object off, len, flags, rcvif, flowid, hashtype, fib, vnet, vlan
     cdef public object csum_flags, arrival_ns, stamp_ns, pkt_id, tags, line_cpu
-    cdef public object line_at, line_pat, l3hlen, st, zone, freed
+    cdef public object line_at, line_pat, l3hlen, zone, freed
+    cdef public Storage st
 
 @cython.locals(m=Mbuf)
 cpdef Mbuf _blank(Storage st, object zone, object length)
