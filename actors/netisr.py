@@ -210,8 +210,8 @@ class Netisr(Actor):
 
     # -- the worker ---------------------------------------------------------
     def _run(self, arrivals: list, start: int, end: int, out: dict) -> None:
-        """Enqueue `arrivals` ((stamp, index, proto, mbuf) in stamp order) while running the
-        worker up to each arrival's time, then up to `end`."""
+        """Enqueue `arrivals` ((stamp, index, proto, mbuf) in stamp order)
+        while running the worker up to each arrival's time, then up to `end`."""
         th = self.thread
         clock = th.clock
         busy = 0                # ns used inside [start, end); th.charge() for the rest
