@@ -6,8 +6,9 @@ the same host with its traffic switched off (every actor still steps every
 window).  Ray: the same two figures for each placement - packed over 1 and
 over 2 workers (and more with --workers), and per-component - timing only
 the windows, not starting Ray or placing the actors; plus the speed-up of
-the packed placement over its 1-worker rate.  Wall time is the best of
-`repeat` runs; nothing here goes into metrics.json.
+the packed placement over its 1-worker rate, the placements' runs
+alternating.  Wall time is the best of `repeat` runs (on Ray, also their
+median); nothing here goes into metrics.json.
 """
 
 from __future__ import annotations
@@ -29,10 +30,7 @@ def _time(scn: dict, engine: str, repeat: int, **opts) -> tuple:
         ex = make_executor(scn, engine, **opts)
         try:
             t0 = time.perf_counter()
-            if engine == "local":
-                ex.run(scn["windows"])
-            else:
-                ex.run(scn["windows"])
+            ex.run(scn["windows"])
             wall = time.perf_counter() - t0
             packets = sum(s["arrived"] for s in ex.summaries())
         finally:

@@ -19,7 +19,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Padding, Raw
 
 from actors.mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
-                         M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6)
+                         M_HASHTYPE_NONE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6)
 from actors.nic import Nic
 from actors.toeplitz import rss_hash_ip4_2tuple, rss_hash_ip6_2tuple
 from actors.traffic import TrafficSource
@@ -264,7 +264,8 @@ def test_hw_rx_short_and_tagged_frames(nic):
     flags; a tagged frame gets the hash of its untagged self (RSS looks past
     up to two tags)."""
     from scapy.layers.l2 import Dot1AD, Dot1Q
-    p = Ether(dst="02:00:00:00:00:01") / IP(src="10.1.0.2", dst="10.0.0.1") / UDP(sport=7, dport=5001) / Raw(b"x" * 20)
+    p = (Ether(dst="02:00:00:00:00:01") / IP(src="10.1.0.2", dst="10.0.0.1")
+         / UDP(sport=7, dport=5001) / Raw(b"x" * 20))
     plain = nic.hw_rx(bytes(p))
     assert plain[1] == M_HASHTYPE_RSS_IPV4
     one = Ether(dst="02:00:00:00:00:01") / Dot1Q(vlan=100) / p[IP]
@@ -273,7 +274,7 @@ def test_hw_rx_short_and_tagged_frames(nic):
         raw = bytes(tagged)
         assert nic.hw_rx(raw) == plain
         for cut in range(0, len(raw) - len(p[IP]) + 2):
-            assert nic.hw_rx(raw[:cut]) == (0, 0, 0)
+            assert nic.hw_rx(raw[:cut]) == (0, M_HASHTYPE_NONE, 0)
 
 
 def test_hw_rx_on_scapy_frames(nic):
