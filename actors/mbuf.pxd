@@ -6,6 +6,9 @@
 # setup.py): an AttributeError, as in the plain code, never a crash.
 cimport cython
 
+cdef class Uma:
+    cdef public dict allocs, frees
+
 cdef class Storage:
     cdef public object data, zones, refcnt
 
@@ -18,10 +21,10 @@ cdef class Mbuf:
 @cython.locals(m=Mbuf)
 cpdef Mbuf _blank(Storage st, object zone, object length)
 
-cpdef Mbuf m_alloc(object uma, object data)
+cpdef Mbuf m_alloc(Uma uma, object data)
 
 @cython.locals(st=Storage)
-cpdef m_freem(object uma, Mbuf m)
+cpdef m_freem(Uma uma, Mbuf m)
 
 @cython.locals(m=Mbuf, st=Storage)
 cpdef list decode_batch(object blob)

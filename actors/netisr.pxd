@@ -8,7 +8,7 @@
 cimport cython
 from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
-from actors.mbuf cimport Mbuf
+from actors.mbuf cimport Mbuf, Uma, m_freem
 from actors.proto_input cimport ProtoInput
 
 cdef class NetisrConfig:
@@ -20,9 +20,10 @@ cdef class Netisr(Actor):
     cdef public object name, wsid, cpu, ws_cpu, Q, bound, hybrid, loopback, loads
     cdef public object c_migr, c_wake, moved, nics, points, pub_c, qlimit, queues
     cdef public object running, sleep_at, snap, snap_proto, stats, svc, svc_n, svc_sum
-    cdef public object uma, vnet_actors, wait_ns, waited, wake, wake_n
+    cdef public object vnet_actors, wait_ns, waited, wake, wake_n
     cdef public object wake_sum, wakeups
     cdef public Tap tap
+    cdef public Uma uma
     cdef public MemView mem
     cdef public ProtoInput pi
     cdef public KThread thread

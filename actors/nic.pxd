@@ -7,7 +7,7 @@
 cimport cython
 from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
-from actors.mbuf cimport Mbuf, m_alloc
+from actors.mbuf cimport Mbuf, Uma, m_freem, m_alloc
 from actors.ether_input cimport ether_input
 from actors.inet cimport word_sum
 from actors.netisr cimport NetisrConfig
@@ -24,9 +24,10 @@ cdef class Nic(Actor):
     cdef public object hybrid, if_index, if_vnet, indir, iphdr_memo, irq_balance, itr_ns
     cdef public object last_q, link_input, linktype, loads, mac, ncpu, pis, points
     cdef public object promisc, pub_c, ring_size, rss, rxcsum, rxq, sources
-    cdef public object tcp_peers, threads, uma, vlans, vnet, vnet_actors, vout, window
+    cdef public object tcp_peers, threads, vlans, vnet, vnet_actors, vout, window
     cdef public object ws_cpu, ws_state
     cdef public Tap tap
+    cdef public Uma uma
     cdef public NetisrConfig dispatch
     cdef public MemView mem
 

@@ -8,7 +8,7 @@ cimport cython
 from actors.base cimport Actor, Tap
 from actors.cache cimport MemView
 from actors.in_pcb cimport Pcb, PcbInfo
-from actors.mbuf cimport Mbuf, Storage
+from actors.mbuf cimport Mbuf, Uma, m_freem, Storage
 
 cdef class Socket:
     cdef public object buf, bytes, cc, delivered, fullsock, group, hiwat, name
@@ -20,9 +20,10 @@ cdef class Vnet(Actor):
     cdef public object listeners, lo_index, loads, locking, npcb, pcb_inputs
     cdef public object pcb_overlaps, pub_c, reordered, rlat_hist, senders, seq
     cdef public object sink, sink_pcb, sockets, tcbinfo, tcp_conns, tcp_queued
-    cdef public object threads, udbinfo, uma, vname, ws_info
+    cdef public object threads, udbinfo, vname, ws_info
     cdef public dict pending
     cdef public Tap tap
+    cdef public Uma uma
     cdef public MemView mem
 
     @cython.locals(info=PcbInfo, pcb=Pcb)
