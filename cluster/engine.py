@@ -21,8 +21,6 @@ between them, encoded with `encode_msgs`, as Ray object references.
 from __future__ import annotations
 
 import gc
-from collections import defaultdict
-
 import msgpack
 
 from actors.mbuf import Uma, decode_batch, encode_batch, m_freem
@@ -85,50 +83,80 @@ class Host:
         self.codec_check = codec_check
         self.window = 0
         self.seq = dict.fromkeys(self.by_name, 0)
-        self.mail = defaultdict(lambda: defaultdict(list))   # window -> dest -> msgs
+        self.mail = {}          # window -> dest -> msgs
         self.messages = 0
 
     def deliver(self, msgs) -> None:
+        """File messages for our own actors under the window they are due in."""
         Q = self.Q
         mail = self.mail
         for m in msgs:
-            mail[m[0] // Q][m[3]].append(m)
-
-    def stamp(self, sender: str, end: int, outbox: list, known=None) -> list:
-        """Give each outgoing message its sender, sequence number and due time."""
-        seq = self.seq[sender]
-        msgs = []
-        check = self.codec_check
-        for dest, kind, payload, at in outbox:
-            if known is not None and dest not in known:
-                raise KeyError(f"{sender} sent {kind!r} to unknown actor {dest!r}")
-            if check and is_pkts(kind):
-                payload = decode_batch(encode_batch(payload))
-            msgs.append((at if at > end else end, sender, seq, dest, kind, payload))
-            seq += 1
-        self.seq[sender] = seq
-        self.messages += len(msgs)
-        return msgs
+            w = m[0] // Q
+            box = mail.get(w)
+            if box is None:
+                box = mail[w] = {}
+            lst = box.get(m[3])
+            if lst is None:
+                box[m[3]] = [m]
+            else:
+                lst.append(m)
 
     def step(self, known=None) -> list:
-        """Run one window; keep messages for our own actors, return the rest."""
+        """Run one window; keep messages for our own actors, return the rest.
+
+        Each message an actor sends is stamped as it leaves (due time,
+        sender, sequence number) and filed at once under the window it is
+        due in: it is due no earlier than this window's end, so nothing
+        filed here reaches an inbox of this window."""
         w = self.window
-        start = w * self.Q
-        end = start + self.Q
-        box = self.mail.pop(w, None) or {}
-        out = []
-        known = known or self.by_name
+        Q = self.Q
+        start = w * Q
+        end = start + Q
+        box = self.mail.pop(w, None)
+        mail = self.mail
+        mine = self.by_name
+        known = known or mine
+        seqs = self.seq
+        check = self.codec_check
+        rest = []
+        sent = 0
         for a in self.actors:
-            inbox = box.get(a.name)
+            name = a.name
+            inbox = box.get(name) if box is not None else None
             if inbox:
                 canonical(inbox)
-            o = a.step(start, end, inbox or [])
-            if o:
-                out.extend(self.stamp(a.name, end, o, known))
+            else:
+                inbox = []
+            o = a.step(start, end, inbox)
+            if not o:
+                continue
+            seq = seqs[name]
+            for dest, kind, payload, at in o:
+                if dest not in known:
+                    raise KeyError(f"{name} sent {kind!r} to unknown actor {dest!r}")
+                if check and is_pkts(kind):
+                    payload = decode_batch(encode_batch(payload))
+                if at < end:            # a shorter latency: due at the window's end
+                    at = end
+                msg = (at, name, seq, dest, kind, payload)
+                seq += 1
+                if dest in mine:
+                    dw = at // Q
+                    dbox = mail.get(dw)
+                    if dbox is None:
+                        dbox = mail[dw] = {}
+                    lst = dbox.get(dest)
+                    if lst is None:
+                        dbox[dest] = [msg]
+                    else:
+                        lst.append(msg)
+                else:
+                    rest.append(msg)
+            seqs[name] = seq
+            sent += len(o)
+        self.messages += sent
         self.window = w + 1
-        mine = [m for m in out if m[3] in self.by_name]
-        self.deliver(mine)
-        return [m for m in out if m[3] not in self.by_name] if len(mine) != len(out) else []
+        return rest
 
     # -- accounting -------------------------------------------------------
     def in_flight_packets(self) -> int:

@@ -1,0 +1,19 @@
+# Cython declarations for cluster/engine.py, read only when the engine is
+# compiled (actors/_core.py): Host becomes an extension type (its fields in
+# a C struct) whose window loop reads its mailbox, sequence numbers and
+# message tuples as the dicts, lists and tuples they are.  Values stay
+# Python objects: no arithmetic changes.
+cimport cython
+
+cpdef list canonical(list msgs)
+
+cdef class Host:
+    cdef public list actors
+    cdef public dict by_name, seq, mail
+    cdef public object Q, codec_check, window, messages
+
+    @cython.locals(mail=dict, box=dict, lst=list, m=tuple)
+    cpdef deliver(self, msgs)
+    @cython.locals(box=dict, mail=dict, mine=dict, seqs=dict, rest=list,
+                   dbox=dict, lst=list, inbox=list, msg=tuple)
+    cpdef list step(self, known=*)
