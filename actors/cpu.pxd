@@ -8,10 +8,12 @@ from actors.base cimport Actor
 cdef class Cpu(Actor):
     cdef public object name, index, package, Q, ghz, busy_ns, wanted, touched
     cdef public object mem_ns, csw_vol, csw_invol, bursts, published, _unsorted
-    cdef public object subscribers, cap, granted, future, events, mem_lines
+    cdef public object subscribers, mem_lines
+    cdef public dict cap, granted, future, events
     cdef public list spans, judged
 
-    @cython.locals(reports=list, spans=list, debts=dict, demand=dict, cap=dict)
+    @cython.locals(reports=list, spans=list, debts=dict, demand=dict, cap=dict, granted=dict,
+                   events=dict, future=dict, ml=list, i=Py_ssize_t, r=tuple, stale=list)
     cpdef list step(self, start, end, list inbox)
     @cython.locals(pend=list, ready=list, cover=list, active=list, k=Py_ssize_t, n=Py_ssize_t,
                    nc=Py_ssize_t, j=Py_ssize_t)

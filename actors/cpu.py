@@ -73,6 +73,8 @@ class Cpu(Actor):
     def step(self, start, end, inbox):
         Q = self.Q
         cap = self.cap
+        granted = self.granted
+        events = self.events
         debts = {}
         demand = {}
         reports = []
@@ -80,51 +82,66 @@ class Cpu(Actor):
         for m in inbox:
             kind = m[4]
             if kind == "use":
-                actor, thread, pri, use, bursts, events = m[5]
-                for w, used in use:
-                    reports.append((w, pri, thread, actor, used))
+                actor, thread, pri, use, bursts, evs = m[5]
+                for u in use:
+                    reports.append((u[0], pri, thread, actor, u[1]))
                 for b in bursts:
                     spans.append((b[0], b[1], b[2], b[3], pri, thread))
-                for k, v in events:
-                    self.events[k] = self.events.get(k, 0) + v
+                for k, v in evs:
+                    events[k] = events.get(k, 0) + v
             elif kind == "mem":
                 _, nbytes, counts, ns = m[5]
                 self.touched += nbytes
                 ml = self.mem_lines
-                for i, v in enumerate(counts):
+                i = 0
+                for v in counts:
                     ml[i] += v
+                    i += 1
                 self.mem_ns += ns
-        reports.sort()
-        for w in sorted([x for x in self.future if x * Q < end]):
-            for cls, got in self.future.pop(w).items():
-                self.granted[cls] = self.granted.get(cls, 0) + got
-                self.busy_ns += got
-        for w, pri, thread, actor, used in reports:
+        if len(reports) > 1:
+            reports.sort()
+        future = self.future
+        if future:
+            for w in sorted([x for x in future if x * Q < end]):
+                for cls, got in future.pop(w).items():
+                    granted[cls] = granted.get(cls, 0) + got
+                    self.busy_ns += got
+        now_w = -(-end // Q)            # windows w with w * Q < end: begun by now
+        wanted = 0
+        busy = 0
+        for r in reports:
+            w, pri, thread, actor, used = r
             avail = cap.get(w, Q)
             got = used if used <= avail else avail
             cap[w] = avail - got
-            self.wanted += used
+            wanted += used
             k = (pri, thread)
             demand[k] = demand.get(k, 0) + used
             cls = PRI_CLASS.get(pri)
             if cls is None:
                 cls = str(pri)
-            if w * Q < end:
-                self.granted[cls] = self.granted.get(cls, 0) + got
-                self.busy_ns += got
+            if w < now_w:
+                granted[cls] = granted.get(cls, 0) + got
+                busy += got
             else:           # a thread running ahead: count it when its window comes
-                f = self.future.setdefault(w, {})
+                f = future.get(w)
+                if f is None:
+                    f = future[w] = {}
                 f[cls] = f.get(cls, 0) + got
             if used > got:
                 k = (actor, thread)
                 debts[k] = debts.get(k, 0) + used - got
+        self.wanted += wanted
+        self.busy_ns += busy
         if spans:
             self.spans.extend(spans)
             self._unsorted = True
         self._switches(start)
         old = start // Q - self.KEEP
-        for w in [w for w in cap if w < old]:
-            del cap[w]
+        if cap:
+            stale = [w for w in cap if w < old]
+            for w in stale:
+                del cap[w]
         out = [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())]
         if self.subscribers:
             st = [self.index, self.touched, [[p, t, ns] for (p, t), ns in sorted(demand.items())]]
