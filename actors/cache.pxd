@@ -13,6 +13,8 @@ cdef class MemView:
     cdef public long long l2, llc
     cdef public long long[::1] pkg, now_c, now_p, cur_c, cur_p, prev_c, cnt, nsl, price
 
+    cpdef tuple now(self, Py_ssize_t c)
+    cpdef Py_ssize_t between(self, Py_ssize_t c, Py_ssize_t other) except -1
     @cython.locals(p=Py_ssize_t, rp=Py_ssize_t)
     cpdef Py_ssize_t level(self, Py_ssize_t c, Py_ssize_t rc, long long rat, long long rpat) except -1
     cdef long long _price(self, Py_ssize_t lv, Py_ssize_t lines) except? -1
