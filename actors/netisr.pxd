@@ -12,7 +12,9 @@ from actors.mbuf cimport Mbuf, Uma, m_freem
 from actors.proto_input cimport ProtoInput
 
 cdef class NetisrConfig:
-    cdef public object nws, names, policy, pin, ncpus, rr, hybrid
+    cdef public object nws, ncpus, rr, hybrid
+    cdef public list names
+    cdef public dict policy, pin
 
     cpdef select(self, proto, Mbuf m, if_index, source=*, cur_cpu=*, queue=*)
 

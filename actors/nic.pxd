@@ -20,19 +20,21 @@ cdef class RxQueue:
 
 cdef class Nic(Actor):
     cdef public object name, Q, accept_any, arrived, c_csw, c_drop, c_intr, c_migr
-    cdef public object c_pkt, c_pkt_direct, c_vlan, direct, drops, hash_memo
-    cdef public object hybrid, if_index, if_vnet, indir, iphdr_memo, irq_balance, itr_ns
+    cdef public object c_pkt, c_pkt_direct, c_vlan, direct, drops
+    cdef public object hybrid, if_index, if_vnet, indir, irq_balance, itr_ns
     cdef public object last_q, link_input, linktype, loads, mac, ncpu, pis, points
     cdef public object promisc, pub_c, ring_size, rss, rxcsum, rxq, sources
     cdef public object tcp_peers, threads, vlans, vnet, vnet_actors, vout, window
     cdef public object ws_cpu, ws_state
+    cdef public dict hash_memo, iphdr_memo
     cdef public Tap tap
     cdef public Uma uma
     cdef public NetisrConfig dispatch
     cdef public MemView mem
 
     @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
-                   iplen=Py_ssize_t, plen=Py_ssize_t, et=Py_ssize_t, ulp=Py_ssize_t)
+                   iplen=Py_ssize_t, plen=Py_ssize_t, et=Py_ssize_t, ulp=Py_ssize_t,
+                   memo=dict, hmemo=dict)
     cpdef hw_rx(self, bytes f)
     @cython.locals(th=KThread, iq=KThread, m=Mbuf, nx=Mbuf, hd=Mbuf, mem=MemView, pi=ProtoInput,
                    disp=NetisrConfig, n=Py_ssize_t, i=Py_ssize_t)
