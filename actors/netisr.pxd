@@ -20,8 +20,9 @@ cdef class NetisrConfig:
 
 cdef class Netisr(Actor):
     cdef public object name, wsid, cpu, ws_cpu, Q, bound, hybrid, loopback, loads
-    cdef public object c_migr, c_wake, moved, nics, points, pub_c, qlimit, queues
-    cdef public object running, sleep_at, snap, snap_proto, stats, svc, svc_n, svc_sum
+    cdef public object c_migr, c_wake, moved, nics, points, pub_c
+    cdef public object running, sleep_at, snap, snap_proto, svc, svc_n, svc_sum
+    cdef public dict qlimit, queues, stats
     cdef public object vnet_actors, wait_ns, waited, wake, wake_n
     cdef public object wake_sum, wakeups
     cdef public Tap tap
@@ -31,7 +32,8 @@ cdef class Netisr(Actor):
     cdef public KThread thread
 
     @cython.locals(th=KThread, mem=MemView, m=Mbuf, nx=Mbuf, hd=Mbuf, pi=ProtoInput,
-                   n=Py_ssize_t, i=Py_ssize_t, a=tuple)
+                   n=Py_ssize_t, i=Py_ssize_t, a=tuple,
+                   queues=dict, qlimit=dict, stats=dict, st=dict)
     cpdef _run(self, list arrivals, start, end, dict out)
     @cython.locals(th=KThread, m=Mbuf, arrivals=list)
     cpdef step(self, start, end, list inbox)
