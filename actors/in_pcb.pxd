@@ -11,7 +11,7 @@ cdef class Pcb:
     cdef public Lock lock
 
 cdef class PcbInfo:
-    cdef public object name, allocated, released
+    cdef public object name, allocated, released, nspec
     cdef public dict exact, bound
     cdef public Lock lock
 

@@ -62,6 +62,7 @@ class PcbInfo:
         self.lock = Lock(name, kind)
         self.exact = {}             # (fam, faddr, fport, laddr, lport) -> Pcb
         self.bound = {}             # (fam, laddr, lport) -> Pcb; laddr b"" = any
+        self.nspec = 0              # entries of `bound` with a specific laddr
         self.allocated = 0
         self.released = 0
 
@@ -69,15 +70,23 @@ class PcbInfo:
         if pcb.fport:
             self.exact[(pcb.fam, pcb.faddr, pcb.fport, pcb.laddr, pcb.lport)] = pcb
         else:
-            self.bound[(pcb.fam, pcb.laddr, pcb.lport)] = pcb
+            key = (pcb.fam, pcb.laddr, pcb.lport)
+            if pcb.laddr and key not in self.bound:
+                self.nspec += 1
+            self.bound[key] = pcb
         self.allocated += 1
         return pcb
 
     def lookup(self, fam: int, faddr: bytes, fport: int, laddr: bytes, lport: int):
-        """in_pcblookup: exact 4-tuple, then the bound address, then any."""
-        p = self.exact.get((fam, faddr, fport, laddr, lport))
+        """in_pcblookup: exact 4-tuple, then the bound address, then any.
+        A table with no connected pcbs, or none bound to a specific address,
+        is not searched for them (the answer is the same: no key made)."""
+        p = None
+        if self.exact:
+            p = self.exact.get((fam, faddr, fport, laddr, lport))
         if p is None:
-            p = self.bound.get((fam, laddr, lport))
+            if self.nspec:
+                p = self.bound.get((fam, laddr, lport))
             if p is None:
                 p = self.bound.get((fam, b"", lport))
         return p
@@ -115,8 +124,8 @@ def in_pcbfree(info: PcbInfo, pcb: Pcb) -> bool:
         raise PcbUseAfterFree(f"pcb {pcb.id} freed twice")
     if pcb.fport:
         info.exact.pop((pcb.fam, pcb.faddr, pcb.fport, pcb.laddr, pcb.lport), None)
-    else:
-        info.bound.pop((pcb.fam, pcb.laddr, pcb.lport), None)
+    elif info.bound.pop((pcb.fam, pcb.laddr, pcb.lport), None) is not None and pcb.laddr:
+        info.nspec -= 1
     pcb.freed = True
     return in_pcbrele(info, pcb)
 
