@@ -38,8 +38,10 @@ cpdef bytes _encode_rows(object mbufs)
 cpdef Py_ssize_t _name(dict names, object v) except? -2
 
 @cython.locals(m=Mbuf, st=Storage, n=Py_ssize_t, o=Py_ssize_t, ir=Py_ssize_t, iv=Py_ssize_t,
-               iz=Py_ssize_t, izs=Py_ssize_t, data=list, tags=list, names=dict)
+               iz=Py_ssize_t, izs=Py_ssize_t, data=list, tags=list, names=dict,
+               rv=cython.longlong[::1])
 cpdef object _encode_packed(object mbufs)
 
-@cython.locals(m=Mbuf, n=Py_ssize_t, k=Py_ssize_t, out=list)
+@cython.locals(m=Mbuf, n=Py_ssize_t, k=Py_ssize_t, o=Py_ssize_t, out=list,
+               rv=cython.longlong[::1])
 cpdef list _decode_packed(object tables, object tags, object rows)

@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import operator
 import struct
+import sys
+from array import array
 
 import msgpack
 
@@ -105,6 +107,9 @@ CODEC_PACKED = 5        # int64 rows and a name table (see the module comment)
 # indexes of rcvif, vnet, zone and the storage's zones
 _ROW = struct.Struct("<19q")
 _ROW_SIZE = _ROW.size
+_NCOL = 19
+_LITTLE = sys.byteorder == "little"     # the rows are little-endian on the wire
+_NONAME = object()      # no name seen yet (None is a name: a missing vnet)
 
 
 class MbufError(Exception):
@@ -459,14 +464,17 @@ def _encode_packed(mbufs: list):
     """The packed wire form of a batch, or None when the batch does not fit
     it (shared storage, a field out of int64 or not an int, a name not a
     string): the caller then sends msgpack rows.  A freed mbuf also answers
-    None; the caller raises."""
+    None; the caller raises.  The rows are written as int64s straight into
+    an array (a C store each when compiled)."""
     n = len(mbufs)
-    rows = bytearray(n * _ROW_SIZE)
-    pack = _ROW.pack_into
+    rows = array("q", bytes(n * _ROW_SIZE))
+    rv = rows
     names = {}
     data = []
     tags = []
     o = 0
+    lr = lv = lz = lzs = _NONAME
+    ir = iv = iz = izs = -1
     for m in mbufs:
         st = m.st
         if m.freed or st.refcnt != 1:
@@ -479,23 +487,51 @@ def _encode_packed(mbufs: list):
                 and type(m.line_at) is int and type(m.line_pat) is int
                 and type(m.l3hlen) is int):
             return None
-        ir = _name(names, m.rcvif)
-        iv = _name(names, m.vnet)
-        iz = _name(names, m.zone)
-        izs = _name(names, st.zones)
+        # names mostly repeat from one mbuf to the next: the same objects
+        if m.rcvif is not lr:
+            lr = m.rcvif
+            ir = _name(names, lr)
+        if m.vnet is not lv:
+            lv = m.vnet
+            iv = _name(names, lv)
+        if m.zone is not lz:
+            lz = m.zone
+            iz = _name(names, lz)
+        if st.zones is not lzs:
+            lzs = st.zones
+            izs = _name(names, lzs)
         if ir < 0 or iv < 0 or iz < 0 or izs < 0:
             return None
         try:
-            pack(rows, o, m.off, m.len, m.flags, m.flowid, m.hashtype, m.fib, m.vlan,
-                 m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.line_cpu, m.line_at,
-                 m.line_pat, m.l3hlen, ir, iv, iz, izs)
-        except struct.error:        # out of int64
+            rv[o] = m.off
+            rv[o + 1] = m.len
+            rv[o + 2] = m.flags
+            rv[o + 3] = m.flowid
+            rv[o + 4] = m.hashtype
+            rv[o + 5] = m.fib
+            rv[o + 6] = m.vlan
+            rv[o + 7] = m.csum_flags
+            rv[o + 8] = m.arrival_ns
+            rv[o + 9] = m.stamp_ns
+            rv[o + 10] = m.pkt_id
+            rv[o + 11] = m.line_cpu
+            rv[o + 12] = m.line_at
+            rv[o + 13] = m.line_pat
+            rv[o + 14] = m.l3hlen
+        except OverflowError:       # out of int64
             return None
-        o += _ROW_SIZE
+        rv[o + 15] = ir
+        rv[o + 16] = iv
+        rv[o + 17] = iz
+        rv[o + 18] = izs
+        o += _NCOL
         data.append(st.data)
         if m.tags:
             tags.append((len(data) - 1, m.tags))
-    return msgpack.packb([CODEC_PACKED, [list(names), data], tags, rows], use_bin_type=True)
+    if not _LITTLE:
+        rows.byteswap()
+    return msgpack.packb([CODEC_PACKED, [list(names), data], tags, rows.tobytes()],
+                         use_bin_type=True)
 
 
 def _decode_packed(tables, tags, rows) -> list:
@@ -504,21 +540,38 @@ def _decode_packed(tables, tags, rows) -> list:
         n = len(data)
         if len(rows) != n * _ROW_SIZE:
             raise ValueError
+        arr = array("q")
+        arr.frombytes(rows)
+        if not _LITTLE:
+            arr.byteswap()
+        rv = arr
         out = []
-        k = 0
-        for r in _ROW.iter_unpack(rows):
+        o = 0
+        for k in range(n):
             m = _new(Mbuf)
-            (m.off, m.len, m.flags, m.flowid, m.hashtype, m.fib, m.vlan, m.csum_flags,
-             m.arrival_ns, m.stamp_ns, m.pkt_id, m.line_cpu, m.line_at, m.line_pat,
-             m.l3hlen, ir, iv, iz, izs) = r
-            m.rcvif = names[ir]
-            m.vnet = names[iv]
-            m.zone = names[iz]
+            m.off = rv[o]
+            m.len = rv[o + 1]
+            m.flags = rv[o + 2]
+            m.flowid = rv[o + 3]
+            m.hashtype = rv[o + 4]
+            m.fib = rv[o + 5]
+            m.vlan = rv[o + 6]
+            m.csum_flags = rv[o + 7]
+            m.arrival_ns = rv[o + 8]
+            m.stamp_ns = rv[o + 9]
+            m.pkt_id = rv[o + 10]
+            m.line_cpu = rv[o + 11]
+            m.line_at = rv[o + 12]
+            m.line_pat = rv[o + 13]
+            m.l3hlen = rv[o + 14]
+            m.rcvif = names[rv[o + 15]]
+            m.vnet = names[rv[o + 16]]
+            m.zone = names[rv[o + 17]]
             m.tags = []
-            m.st = Storage(data[k], names[izs], 1)
+            m.st = Storage(data[k], names[rv[o + 18]], 1)
             m.freed = False
             out.append(m)
-            k += 1
+            o += _NCOL
         for k, t in tags:
             out[k].tags = [list(x) for x in t]
     except (ValueError, TypeError, IndexError):

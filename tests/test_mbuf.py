@@ -282,6 +282,27 @@ def test_decode_bad_packed_batch():
             decode_batch(msgpack.packb(bad, use_bin_type=True))
 
 
+
+def test_packed_rows_are_little_endian_int64_on_the_wire():
+    """The packed form's rows are 19 little-endian int64s an mbuf, in the
+    documented column order (the wire is the same whatever the host's byte
+    order or how the encoder writes them)."""
+    import struct
+    uma = Uma()
+    ms = [m_alloc(uma, bytes(60)), m_alloc(uma, bytes(1500))]
+    for i, m in enumerate(ms):
+        m.rcvif, m.vnet, m.flowid, m.arrival_ns, m.pkt_id = "ix1", "v0", 0xDEADBEEF, 10**15 + i, -5
+        m.line_cpu, m.line_at, m.line_pat, m.vlan, m.l3hlen = 3, 2**40, 2**41 + 1, 7, 20
+    ver, (names, data), tags, rows = msgpack.unpackb(encode_batch(ms), raw=False)
+    assert ver == CODEC_PACKED and len(rows) == 19 * 8 * len(ms)
+    for m, r in zip(ms, struct.iter_unpack("<19q", rows)):
+        assert r[:15] == (m.off, m.len, m.flags, m.flowid, m.hashtype, m.fib, m.vlan,
+                          m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.line_cpu,
+                          m.line_at, m.line_pat, m.l3hlen)
+        assert [names[k] for k in r[15:18]] == [m.rcvif, m.vnet, m.zone]
+        assert tuple(names[r[18]]) == m.st.zones
+
+
 # ---------------------------------------------------------------------------
 # 3. stateful model of reference counts and zone accounting
 # ---------------------------------------------------------------------------
