@@ -10,6 +10,7 @@ from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
 from actors.mbuf cimport Mbuf, Uma, m_freem
 from actors.proto_input cimport ProtoInput
+from actors.sched cimport Loads
 
 cdef class NetisrConfig:
     cdef public object nws, ncpus, rr, hybrid
@@ -19,13 +20,14 @@ cdef class NetisrConfig:
     cpdef select(self, proto, Mbuf m, if_index, source=*, cur_cpu=*, queue=*)
 
 cdef class Netisr(Actor):
-    cdef public object name, wsid, cpu, ws_cpu, Q, bound, hybrid, loopback, loads
+    cdef public object name, wsid, cpu, ws_cpu, Q, bound, hybrid, loopback
     cdef public object c_migr, c_wake, moved, nics, points, pub_c
     cdef public object running, sleep_at, snap, snap_proto, svc, svc_n, svc_sum
     cdef public dict qlimit, queues, stats
     cdef public object vnet_actors, wait_ns, waited, wake, wake_n
     cdef public object wake_sum, wakeups
     cdef public Tap tap
+    cdef public Loads loads
     cdef public Uma uma
     cdef public MemView mem
     cdef public ProtoInput pi

@@ -12,6 +12,7 @@ from actors.ether_input cimport ether_input
 from actors.inet cimport word_sum
 from actors.netisr cimport NetisrConfig
 from actors.proto_input cimport ProtoInput
+from actors.sched cimport Loads
 
 cdef class RxQueue:
     cdef public object direct, drops, floating, hybrid, index, interrupts
@@ -22,12 +23,13 @@ cdef class Nic(Actor):
     cdef public object name, Q, accept_any, arrived, c_csw, c_drop, c_intr, c_migr
     cdef public object c_pkt, c_pkt_direct, c_vlan, direct, drops
     cdef public object hybrid, if_index, if_vnet, indir, irq_balance, itr_ns
-    cdef public object last_q, link_input, linktype, loads, mac, ncpu, pis, points
+    cdef public object last_q, link_input, linktype, mac, ncpu, pis, points
     cdef public object promisc, pub_c, ring_size, rss, rxcsum, rxq, sources
     cdef public object tcp_peers, threads, vlans, vnet, vnet_actors, vout, window
     cdef public object ws_cpu, ws_state
     cdef public dict hash_memo, iphdr_memo
     cdef public Tap tap
+    cdef public Loads loads
     cdef public Uma uma
     cdef public NetisrConfig dispatch
     cdef public MemView mem

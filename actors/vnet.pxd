@@ -8,6 +8,7 @@ cimport cython
 from actors.base cimport Actor, Tap
 from actors.cache cimport MemView
 from actors.in_pcb cimport Pcb, PcbInfo
+from actors.sched cimport Loads
 from actors.mbuf cimport Mbuf, Uma, m_freem, Storage
 
 cdef class Socket:
@@ -17,12 +18,13 @@ cdef class Socket:
 cdef class Vnet(Actor):
     cdef public object name, Q, c_lookup, c_tcp, c_udp, control, counters, delivered
     cdef public object dispatch, drops, end, lat_hist, lat_max, lat_sum, later
-    cdef public object listeners, lo_index, loads, locking, npcb, pcb_inputs
+    cdef public object listeners, lo_index, locking, npcb, pcb_inputs
     cdef public object pcb_overlaps, pub_c, reordered, rlat_hist, senders, seq
     cdef public object sink, sink_pcb, sockets, tcbinfo, tcp_conns, tcp_queued
     cdef public object threads, udbinfo, vname, ws_info
     cdef public dict pending, last_id
     cdef public Tap tap
+    cdef public Loads loads
     cdef public Uma uma
     cdef public MemView mem
 
