@@ -574,6 +574,6 @@ def _decode_packed(tables, tags, rows) -> list:
             o += _NCOL
         for k, t in tags:
             out[k].tags = [list(x) for x in t]
-    except (ValueError, TypeError, IndexError):
+    except (ValueError, TypeError, IndexError, OverflowError):
         raise ValueError("not an mbuf batch of this codec version") from None
     return out

@@ -277,6 +277,7 @@ def test_decode_bad_packed_batch():
                 [ver, [names, data], tags, rows[:-8]],             # a row cut short
                 [ver, [names[:1], data], tags, rows],              # a name index out of the table
                 [ver, [names, data], [[5, [[1, 2]]]], rows],       # tags of a row not there
+                [ver, [names, data], [[2**64 - 1, [[1, 2]]]], rows],   # ... far out of range
                 [ver, names, tags, rows]):
         with pytest.raises(ValueError):
             decode_batch(msgpack.packb(bad, use_bin_type=True))
