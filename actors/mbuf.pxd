@@ -2,6 +2,9 @@
 # compiled (actors/_core.py): Storage and Mbuf become extension types (their
 # fields in a C struct), and the functions that make, free and decode mbufs
 # see them as such.  Values stay Python objects: no arithmetic changes.
+# The packed codec reads and writes its rows through a C int64 view of an
+# array: a field outside int64 raises OverflowError there, as storing it in
+# the array would from source, and the batch goes in the rows form.
 # Typed arguments and locals are checked for None when used (nonecheck,
 # setup.py): an AttributeError, as in the plain code, never a crash.
 cimport cython
