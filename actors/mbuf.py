@@ -107,7 +107,7 @@ CODEC_PACKED = 5        # int64 rows and a name table (see the module comment)
 # indexes of rcvif, vnet, zone and the storage's zones
 _ROW = struct.Struct("<19q")
 _ROW_SIZE = _ROW.size
-_NCOL = 19
+_NCOL = _ROW_SIZE // 8      # int64 columns a row
 _LITTLE = sys.byteorder == "little"     # the rows are little-endian on the wire
 _NONAME = object()      # no name seen yet (None is a name: a missing vnet)
 
