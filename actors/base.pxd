@@ -2,9 +2,11 @@
 # compiled (actors/_core.py): KThread and the capture tap become extension
 # types (their fields in a C struct) whose methods other compiled modules
 # call directly (cpdef: a C call where the caller's variable is declared a
-# KThread or a Tap, a Python call otherwise).  Values stay Python objects:
-# no arithmetic changes.
+# KThread or a Tap, a Python call otherwise).  `charge` and `add` take
+# their times as C int64 (integer ns, far below 2**63), so the hot loops
+# that call them in C box nothing; the other values stay Python objects.
 
+cimport cython
 from actors.mbuf cimport Mbuf
 
 cdef class Tap:
@@ -17,8 +19,9 @@ cdef class KThread:
     cdef public object burst_t0, state, migrations
     cdef public dict use, moved, bursts, events
 
-    cpdef charge(self, t0, t1)
-    cpdef add(self, start, ns)
+    @cython.locals(Q=cython.longlong, e=cython.longlong, seg=cython.longlong)
+    cpdef charge(self, long long t0, long long t1)
+    cpdef add(self, long long start, long long ns)
     cpdef wake(self, t, preempting=*)
     cpdef sleep(self, t)
     cpdef count(self, what, n=*)

@@ -120,12 +120,12 @@ class KThread:
         Q = self.Q
         use = self.use
         w = t0 // Q
-        if t0 < t1 and t1 <= (w + 1) * Q:      # the common case: inside one window
+        if t0 < t1 and t1 <= (t0 // Q + 1) * Q:     # the common case: inside one window
             use[w] = use.get(w, 0) + t1 - t0
             return
         while t0 < t1:
             w = t0 // Q
-            e = (w + 1) * Q
+            e = (t0 // Q + 1) * Q
             seg = (t1 if t1 < e else e) - t0
             use[w] = use.get(w, 0) + seg
             t0 += seg

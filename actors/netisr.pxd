@@ -3,8 +3,9 @@
 # (their fields in a C struct; the NIC calls select in C); the netisr's
 # thread, cache view, protocol handlers and the mbufs of its hot loop are
 # declared as their extension types, so that their fields are read and
-# their methods called directly.  Values stay Python objects: no arithmetic
-# changes.
+# their methods called directly.  The worker loop's clock, costs and
+# counters are C int64 (integer ns, far below 2**63); the other values stay
+# Python objects.
 cimport cython
 from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
@@ -35,7 +36,12 @@ cdef class Netisr(Actor):
 
     @cython.locals(th=KThread, mem=MemView, m=Mbuf, nx=Mbuf, hd=Mbuf, pi=ProtoInput,
                    n=Py_ssize_t, i=Py_ssize_t, a=tuple,
-                   queues=dict, qlimit=dict, stats=dict, st=dict)
-    cpdef _run(self, list arrivals, start, end, dict out)
+                   queues=dict, qlimit=dict, stats=dict, st=dict,
+                   clock=cython.longlong, busy=cython.longlong, busy_prev=cython.longlong,
+                   prev=cython.longlong, wait=cython.longlong, until=cython.longlong,
+                   t=cython.longlong, w0=cython.longlong, c=cython.longlong,
+                   cost=cython.longlong, svc=cython.longlong, served=Py_ssize_t,
+                   c_wake=cython.longlong, c_migr=cython.longlong)
+    cpdef _run(self, list arrivals, long long start, long long end, dict out)
     @cython.locals(th=KThread, m=Mbuf, arrivals=list)
     cpdef step(self, start, end, list inbox)

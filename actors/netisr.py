@@ -228,6 +228,8 @@ class Netisr(Actor):
         pi = self.pi
         proto = self.snap_proto
         wait = 0
+        svc = 0                 # service ns and packets served, added to the
+        served = 0              # netisr's totals once, at the end
         n = len(arrivals)
         i = 0
         while True:
@@ -293,23 +295,26 @@ class Netisr(Actor):
                         c = mem.charge(th.cpu, mem.between(th.cpu, hd.line_cpu
                                                            if hd.line_cpu >= 0 else th.cpu),
                                        QUEUE_LINES)
-                        t = clock if clock > hd.stamp_ns else hd.stamp_ns
+                        t = hd.stamp_ns
+                        if clock > t:
+                            t = clock
                         th.charge(t, t + c)
                         clock = t + c
                         self.wake_sum += c
                 if clock >= until:
                     break
                 m = snap.popleft()
-                if clock < m.stamp_ns:
-                    clock = m.stamp_ns
-                wait += clock - m.stamp_ns
+                t = m.stamp_ns
+                if clock < t:
+                    clock = t
+                wait += clock - t
                 if mem is not None:          # the packet's lines, from the enqueuer's core
                     cost = mem.touch_m(th.cpu, m, MBUF_HDR_LINES + PKT_DATA_LINES)
                     cost += pi.input(m, proto, out, clock + cost)
                 else:
                     cost = pi.input(m, proto, out, clock)
-                self.svc_sum += cost
-                self.svc_n += 1
+                svc += cost
+                served += 1
                 if clock >= start:
                     if clock + cost <= end:
                         busy += cost
@@ -321,7 +326,6 @@ class Netisr(Actor):
                     th.charge(clock, clock + cost)
                 clock += cost
                 stats[proto]["handled"] += 1
-                self.waited += 1
             if i >= n:
                 break
             a = arrivals[i]
@@ -343,6 +347,9 @@ class Netisr(Actor):
         self.snap = snap
         self.running = running
         self.wait_ns += wait
+        self.svc_sum += svc
+        self.svc_n += served
+        self.waited += served
         th.clock = clock
         th.add(start, busy)
         th.add(prev, busy_prev)

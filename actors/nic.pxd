@@ -2,8 +2,9 @@
 # compiled (actors/_core.py): Nic and RxQueue become extension types (their
 # fields in a C struct); the threads, cache view and mbufs of the hot loops
 # are declared as their extension types, so that their fields are read and
-# their methods called directly.  Values stay Python objects: no arithmetic
-# changes.
+# their methods called directly.  The ithread loop's clock, costs and
+# counters are C int64 (integer ns, far below 2**63); the other values stay
+# Python objects.
 cimport cython
 from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
@@ -39,7 +40,13 @@ cdef class Nic(Actor):
                    memo=dict, hmemo=dict)
     cpdef hw_rx(self, bytes f)
     @cython.locals(th=KThread, iq=KThread, m=Mbuf, nx=Mbuf, hd=Mbuf, mem=MemView, pi=ProtoInput,
-                   disp=NetisrConfig, n=Py_ssize_t, i=Py_ssize_t)
-    cpdef _run_queue(self, RxQueue rx, list arr, start, end, dict out)
+                   disp=NetisrConfig, n=Py_ssize_t, i=Py_ssize_t,
+                   clock=cython.longlong, busy=cython.longlong, until=cython.longlong,
+                   t_int=cython.longlong, last_intr=cython.longlong, itr=cython.longlong,
+                   w0=cython.longlong, c=cython.longlong, ta=cython.longlong,
+                   c_intr=cython.longlong, c_pkt=cython.longlong, c_vlan=cython.longlong,
+                   c_csw=cython.longlong, c_migr=cython.longlong, c_pkt_direct=cython.longlong,
+                   Q=cython.longlong, handled=Py_ssize_t, ring_size=Py_ssize_t)
+    cpdef _run_queue(self, RxQueue rx, list arr, long long start, long long end, dict out)
     @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView)
     cpdef step(self, start, end, list inbox)

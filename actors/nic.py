@@ -392,7 +392,8 @@ class Nic(Actor):
                     break
                 if ring:
                     hd = ring[0]
-                if not ring or hd.arrival_ns > clock:
+                    ta = hd.arrival_ns
+                if not ring or ta > clock:
                     running = False      # ring empty: re-arm the vector, sleep
                     th.sleep(clock)
                     if points is not None:

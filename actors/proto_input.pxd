@@ -1,7 +1,9 @@
 # Cython declarations for actors/proto_input.py, read only when the model
 # is compiled (actors/_core.py): ProtoInput becomes an extension type (its
 # fields in a C struct) whose input path the NIC's and netisr's hot loops
-# call directly.  Values stay Python objects: no arithmetic changes.
+# call directly.  Its costs, quantum and the input path's clock are C int64
+# (integer ns, far below 2**63); the other values stay Python objects.
+cimport cython
 from actors.base cimport Tap
 from actors.cache cimport MemView
 from actors.mbuf cimport Mbuf, Uma, m_freem
@@ -10,7 +12,8 @@ from actors.ip6_input cimport ip6_input, ip6_nexthdr
 from actors.udp_input cimport udp_input_hdr
 
 cdef class ProtoInput:
-    cdef public object c_ip, c_ip6, c_udp, c_tcp, c_reass, Q, cpu
+    cdef public long long c_ip, c_ip6, c_udp, c_tcp, c_reass, Q
+    cdef public object cpu
     cdef public object absorbed, counters, consumed, reass4, reass6
     cdef public dict ifaddr_rec, ifaddr6_rec, vnets, vnet_actor, drops
     cdef public Tap tap
@@ -18,5 +21,6 @@ cdef class ProtoInput:
     cdef public MemView mem
 
     cpdef _end(self, m, reason, consumer)
-    cpdef input(self, Mbuf m, proto, dict out, now)
-    cpdef _to_vnet(self, Mbuf m, dict out, done, kind)
+    @cython.locals(cost=cython.longlong)
+    cpdef long long input(self, Mbuf m, proto, dict out, long long now) except? -1
+    cpdef _to_vnet(self, Mbuf m, dict out, long long done, kind)
