@@ -8,6 +8,9 @@
 cimport cython
 from actors.mbuf cimport Mbuf
 
+# a line's size, a C constant in the pricing arithmetic (no module lookup)
+cdef long long LINE
+
 cdef class MemView:
     cdef public object t, actor
     cdef public long long l2, llc

@@ -3,6 +3,7 @@
 # bytes as C bytes (shifts of at most 8 bits: no overflow) and the mbuf's
 # fields directly; callers that cimport it call it in C.
 cimport cython
+from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf
 
 @cython.locals(d=bytes, off=Py_ssize_t, n=Py_ssize_t, et=Py_ssize_t, p=Py_ssize_t,

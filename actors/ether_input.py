@@ -38,6 +38,7 @@ FCS trimming (captures carry none).
 
 from __future__ import annotations
 
+from .inet import bslice
 from .inet import ETHERTYPE_ARP, ETHERTYPE_IP, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN
 from .mbuf import M_BCAST, M_MCAST, M_PROMISC
 
@@ -66,7 +67,7 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
     n = m.len
     if n < ETHER_HDR_LEN:
         return "if_ierrors"
-    dst = d[off:off + 6]
+    dst = bslice(d, off, off + 6)
     if dst != mac:
         if dst == BCAST:
             m.flags |= M_BCAST

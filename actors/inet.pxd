@@ -1,8 +1,11 @@
 # Cython declarations for actors/inet.py, read only when the model is
 # compiled (actors/_core.py): the word-sum loop runs over the bytes in C
-# (a 64-bit sum: a frame's words cannot overflow it).
+# (a 64-bit sum: a frame's words cannot overflow it), and bslice copies a
+# slice out of the bytes in place.
 cimport cython
 
 cpdef word_sum(object data, Py_ssize_t start, Py_ssize_t end)
 @cython.locals(s=cython.ulonglong, i=Py_ssize_t, p=cython.p_uchar)
 cpdef _word_sum_c(bytes data, Py_ssize_t start, Py_ssize_t end)
+@cython.locals(n=Py_ssize_t, p=cython.p_uchar)
+cpdef bytes bslice(bytes data, Py_ssize_t start, Py_ssize_t end)

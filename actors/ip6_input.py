@@ -22,7 +22,7 @@ AH/ESP (a later work item), raw sockets.
 
 from __future__ import annotations
 
-from .inet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
+from .inet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, bslice
 from .mbuf import m_adj
 
 _V4MAPPED = b"\0" * 10 + b"\xff\xff"
@@ -43,8 +43,8 @@ def ip6_input(m, vnets: dict, cnt):
         return "ip6s_badvers"
     nxt = d[o + 6]
     cnt[f"ip6s_nxthist.{nxt}"] += 1
-    src = d[o + 8:o + 24]
-    dst = d[o + 24:o + 40]
+    src = bslice(d, o + 8, o + 24)
+    dst = bslice(d, o + 24, o + 40)
     if src[0] == 0xFF or dst == _UNSPEC or src[:12] == _V4MAPPED or dst[:12] == _V4MAPPED:
         return "ip6s_badscope"
     if (src == _LOOPBACK or dst == _LOOPBACK) and m.rcvif != "lo0":

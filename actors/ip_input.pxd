@@ -3,6 +3,7 @@
 # C bytes (shifts of at most 8 bits: no overflow) and the mbuf's fields
 # directly; callers that cimport them call them in C.
 cimport cython
+from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf
 
 @cython.locals(d=bytes, o=Py_ssize_t, n=Py_ssize_t, b0=Py_ssize_t, hl=Py_ssize_t,

@@ -24,7 +24,7 @@ no TTL decrement), multicast membership, raw sockets.
 
 from __future__ import annotations
 
-from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, cksum_sum
+from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, bslice, cksum_sum
 from .mbuf import CSUM_IP_CHECKED, CSUM_IP_VALID, m_adj
 
 _from = int.from_bytes
@@ -65,7 +65,7 @@ def ip_input(m, vnets: dict, cnt):
         r = ip_dooptions(d, o, hl, cnt)
         if r is not None:
             return r
-    dst = d[o + 16:o + 20]
+    dst = bslice(d, o + 16, o + 20)
     v = vnets.get(m.vnet)
     if v is None or (dst not in v["inet"] and dst != b"\xff\xff\xff\xff" and not v["any"]):
         return "ips_cantforward"

@@ -10,7 +10,7 @@ from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
 from actors.mbuf cimport Mbuf, Uma, m_freem, m_alloc
 from actors.ether_input cimport ether_input
-from actors.inet cimport word_sum
+from actors.inet cimport bslice, word_sum
 from actors.netisr cimport NetisrConfig
 from actors.proto_input cimport ProtoInput
 from actors.sched cimport Loads

@@ -51,7 +51,7 @@ from .sched import Loads, balance_vector_cpu, float_vector_cpu, pick_ithread_cpu
 from .proto_input import ProtoInput
 from .costs import to_ns
 from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
-from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_sum, word_sum
+from .inet import IPPROTO_TCP, IPPROTO_UDP, bslice, cksum_sum, word_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
                    M_HASHTYPE_NONE, M_HASHTYPE_OPAQUE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6,
                    M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, Uma,
@@ -224,18 +224,18 @@ class Nic(Actor):
             tcp = (f[b + 9] == IPPROTO_TCP and not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF)
                    and n >= u + 4)
             if tcp:                     # TCP: the 4-tuple (RSS_HASHTYPE_TCP_IPV4)
-                key = f[b + 12:b + 20] + f[u:u + 4]
+                key = bslice(f, b + 12, b + 20) + bslice(f, u, u + 4)
                 htype = M_HASHTYPE_RSS_TCP_IPV4
             else:                       # UDP and the rest: the 2-tuple
-                key = f[b + 12:b + 20]
+                key = bslice(f, b + 12, b + 20)
                 htype = M_HASHTYPE_RSS_IPV4
         elif et == _V6 and n >= b + 40 and f[b] >> 4 == 6:
             tcp = f[b + 6] == IPPROTO_TCP and n >= b + 44
             if tcp:
-                key = f[b + 8:b + 44]
+                key = bslice(f, b + 8, b + 44)
                 htype = M_HASHTYPE_RSS_TCP_IPV6
             else:
-                key = f[b + 8:b + 40]
+                key = bslice(f, b + 8, b + 40)
                 htype = M_HASHTYPE_RSS_IPV6
         else:
             return 0, M_HASHTYPE_NONE, 0
@@ -254,7 +254,7 @@ class Nic(Actor):
         csum = 0
         if htype == M_HASHTYPE_RSS_IPV4 or htype == M_HASHTYPE_RSS_TCP_IPV4:
             if hl >= 20 and n >= b + hl:
-                iph = f[b:b + hl]
+                iph = bslice(f, b, b + hl)
                 hmemo = self.iphdr_memo
                 ok = hmemo.get(iph)
                 if ok is None:

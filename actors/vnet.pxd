@@ -9,6 +9,7 @@ from actors.base cimport Actor, Tap
 from actors.cache cimport MemView
 from actors.in_pcb cimport Pcb, PcbInfo
 from actors.sched cimport Loads
+from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf, Uma, m_freem, Storage
 
 cdef class Socket:

@@ -52,6 +52,7 @@ from .ether_input import ISR_NAMES, NETISR_IP, NETISR_IPV6
 from .netisr import NetisrConfig
 from .sched import Loads
 from .cache import PCB_LINES, SOCKBUF_LINES, MemView
+from .inet import bslice
 from .mbuf import M_BCAST, M_MCAST, M_PREEMPT, Uma, m_freem
 
 LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
@@ -297,12 +298,12 @@ class Vnet(Actor):
             v6 = d[o] >> 4 == 6
             l4 = o + mb.l3hlen
             if v6:
-                laddr = d[o + 24:o + 40]
-                faddr = d[o + 8:o + 24]
+                laddr = bslice(d, o + 24, o + 40)
+                faddr = bslice(d, o + 8, o + 24)
             else:
-                laddr = d[o + 16:o + 20]
-                faddr = d[o + 12:o + 16]
-            fkey = faddr + d[l4:l4 + 4] + laddr
+                laddr = bslice(d, o + 16, o + 20)
+                faddr = bslice(d, o + 12, o + 16)
+            fkey = faddr + bslice(d, l4, l4 + 4) + laddr
             sport = (d[l4] << 8) | d[l4 + 1]
             dport = (d[l4 + 2] << 8) | d[l4 + 3]
             pcb, now = self._stall(mb, sender, mdebt, (6 if v6 else 4, faddr, sport, laddr, dport),

@@ -228,3 +228,19 @@ def test_word_sum_is_the_ones_complement_residue(data, start, end, kind):
         seg += b"\0"
     ref = sum((seg[i] << 8) | seg[i + 1] for i in range(0, len(seg), 2)) % 0xFFFF
     assert word_sum(kind(data), start, end) == ref
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.integers(-3, 220), st.integers(-3, 220))
+def test_bslice_is_a_python_slice(data, start, end):
+    """bslice (a copy out of the bytes in place when compiled) is
+    data[start:end] for every start >= 0, whatever end, and refuses a
+    negative start (where a C copy would read before the buffer)."""
+    from actors.inet import bslice
+    if start < 0:
+        with pytest.raises(ValueError):
+            bslice(data, start, end)
+        return
+    got = bslice(data, start, end)
+    assert got == data[start:end]
+    assert type(got) is bytes
