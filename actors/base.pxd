@@ -18,10 +18,13 @@ cdef class KThread:
     cdef public object name, actor, cpu, pri, Q, clock, busy_total, debt_total
     cdef public object burst_t0, state, migrations
     cdef public dict use, moved, bursts, events
+    cdef public long long pw, pns
 
-    @cython.locals(Q=cython.longlong, e=cython.longlong, seg=cython.longlong)
+    @cython.locals(Q=cython.longlong, w=cython.longlong, e=cython.longlong, seg=cython.longlong)
     cpdef charge(self, long long t0, long long t1)
     cpdef add(self, long long start, long long ns)
+    cdef _use(self, long long w, long long ns)
+    cdef _flush(self)
     cpdef wake(self, t, preempting=*)
     cpdef sleep(self, t)
     cpdef count(self, what, n=*)

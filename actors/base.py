@@ -96,7 +96,7 @@ class KThread:
 
     __slots__ = ("name", "actor", "cpu", "pri", "Q", "clock", "use", "busy_total",
                  "debt_total", "moved", "bursts", "burst_t0", "events", "state",
-                 "migrations")
+                 "migrations", "pw", "pns")
 
     def __init__(self, name: str, actor: str, cpu: int, pri: int, quantum_ns: int):
         self.name = name
@@ -106,6 +106,8 @@ class KThread:
         self.Q = quantum_ns
         self.clock = 0          # virtual ns at which the thread is next free
         self.use = {}           # window index -> ns used on self.cpu, not yet reported
+        self.pw = -1            # ... but the latest window's ns are summed here first
+        self.pns = 0            # (one dict update a window, not one a charge; see _flush)
         self.moved = {}         # cpu -> {window: ns} used on CPUs left this window
         self.busy_total = 0
         self.debt_total = 0
@@ -118,23 +120,41 @@ class KThread:
     def charge(self, t0: int, t1: int) -> None:
         """Record that the thread ran from t0 to t1, split by window."""
         Q = self.Q
-        use = self.use
         w = t0 // Q
-        if t0 < t1 and t1 <= (t0 // Q + 1) * Q:     # the common case: inside one window
-            use[w] = use.get(w, 0) + t1 - t0
+        if t0 < t1 and t1 <= (w + 1) * Q:      # the common case: inside one window
+            if w == self.pw:
+                self.pns += t1 - t0
+            else:
+                self._use(w, t1 - t0)
             return
         while t0 < t1:
             w = t0 // Q
-            e = (t0 // Q + 1) * Q
+            e = (w + 1) * Q
             seg = (t1 if t1 < e else e) - t0
-            use[w] = use.get(w, 0) + seg
+            self._use(w, seg)
             t0 += seg
 
     def add(self, start: int, ns: int) -> None:
         """Time used inside the window that starts at `start`."""
         if ns:
-            w = start // self.Q
-            self.use[w] = self.use.get(w, 0) + ns
+            self._use(start // self.Q, ns)
+
+    def _use(self, w: int, ns: int) -> None:
+        """ns used in window w: summed in (pw, pns) while the thread keeps
+        charging the same window; the sum goes into self.use when another
+        window is charged, and before anything reads self.use (_flush)."""
+        if w == self.pw:
+            self.pns += ns
+            return
+        self._flush()
+        self.pw = w
+        self.pns = ns
+
+    def _flush(self) -> None:
+        if self.pns:
+            use = self.use
+            use[self.pw] = use.get(self.pw, 0) + self.pns
+            self.pns = 0
 
     # -- activations and placement ------------------------------------------------
     def wake(self, t: int, preempting: bool = False) -> None:
@@ -171,6 +191,7 @@ class KThread:
         thread migration (interrupt context following a floating vector)."""
         if cpu == self.cpu:
             return
+        self._flush()
         if self.use:
             old = self.moved.setdefault(self.cpu, {})
             for w, ns in self.use.items():
@@ -215,6 +236,7 @@ class KThread:
     def report(self, out: list, end: int) -> None:
         """Tell the CPUs how long we ran, per window, with our bursts and
         events (arbitrated one window later)."""
+        self._flush()
         if not (self.use or self.moved or self.bursts or self.events):
             return                      # asleep all window: nothing to say
         if not self.moved and not self.events and len(self.bursts) <= 1 and (

@@ -4,8 +4,8 @@
 # slice out of the bytes in place.
 cimport cython
 
-cpdef word_sum(object data, Py_ssize_t start, Py_ssize_t end)
+cpdef long long word_sum(object data, Py_ssize_t start, Py_ssize_t end) except? -1
 @cython.locals(s=cython.ulonglong, i=Py_ssize_t, p=cython.p_uchar)
-cpdef _word_sum_c(bytes data, Py_ssize_t start, Py_ssize_t end)
+cpdef long long _word_sum_c(bytes data, Py_ssize_t start, Py_ssize_t end) except? -1
 @cython.locals(n=Py_ssize_t, p=cython.p_uchar)
 cpdef bytes bslice(bytes data, Py_ssize_t start, Py_ssize_t end)

@@ -37,7 +37,7 @@ cdef class Nic(Actor):
 
     @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
                    iplen=Py_ssize_t, plen=Py_ssize_t, et=Py_ssize_t, ulp=Py_ssize_t,
-                   memo=dict, hmemo=dict)
+                   hs=cython.longlong, memo=dict, hmemo=dict)
     cpdef hw_rx(self, bytes f)
     @cython.locals(th=KThread, iq=KThread, m=Mbuf, nx=Mbuf, hd=Mbuf, mem=MemView, pi=ProtoInput,
                    disp=NetisrConfig, n=Py_ssize_t, i=Py_ssize_t,

@@ -249,6 +249,7 @@ class Nic(Actor):
             # mod 0xffff (all the check needs: no 64- or 256-bit integer a packet)
             hp = memo[key] = (toeplitz_hash(key), _from(a, "big") % 0xFFFF)
         h = hp[0]
+        hs = hp[1]
         if not self.rxcsum:
             return h, htype, 0
         csum = 0
@@ -266,13 +267,13 @@ class Nic(Actor):
                 ulp = f[b + 9]
                 if (not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF) and hl + 8 <= iplen <= n - b
                         and (ulp == IPPROTO_TCP or (ulp == IPPROTO_UDP and (f[u + 6] or f[u + 7])))):
-                    if (word_sum(f, u, b + iplen) + hp[1] + ulp + iplen - hl) % 0xFFFF == 0:
+                    if (word_sum(f, u, b + iplen) + hs + ulp + iplen - hl) % 0xFFFF == 0:
                         csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         else:
             plen = (f[b + 4] << 8) | f[b + 5]
             ulp = f[b + 6]
             if (ulp == IPPROTO_UDP or ulp == IPPROTO_TCP) and 8 <= plen <= n - b - 40:
-                if (word_sum(f, b + 40, b + 40 + plen) + hp[1] + ulp + plen) % 0xFFFF == 0:
+                if (word_sum(f, b + 40, b + 40 + plen) + hs + ulp + plen) % 0xFFFF == 0:
                     csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
         return h, htype, csum
 

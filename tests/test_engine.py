@@ -1,6 +1,8 @@
 """The window engine: canonical order, rounding to the window's end,
 independence of actors within a window, and CPU arbitration by debt."""
 
+from hypothesis import given, settings, strategies as st
+
 from actors.base import Actor, KThread, PRI_ITHD, PRI_USER
 from actors.cpu import Cpu
 from cluster.engine import LocalExecutor
@@ -135,3 +137,56 @@ def test_cpu_uncontended_threads_pay_nothing():
     _run([a, b, cpu], 500)
     assert a.th.debt_total == 0 and b.th.debt_total == 0
     assert a.done == b.done == 500 * 300
+
+
+# -- a thread's time accounting (KThread.charge / add / move / report) -------------
+
+_ops = st.lists(st.one_of(
+    st.tuples(st.just("charge"), st.integers(0, 6 * Q), st.integers(0, 3 * Q)),
+    st.tuples(st.just("add"), st.integers(0, 6), st.integers(0, Q)),
+    st.tuples(st.just("move"), st.integers(0, 2), st.booleans()),
+    st.tuples(st.just("report"), st.just(0), st.just(0))), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ops)
+def test_thread_reports_every_ns_it_was_charged(ops):
+    """Whatever the order of charges (split at window edges), window adds,
+    moves between CPUs and reports, the "use" messages a thread sends add
+    up, per CPU and window, to what it was charged there - the CPU
+    arbitrates exactly the time the thread used, once."""
+    th = KThread("t", "a", 0, PRI_ITHD, Q)
+    want = {}
+    got = {}
+
+    def report():
+        out = []
+        th.report(out, 7 * Q)
+        for dest, kind, payload, _ in out:
+            assert kind == "use"
+            for w, ns in payload[3]:
+                k = (dest, w)
+                got[k] = got.get(k, 0) + ns
+
+    for op, a, b in ops:
+        if op == "charge":
+            th.charge(a, a + b)
+            t = a
+            while t < a + b:        # the reference: window by window
+                w = t // Q
+                seg = min(a + b, (w + 1) * Q) - t
+                k = (f"cpu{th.cpu}", w)
+                want[k] = want.get(k, 0) + seg
+                t += seg
+        elif op == "add":
+            th.add(a * Q, b)
+            if b:
+                k = (f"cpu{th.cpu}", a)
+                want[k] = want.get(k, 0) + b
+        elif op == "move":
+            th.move(a, b)
+        else:
+            report()
+    report()
+    assert got == want
+    assert th.busy_total == sum(want.values())
