@@ -7,7 +7,7 @@
 cimport cython
 from actors.base cimport Actor, Tap
 from actors.cache cimport MemView
-from actors.in_pcb cimport Pcb, PcbInfo
+from actors.in_pcb cimport Pcb, PcbInfo, in_pcbref, in_pcbrele, use
 from actors.sched cimport Loads
 from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf, Uma, m_freem, Storage
@@ -29,14 +29,17 @@ cdef class Vnet(Actor):
     cdef public Uma uma
     cdef public MemView mem
 
-    @cython.locals(info=PcbInfo, pcb=Pcb)
-    cpdef _locked_input(self, Mbuf m, tuple key, t_end, thread, infos=*, c_udp=*, sink=*)
+    @cython.locals(info=PcbInfo, pcb=Pcb, c_lookup=cython.longlong, t_req=cython.longlong,
+                   start=cython.longlong, run0=cython.longlong, done=cython.longlong)
+    cpdef _locked_input(self, Mbuf m, tuple key, long long t_end, thread, infos,
+                        long long c_udp, sink=*)
     cpdef _drop(self, m, reason)
     @cython.locals(s=Socket, pcb=Pcb, mem=MemView, mb=Mbuf, st=Storage, d=bytes, o=Py_ssize_t,
                    l4=Py_ssize_t, arrivals=list)
     cpdef step(self, start, end, list inbox)
-    @cython.locals(pcb=Pcb)
-    cpdef _stall(self, Mbuf m, sender, dict mdebt, tuple key, infos, cost, sink=*)
+    @cython.locals(pcb=Pcb, pend=list, stamp=cython.longlong, owed=cython.longlong,
+                   gap=cython.longlong, t_end=cython.longlong)
+    cpdef _stall(self, Mbuf m, sender, dict mdebt, tuple key, infos, long long cost, sink=*)
     @cython.locals(mem=MemView)
     cpdef _touch_pcb(self, Mbuf m, Socket s, sender, dict mdebt)
     cpdef _deliver(self, Socket s, Mbuf m, now, fkey, sender, nbytes)

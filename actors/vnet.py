@@ -184,15 +184,15 @@ class Vnet(Actor):
         self.mem = MemView(topo, self.name) if topo is not None else None
         self.pub_c = [0] * host.get("cpus", 1)
 
-    def _locked_input(self, m, key: tuple, t_end: int, thread, infos=None, c_udp=None,
+    def _locked_input(self, m, key: tuple, t_end: int, thread, infos, c_udp: int,
                       sink=None) -> tuple:
         """udp_input's (or tcp_input's) locking, resolved here, where the
         locks live: returns (the pcb, when its input ends).  `t_end` is when
         the thread finished the input path as if uncontended; it began c_udp
         (the path's cost) earlier."""
-        if infos is None:
-            infos, c_udp = self.udbinfo, self.c_udp
-        c_lookup = min(self.c_lookup, c_udp)
+        c_lookup = self.c_lookup
+        if c_udp < c_lookup:
+            c_lookup = c_udp
         t_req = t_end - c_udp
         mode = self.locking
         if mode == "global":        # pcbinfo held across lookup and input (2006)
@@ -345,13 +345,16 @@ class Vnet(Actor):
         wait.  Returns (pcb, when the input ends)."""
         thread = (sender, m.line_cpu)
         pend = self.pending.get(thread)
+        stamp = m.stamp_ns
         if pend is None:
-            pend = self.pending[thread] = [0, m.stamp_ns]
-        gap = m.stamp_ns - cost - pend[1]
+            pend = self.pending[thread] = [0, stamp]
+        owed = pend[0]
+        gap = stamp - cost - pend[1]
         if gap > 0:
-            pend[0] = pend[0] - gap if pend[0] > gap else 0
-        pend[1] = m.stamp_ns
-        t_end = m.stamp_ns + pend[0]
+            owed = owed - gap if owed > gap else 0
+            pend[0] = owed
+        pend[1] = stamp
+        t_end = stamp + owed
         pcb, now = self._locked_input(m, key, t_end, thread, infos, cost, sink)
         wait = now - t_end
         pend[0] += wait
