@@ -21,6 +21,9 @@ cdef class Mbuf:
     cdef public object line_at, line_pat, l3hlen, zone, freed
     cdef public Storage st
 
+@cython.locals(st=Storage)
+cdef Storage _storage(object data, object zones, object refcnt)
+
 @cython.locals(m=Mbuf)
 cpdef Mbuf _blank(Storage st, object zone, object length)
 

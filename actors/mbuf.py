@@ -230,13 +230,22 @@ class Mbuf:
                 f"zone={self.zone}{' FREED' if self.freed else ''}>")
 
 
-# an mbuf without __init__ (which refuses): object.__new__ in plain Python,
-# the type's own allocator when compiled as an extension type (actors/mbuf.pxd)
-_new = Mbuf.__new__
+# Mbufs and storage are made with Type.__new__(Type) and their fields set
+# here: object.__new__ in plain Python, and when compiled (actors/mbuf.pxd)
+# the type's own allocator called directly - no call through the type, and
+# no __init__ (Mbuf's refuses).
+
+
+def _storage(data, zones, refcnt) -> Storage:
+    st = Storage.__new__(Storage)
+    st.data = data
+    st.zones = zones
+    st.refcnt = refcnt
+    return st
 
 
 def _blank(st: Storage, zone: str, length: int) -> Mbuf:
-    m = _new(Mbuf)
+    m = Mbuf.__new__(Mbuf)
     m.off = 0
     m.len = length
     m.flags = M_PKTHDR | (0 if zone == Z_MBUF and st.zones == (Z_MBUF,) else M_EXT)
@@ -273,12 +282,12 @@ def m_alloc(uma: Uma, data: bytes) -> Mbuf:
     n = len(data)
     if MHLEN < n <= MCLBYTES:           # the common case: one packet-zone item
         uma.allocs[Z_PACKET] += 1
-        return _blank(Storage(data, _ZP), Z_PACKET, n)
+        return _blank(_storage(data, _ZP, 1), Z_PACKET, n)
     zones = zones_for(n)
     allocs = uma.allocs
     for z in zones:
         allocs[z] += 1
-    return _blank(Storage(data, zones), zones[0], n)
+    return _blank(_storage(data, zones, 1), zones[0], n)
 
 
 def m_freem(uma: Uma, m: Mbuf) -> None:
@@ -425,10 +434,10 @@ def decode_batch(blob: bytes) -> list:
         return _decode_packed(sts, idx, rows)
     if ver != CODEC_VERSION:
         raise ValueError(f"mbuf codec version {ver}, expected {CODEC_VERSION} or {CODEC_PACKED}")
-    storages = [Storage(d, z, 0) for d, z in sts]
+    storages = [_storage(d, z, 0) for d, z in sts]
     out = []
     for k, r in enumerate(rows):
-        m = _new(Mbuf)
+        m = Mbuf.__new__(Mbuf)
         (m.off, m.len, m.flags, m.rcvif, m.flowid, m.hashtype, m.fib, m.vnet,
          m.vlan, m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.tags,
          m.line_cpu, m.line_at, m.line_pat, m.l3hlen, m.zone) = r
@@ -548,7 +557,7 @@ def _decode_packed(tables, tags, rows) -> list:
         out = []
         o = 0
         for k in range(n):
-            m = _new(Mbuf)
+            m = Mbuf.__new__(Mbuf)
             m.off = rv[o]
             m.len = rv[o + 1]
             m.flags = rv[o + 2]
@@ -568,7 +577,7 @@ def _decode_packed(tables, tags, rows) -> list:
             m.vnet = names[rv[o + 16]]
             m.zone = names[rv[o + 17]]
             m.tags = []
-            m.st = Storage(data[k], names[rv[o + 18]], 1)
+            m.st = _storage(data[k], names[rv[o + 18]], 1)
             m.freed = False
             out.append(m)
             o += _NCOL
