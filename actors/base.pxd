@@ -10,7 +10,8 @@ cimport cython
 from actors.mbuf cimport Mbuf
 
 cdef class Tap:
-    cdef public object cap, frames, lost
+    cdef public long long cap, lost
+    cdef public list frames
 
     cpdef add(self, Mbuf m, dropped, what)
 

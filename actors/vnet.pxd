@@ -39,7 +39,7 @@ cdef class Vnet(Actor):
     cpdef step(self, start, end, list inbox)
     @cython.locals(pcb=Pcb, pend=list, stamp=cython.longlong, owed=cython.longlong,
                    gap=cython.longlong, t_end=cython.longlong)
-    cpdef _stall(self, Mbuf m, sender, dict mdebt, tuple key, infos, long long cost, sink=*)
+    cpdef _stall(self, Mbuf m, tuple thread, dict mdebt, tuple key, infos, long long cost, sink=*)
     @cython.locals(mem=MemView)
-    cpdef _touch_pcb(self, Mbuf m, Socket s, sender, dict mdebt)
+    cpdef _touch_pcb(self, Mbuf m, Socket s, tuple thread, dict mdebt)
     cpdef _deliver(self, Socket s, Mbuf m, now, fkey, sender, nbytes)

@@ -306,7 +306,8 @@ class Vnet(Actor):
             fkey = faddr + bslice(d, l4, l4 + 4) + laddr
             sport = (d[l4] << 8) | d[l4 + 1]
             dport = (d[l4 + 2] << 8) | d[l4 + 3]
-            pcb, now = self._stall(mb, sender, mdebt, (6 if v6 else 4, faddr, sport, laddr, dport),
+            thread = (sender, mb.line_cpu)      # the thread that ran the input path
+            pcb, now = self._stall(mb, thread, mdebt, (6 if v6 else 4, faddr, sport, laddr, dport),
                                    self.udbinfo, self.c_udp, self.sink_pcb)
             if pcb is None:
                 cnt["udps_noport"] += 1
@@ -315,7 +316,7 @@ class Vnet(Actor):
                 self._drop(mb, "udps_noport")
                 continue
             s = pcb.sock
-            self._touch_pcb(mb, s, sender, mdebt)
+            self._touch_pcb(mb, s, thread, mdebt)
             if s.buf and s.read_ns is not None:
                 self._read(s, now)
             if s.cc + mb.len > s.hiwat:
@@ -340,10 +341,9 @@ class Vnet(Actor):
             mem.report(out, end)
         return out
 
-    def _stall(self, m, sender, mdebt: dict, key: tuple, infos, cost: int, sink=None):
-        """Run the locked part of an input path for m; charge its thread the
-        wait.  Returns (pcb, when the input ends)."""
-        thread = (sender, m.line_cpu)
+    def _stall(self, m, thread: tuple, mdebt: dict, key: tuple, infos, cost: int, sink=None):
+        """Run the locked part of an input path for m; charge its thread
+        ((sender, m.line_cpu)) the wait.  Returns (pcb, when the input ends)."""
         pend = self.pending.get(thread)
         stamp = m.stamp_ns
         if pend is None:
@@ -376,7 +376,8 @@ class Vnet(Actor):
         sport, dport, seq, ack, thlen, flags = tcp_parse(d, l4)
         plen = m.len - m.l3hlen - thlen
         fam = 6 if v6 else 4
-        pcb, now = self._stall(m, sender, mdebt, (fam, faddr, sport, laddr, dport),
+        thread = (sender, m.line_cpu)
+        pcb, now = self._stall(m, thread, mdebt, (fam, faddr, sport, laddr, dport),
                                self.tcbinfo, self.c_tcp)
         if pcb is None:
             cnt["tcps_noport"] += 1
@@ -393,7 +394,7 @@ class Vnet(Actor):
             self._consumed(m, "tcp")
             return
         s = pcb.sock
-        self._touch_pcb(m, s, sender, mdebt)
+        self._touch_pcb(m, s, thread, mdebt)
         if s.buf and s.read_ns is not None:
             self._read(s, now)
         what, segs = tcp_input(tp, seq, ack, flags, plen, m, s.hiwat - s.cc, cnt)
@@ -414,9 +415,10 @@ class Vnet(Actor):
         else:
             self._drop(m, what)
 
-    def _touch_pcb(self, m, s, sender, mdebt: dict) -> None:
+    def _touch_pcb(self, m, s, thread: tuple, mdebt: dict) -> None:
         """in_pcblookup and sbappend touch the pcb and the socket buffer, on
-        the core of the thread that runs the input path: its stall."""
+        the core of the thread that runs the input path ((sender, core), as
+        _stall had it): its stall."""
         mem = self.mem
         if mem is None or m.line_cpu < 0:
             return
@@ -425,9 +427,8 @@ class Vnet(Actor):
         s.pcb_rec = mem.now(c)
         ns += mem.touch(c, s.sb_rec, SOCKBUF_LINES)
         s.sb_rec = mem.now(c)
-        k = (sender, c)
-        mdebt[k] = mdebt.get(k, 0) + ns
-        self.pending[k][0] += ns
+        mdebt[thread] = mdebt.get(thread, 0) + ns
+        self.pending[thread][0] += ns
 
     def _deliver(self, s, m, now: int, fkey: bytes, sender, nbytes: int) -> None:
         """m's data reaches socket s at `now` (sbappend): counted, checked for
