@@ -31,8 +31,9 @@ cdef class MemView:
     cpdef object rx_touch(self, Py_ssize_t c, Mbuf m, Py_ssize_t hdr_lines, Py_ssize_t data_lines)
     @cython.locals(ns=cython.longlong)
     cpdef object charge(self, Py_ssize_t c, Py_ssize_t lv, Py_ssize_t lines)
-    @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, pnow=cython.longlong)
-    cpdef object touch_shared(self, Py_ssize_t c, dict rec, Py_ssize_t lines)
+    @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, pnow=cython.longlong, mine=cython.longlong,
+                   opat=cython.longlong, oc=Py_ssize_t)
+    cpdef object touch_shared(self, Py_ssize_t c, long long[::1] rec, Py_ssize_t lines)
     @cython.locals(c=Py_ssize_t, p=Py_ssize_t, t=cython.longlong, now_c=cython.longlong[::1],
                    prev_c=cython.longlong[::1], cur_c=cython.longlong[::1], now_p=cython.longlong[::1])
     cpdef publish(self, list pub_c)

@@ -224,23 +224,25 @@ class MemView:
         self._add(c, self.pkg[c], lv, lines, ns)
         return ns
 
-    def touch_shared(self, c: int, rec: dict, lines: int) -> int:
-        """A read of a read-mostly object: `rec` maps core -> (C, P) of its
-        last read there."""
+    def touch_shared(self, c: int, rec: array, lines: int) -> int:
+        """A read of a read-mostly object whose records `rec` (shared_rec)
+        hold, per core, (C, P) of its last read there."""
         p = self.pkg[c]
-        mine = rec.get(c)
-        if mine is not None and self.now_c[c] - mine[0] < self.l2:
+        mine = rec[2 * c]
+        if mine >= 0 and self.now_c[c] - mine < self.l2:
             lv = L_LOCAL
         else:
             lv = L_DRAM if p == 0 else L_DRAM_REMOTE
             pnow = self.now_p[p]
             pkg = self.pkg
-            for oc, (_, opat) in rec.items():
-                if pkg[oc] == p and pnow - opat < self.llc:
+            for oc in range(len(rec) // 2):
+                opat = rec[2 * oc + 1]
+                if opat >= 0 and pkg[oc] == p and pnow - opat < self.llc:
                     lv = L_LLC
                     break
         ns = self.charge(c, lv, lines)
-        rec[c] = (self.now_c[c], self.now_p[p])
+        rec[2 * c] = self.now_c[c]
+        rec[2 * c + 1] = self.now_p[p]
         return ns
 
     def between(self, c: int, other: int) -> int:
@@ -275,6 +277,14 @@ class MemView:
         cur_p = self.cur_p
         for c in range(len(cur_p)):
             cur_p[c] = 0
+
+
+def shared_rec(ncpu: int) -> array:
+    """The cache records of a read-mostly object (MemView.touch_shared): per
+    core c, the core's and its package's counters at its last read there, at
+    2c and 2c + 1 (-1: never read there).  An int64 array, so that the
+    compiled model reads and writes them in C."""
+    return array("q", [-1] * (2 * ncpu))
 
 
 def _zeros(n: int) -> array:

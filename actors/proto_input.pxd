@@ -15,7 +15,8 @@ cdef class ProtoInput:
     cdef public long long c_ip, c_ip6, c_udp, c_tcp, c_reass, Q
     cdef public object cpu
     cdef public object absorbed, counters, consumed, reass4, reass6
-    cdef public dict ifaddr_rec, ifaddr6_rec, vnets, vnet_actor, drops
+    cdef public long long[::1] ifaddr_rec, ifaddr6_rec
+    cdef public dict vnets, vnet_actor, drops
     cdef public Tap tap
     cdef public Uma uma
     cdef public MemView mem

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .cache import IFADDR_LINES
+from .cache import IFADDR_LINES, shared_rec
 from .costs import to_ns
 from .ether_input import NETISR_IP, NETISR_IPV6
 from .icmp_input import arp_input, icmp6_input, icmp_input
@@ -44,8 +44,9 @@ class ProtoInput:
         self.Q = host["quantum_ns"]
         self.cpu = cpu              # the running thread's CPU (its owner keeps it current)
         self.mem = mem              # the owner's MemView (actors/cache.py), or None
-        self.ifaddr_rec = {}        # cache records of the address hashes, per core
-        self.ifaddr6_rec = {}
+        # cache records of the address hashes, per core (actors/cache.py)
+        self.ifaddr_rec = shared_rec(mem.t.ncpu) if mem is not None else None
+        self.ifaddr6_rec = shared_rec(mem.t.ncpu) if mem is not None else None
         self.vnets = vnets          # vnet name -> {"actor":..., "inet": set, "inet6": set}
         self.vnet_actor = {k: v["actor"] for k, v in vnets.items()}
         self.uma = uma if uma is not None else Uma()

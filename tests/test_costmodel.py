@@ -3,7 +3,7 @@ wakeups): the LRU stack-distance cache model, CPU sharing by priority,
 context switches, interrupts and the scheduler's placement."""
 
 from actors.cache import (L_DRAM, L_DRAM_REMOTE, L_LLC, L_LOCAL, L_XCORE, L_XPKG, LEVELS,
-                          MemView, Topology)
+                          MemView, Topology, shared_rec)
 from actors.costs import DEFAULT_COSTS
 from actors.sched import Loads, float_vector_cpu, pick_ithread_cpu, pick_thread_cpu, steal
 from conftest import run_scn
@@ -77,7 +77,7 @@ def test_dram_is_remote_from_the_other_package():
 
 def test_read_mostly_lines_are_shared():
     v = MemView(_topo(cpus=4, packages=2), "t")
-    rec = {}
+    rec = shared_rec(4)
     v.touch_shared(0, rec, 1)        # first read anywhere: memory
     v.touch_shared(0, rec, 1)        # again on core 0: its cache
     v.touch_shared(1, rec, 1)        # core 1, same package: the LLC has it
