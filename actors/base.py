@@ -239,20 +239,28 @@ class KThread:
         self._flush()
         if not (self.use or self.moved or self.bursts or self.events):
             return                      # asleep all window: nothing to say
-        if not self.moved and not self.events and len(self.bursts) <= 1 and (
-                not self.bursts or self.cpu in self.bursts):
-            # the common case: one CPU, no migrations or interrupts counted
-            c = self.cpu
+        ev = self.events
+        c = self.cpu
+        if not self.moved and len(self.bursts) <= 1 and (not self.bursts or c in self.bursts) \
+                and (not ev or (len(ev) == 1 and c in ev)):
+            # the common case: one CPU, no migrations (interrupts counted or
+            # not): one report, as the general case below would make it
             use = sorted(self.use.items())
             for _, v in use:
                 self.busy_total += v
             b = self.bursts.get(c, [])
             if self.burst_t0 is not None and b:
                 b[-1][1] = max(b[-1][1], min(self.clock, end))
-            out.append((f"cpu{c}", "use", [self.actor, self.name, self.pri, use, b, []], end))
+            evs = sorted(ev[c].items()) if ev else []
+            out.append((f"cpu{c}", "use", [self.actor, self.name, self.pri, use, b, evs], end))
             self.use = {}
             self.bursts = {}
-            if self.burst_t0 is not None:
+            if ev:
+                self.events = {}
+                if self.burst_t0 is not None:   # as the general case carries it on
+                    t = min(self.clock, end)
+                    self.bursts[c] = [[max(self.burst_t0, t), t, 0, 0]]
+            elif self.burst_t0 is not None:
                 t = min(self.clock, end)
                 self.bursts[c] = [[t, t, 0, 0]]
             return

@@ -145,6 +145,8 @@ _ops = st.lists(st.one_of(
     st.tuples(st.just("charge"), st.integers(0, 6 * Q), st.integers(0, 3 * Q)),
     st.tuples(st.just("add"), st.integers(0, 6), st.integers(0, Q)),
     st.tuples(st.just("move"), st.integers(0, 2), st.booleans()),
+    st.tuples(st.just("count"), st.sampled_from(["intr", "migr"]), st.integers(1, 3)),
+    st.tuples(st.just("wake"), st.integers(0, 6 * Q), st.booleans()),
     st.tuples(st.just("report"), st.just(0), st.just(0))), max_size=60)
 
 
@@ -152,21 +154,34 @@ _ops = st.lists(st.one_of(
 @given(_ops)
 def test_thread_reports_every_ns_it_was_charged(ops):
     """Whatever the order of charges (split at window edges), window adds,
-    moves between CPUs and reports, the "use" messages a thread sends add
-    up, per CPU and window, to what it was charged there - the CPU
-    arbitrates exactly the time the thread used, once."""
+    moves between CPUs, interrupts counted, wakeups and sleeps, and reports,
+    the "use" messages a thread sends add up, per CPU and window, to what
+    it was charged there, and per CPU to the events it counted there, and
+    carry each wakeup and each sleep once - the CPU arbitrates exactly the
+    time the thread used, once, and counts its switches once."""
     th = KThread("t", "a", 0, PRI_ITHD, Q)
     want = {}
     got = {}
+    want_ev = {}
+    got_ev = {}
+    wakes = sleeps = 0
+    seen = {"starts": 0, "ends": 0}
 
     def report():
         out = []
         th.report(out, 7 * Q)
+        dests = [o[0] for o in out]
+        assert len(dests) == len(set(dests))        # one report per CPU
         for dest, kind, payload, _ in out:
             assert kind == "use"
             for w, ns in payload[3]:
                 k = (dest, w)
                 got[k] = got.get(k, 0) + ns
+            for b in payload[4]:
+                seen["starts"] += b[2] != 0
+                seen["ends"] += b[3]
+            for e, n in payload[5]:
+                got_ev[(dest, e)] = got_ev.get((dest, e), 0) + n
 
     for op, a, b in ops:
         if op == "charge":
@@ -184,9 +199,28 @@ def test_thread_reports_every_ns_it_was_charged(ops):
                 k = (f"cpu{th.cpu}", a)
                 want[k] = want.get(k, 0) + b
         elif op == "move":
+            if a != th.cpu:
+                if b:
+                    k = (f"cpu{a}", "migr")
+                    want_ev[k] = want_ev.get(k, 0) + 1
+                if th.burst_t0 is not None:
+                    wakes += 1          # moved while running: a burst starts there
             th.move(a, b)
+        elif op == "count":
+            th.count(a, b)
+            k = (f"cpu{th.cpu}", a)
+            want_ev[k] = want_ev.get(k, 0) + b
+        elif op == "wake":
+            if th.burst_t0 is None:     # asleep: a wakeup at a
+                th.wake(a, b)
+                wakes += 1
+            else:                       # running: the burst ends at a
+                th.sleep(max(a, th.burst_t0))
+                sleeps += 1
         else:
             report()
     report()
     assert got == want
     assert th.busy_total == sum(want.values())
+    assert got_ev == want_ev
+    assert seen == {"starts": wakes, "ends": sleeps}
