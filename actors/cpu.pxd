@@ -1,20 +1,31 @@
 # Cython declarations for actors/cpu.py, read only when the model is
 # compiled (actors/_core.py): Cpu becomes an extension type (its fields in
-# a C struct), its step and context-switch sweep called in C.  Values stay
-# Python objects: no arithmetic changes.
+# a C struct), its step and context-switch sweep called in C.  Its clock
+# values, totals and counters are C int64 (integer ns, bytes and counts,
+# far below 2**63); the reports, bursts and the per-window and per-class
+# tables stay Python objects (tuples, dicts), so no arithmetic changes.
 cimport cython
 from actors.base cimport Actor
 
 cdef class Cpu(Actor):
-    cdef public object name, index, package, Q, ghz, busy_ns, wanted, touched
-    cdef public object mem_ns, csw_vol, csw_invol, bursts, published, _unsorted
-    cdef public object subscribers, mem_lines
+    cdef public object name, index, package, ghz, published, _unsorted
+    cdef public long long Q, cap_lo, busy_ns, wanted, touched, mem_ns, csw_vol, csw_invol, bursts
+    cdef public object subscribers
+    cdef public long long[::1] mem_lines
     cdef public dict cap, granted, future, events
     cdef public list spans, judged
 
     @cython.locals(reports=list, spans=list, debts=dict, demand=dict, cap=dict, granted=dict,
-                   events=dict, future=dict, ml=list, i=Py_ssize_t, r=tuple, stale=list)
+                   events=dict, future=dict, classes=dict, ml=cython.longlong[::1], i=Py_ssize_t,
+                   r=tuple, body=list, counts=list, f=dict,
+                   Q=cython.longlong, e=cython.longlong, now_w=cython.longlong, w=cython.longlong,
+                   used=cython.longlong, avail=cython.longlong, got=cython.longlong,
+                   wanted=cython.longlong, busy=cython.longlong,
+                   lo=cython.longlong, old=cython.longlong)
     cpdef list step(self, start, end, list inbox)
     @cython.locals(pend=list, ready=list, cover=list, active=list, k=Py_ssize_t, n=Py_ssize_t,
-                   nc=Py_ssize_t, j=Py_ssize_t)
+                   nc=Py_ssize_t, j=Py_ssize_t, b=tuple, o=tuple, Q=cython.longlong,
+                   horizon=cython.longlong, old=cython.longlong, t0=cython.longlong,
+                   starts=cython.longlong, ot=cython.longlong, pri=cython.longlong,
+                   opri=cython.longlong, still=list, keep=list)
     cpdef _switches(self, start)

@@ -39,8 +39,16 @@ scores, and SMT siblings sharing a core.
 
 from __future__ import annotations
 
+from array import array
+from operator import itemgetter
+
 from .base import Actor, PRI_CLASS
 from .cache import LEVELS
+
+# Bursts are ordered by start time alone: what the sweep counts for a burst
+# depends on which bursts cover its start, not on the order of bursts that
+# start together, and integer keys sort much faster than tuples.
+_start = itemgetter(0)
 
 
 class Cpu(Actor):
@@ -54,12 +62,13 @@ class Cpu(Actor):
         self.package = package
         self.subscribers = list(subscribers)
         self.cap = {}           # window index -> capacity not yet granted
+        self.cap_lo = 0         # no window below this one is in cap
         self.granted = {}       # class -> ns granted in total
         self.wanted = 0         # ns asked for in total
         self.busy_ns = 0        # granted in windows the run has reached
         self.future = {}        # window -> class -> granted, for windows still ahead
         self.touched = 0        # bytes touched on this core (the cache model's counter)
-        self.mem_lines = [0] * len(LEVELS)
+        self.mem_lines = array("q", bytes(8 * len(LEVELS)))    # lines by level
         self.mem_ns = 0
         self.csw_vol = 0
         self.csw_invol = 0
@@ -72,64 +81,75 @@ class Cpu(Actor):
 
     def step(self, start, end, inbox):
         Q = self.Q
+        full = self.Q       # a window's capacity, as the value cap's entries hold
         cap = self.cap
         granted = self.granted
         events = self.events
+        classes = PRI_CLASS
         debts = {}
         demand = {}
         reports = []
         spans = []
         for m in inbox:
             kind = m[4]
-            if kind == "use":
-                actor, thread, pri, use, bursts, evs = m[5]
-                for u in use:
+            body = m[5]
+            if kind == "use":       # [actor, thread, pri, use, bursts, events]
+                actor = body[0]
+                thread = body[1]
+                pri = body[2]
+                for u in body[3]:
                     reports.append((u[0], pri, thread, actor, u[1]))
-                for b in bursts:
+                for b in body[4]:
                     spans.append((b[0], b[1], b[2], b[3], pri, thread))
-                for k, v in evs:
-                    events[k] = events.get(k, 0) + v
-            elif kind == "mem":
-                _, nbytes, counts, ns = m[5]
-                self.touched += nbytes
+                for ev in body[5]:
+                    k = ev[0]
+                    events[k] = events.get(k, 0) + ev[1]
+            elif kind == "mem":     # [actor, bytes, lines per level, ns]
+                self.touched += body[1]
+                counts = body[2]
                 ml = self.mem_lines
-                i = 0
-                for v in counts:
-                    ml[i] += v
-                    i += 1
-                self.mem_ns += ns
+                for i in range(len(counts)):
+                    ml[i] += counts[i]
+                self.mem_ns += body[3]
         if len(reports) > 1:
             reports.sort()
         future = self.future
         if future:
-            for w in sorted([x for x in future if x * Q < end]):
-                for cls, got in future.pop(w).items():
+            for wk in sorted([x for x in future if x * Q < end]):
+                for cls, got in future.pop(wk).items():
                     granted[cls] = granted.get(cls, 0) + got
                     self.busy_ns += got
-        now_w = -(-end // Q)            # windows w with w * Q < end: begun by now
+        e = end
+        now_w = -(-e // Q)              # windows w with w * Q < end: begun by now
         wanted = 0
         busy = 0
+        lo = self.cap_lo
         for r in reports:
-            w, pri, thread, actor, used = r
-            avail = cap.get(w, Q)
+            wk = r[0]
+            pri = r[1]
+            used = r[4]
+            avail = cap.get(wk, full)
             got = used if used <= avail else avail
-            cap[w] = avail - got
+            cap[wk] = avail - got
+            w = wk
+            if w < lo:
+                lo = w
             wanted += used
-            k = (pri, thread)
+            k = (pri, r[2])
             demand[k] = demand.get(k, 0) + used
-            cls = PRI_CLASS.get(pri)
+            cls = classes.get(pri)
             if cls is None:
                 cls = str(pri)
             if w < now_w:
                 granted[cls] = granted.get(cls, 0) + got
                 busy += got
             else:           # a thread running ahead: count it when its window comes
-                f = future.get(w)
+                f = future.get(wk)
                 if f is None:
-                    f = future[w] = {}
+                    f = future[wk] = {}
                 f[cls] = f.get(cls, 0) + got
             if used > got:
-                k = (actor, thread)
+                k = (r[3], r[2])
                 debts[k] = debts.get(k, 0) + used - got
         self.wanted += wanted
         self.busy_ns += busy
@@ -137,11 +157,15 @@ class Cpu(Actor):
             self.spans.extend(spans)
             self._unsorted = True
         self._switches(start)
-        old = start // Q - self.KEEP
-        if cap:
-            stale = [w for w in cap if w < old]
-            for w in stale:
-                del cap[w]
+        old = start // Q - self.KEEP    # forget the windows before this one
+        if lo < old:
+            if cap:
+                while lo < old:
+                    cap.pop(lo, None)
+                    lo += 1
+            else:
+                lo = old
+        self.cap_lo = lo
         out = [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())]
         if self.subscribers:
             st = [self.index, self.touched, [[p, t, ns] for (p, t), ns in sorted(demand.items())]]
@@ -160,13 +184,15 @@ class Cpu(Actor):
         arrived: threads report a window's bursts at its end, and a thread
         that learns of its work one window late reports it a window later
         still; so starts older than LAG windows are judged, and judged
-        bursts are kept while they can still cover a later start."""
+        bursts are kept while they can still cover a later start.  A burst
+        is (t0, t1, starts, ends, pri, thread)."""
         pend = self.spans
         if not pend:
             return
-        horizon = start - self.LAG * self.Q
+        Q = self.Q
+        horizon = start - self.LAG * Q
         if self._unsorted:
-            pend.sort()
+            pend.sort(key=_start)
             self._unsorted = False
         if pend[0][0] >= horizon:
             return                      # nothing old enough to judge yet
@@ -177,28 +203,44 @@ class Cpu(Actor):
         ready = pend[:k]
         self.spans = pend[k:]
         # a sweep over the bursts by start time: `active` holds those begun by
-        # t0 and not yet over (ready is in start order, so t0 only grows)
-        cover = self.judged + pend
-        cover.sort()
+        # t0 and not yet over (ready is in start order, so t0 only grows).
+        # The bursts not ready start at or after the horizon, after every
+        # ready start: they never cover one, so the sweep leaves them out.
+        cover = self.judged + ready
+        cover.sort(key=_start)
         nc = len(cover)
         j = 0
         active = []
-        for t0, t1, starts, ends, pri, thread in ready:
-            if ends:
+        for b in ready:
+            if b[3]:
                 self.csw_vol += 1
+            starts = b[2]
             if starts == 2:             # known to preempt its waker
                 self.bursts += 1
                 self.csw_invol += 1
             elif starts:
                 self.bursts += 1
-                while j < nc and cover[j][0] <= t0:
-                    active.append(cover[j])
+                t0 = b[0]
+                while j < nc:
+                    o = cover[j]
+                    ot = o[0]
+                    if ot > t0:
+                        break
+                    active.append(o)
                     j += 1
-                active = [o for o in active if o[1] > t0]
+                still = []
+                for o in active:
+                    ot = o[1]
+                    if ot > t0:
+                        still.append(o)
+                active = still
+                pri = b[4]
+                thread = b[5]
                 worse = better = False
                 for o in active:
                     if o[5] != thread:
-                        if o[4] <= pri:
+                        opri = o[4]
+                        if opri <= pri:
                             better = True
                             break
                         worse = True
@@ -207,14 +249,23 @@ class Cpu(Actor):
                         self.csw_invol += 1
                     else:
                         self.csw_vol += 1
-        old = horizon - self.LAG * self.Q
-        self.judged = [o for o in self.judged if o[1] >= old] + [o for o in ready if o[1] >= old]
+        old = horizon - self.LAG * Q
+        keep = []
+        for o in self.judged:
+            ot = o[1]
+            if ot >= old:
+                keep.append(o)
+        for o in ready:
+            ot = o[1]
+            if ot >= old:
+                keep.append(o)
+        self.judged = keep
 
     def metrics(self):
         return {"busy_ns": self.busy_ns, "by_class_ns": dict(sorted(self.granted.items())),
                 "wanted_ns": self.wanted, "package": self.package,
-                "memory": {"lines": dict(zip(LEVELS, self.mem_lines)), "ns": self.mem_ns,
-                           "bytes_touched": self.touched},
+                "memory": {"lines": {lv: self.mem_lines[i] for i, lv in enumerate(LEVELS)},
+                           "ns": self.mem_ns, "bytes_touched": self.touched},
                 "compute_ns": self.busy_ns - min(self.mem_ns, self.busy_ns),
                 "context_switches": {"voluntary": self.csw_vol, "involuntary": self.csw_invol},
                 "interrupts": self.events.get("intr", 0),

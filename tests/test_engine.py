@@ -139,6 +139,51 @@ def test_cpu_uncontended_threads_pay_nothing():
     assert a.done == b.done == 500 * 300
 
 
+_threads = [("a", "ta", PRI_ITHD), ("b", "tb", 40), ("c", "tc", PRI_USER)]
+_reports = st.lists(st.lists(st.tuples(st.integers(0, 2), st.integers(-24, 2), st.integers(0, Q)),
+                             max_size=6), min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_reports)
+def test_cpu_grants_each_window_once_by_priority(steps):
+    """Whatever the threads report, late or ahead, a CPU grants each window
+    at most its quantum, in priority order, a window it has forgotten (more
+    than KEEP windows back) as a fresh one, and owes back as debt exactly
+    what it did not grant: the same as the plain rule, step by step."""
+    cpu = Cpu(0, 1.0, Q)
+    cap = {}
+    granted = 0
+    wanted = 0
+    for k, reps in enumerate(steps):
+        start, end = k * Q, (k + 1) * Q
+        inbox = []
+        for i, (t, dw, used) in enumerate(reps):
+            actor, thread, pri = _threads[t]
+            w = max(0, k - 1 + dw)
+            inbox.append((start, actor, i, "cpu0", "use", [actor, thread, pri, [(w, used)], [], []]))
+        out = cpu.step(start, end, inbox)
+        # the rule, plainly: reports by (window, priority, thread), each
+        # granted what is left of its window
+        want = {}
+        for w, pri, thread, actor, used in sorted(
+                (w, _threads[t][2], _threads[t][1], _threads[t][0], used)
+                for t, dw, used in reps for w in [max(0, k - 1 + dw)]):
+            got = min(used, cap.get(w, Q))
+            cap[w] = cap.get(w, Q) - got
+            granted += got
+            wanted += used
+            if used > got:
+                want[(actor, thread)] = want.get((actor, thread), 0) + used - got
+        for w in [w for w in cap if w < k - Cpu.KEEP]:
+            del cap[w]
+        debts = {(dest, p[0]): p[1] for dest, kind, p, _ in out if kind == "debt"}
+        assert debts == want
+    assert cpu.wanted == wanted
+    assert cpu.busy_ns + sum(g for f in cpu.future.values() for g in f.values()) == granted
+    assert sum(cpu.granted.values()) == cpu.busy_ns
+
+
 # -- a thread's time accounting (KThread.charge / add / move / report) -------------
 
 _ops = st.lists(st.one_of(
