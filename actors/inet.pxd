@@ -1,7 +1,7 @@
 # Cython declarations for actors/inet.py, read only when the model is
 # compiled (actors/_core.py): the word-sum loop runs over the bytes in C
-# (a 64-bit sum: a frame's words cannot overflow it), and bslice copies a
-# slice out of the bytes in place.
+# (a 64-bit sum: a frame's words cannot overflow it), bslice copies a
+# slice out of the bytes in place, and frozen copies a bytearray into bytes.
 cimport cython
 
 cpdef long long word_sum(object data, Py_ssize_t start, Py_ssize_t end) except? -1
@@ -9,3 +9,5 @@ cpdef long long word_sum(object data, Py_ssize_t start, Py_ssize_t end) except? 
 cpdef long long _word_sum_c(bytes data, Py_ssize_t start, Py_ssize_t end) except? -1
 @cython.locals(n=Py_ssize_t, p=cython.p_uchar)
 cpdef bytes bslice(bytes data, Py_ssize_t start, Py_ssize_t end)
+@cython.locals(p=cython.p_uchar)
+cpdef bytes frozen(bytearray buf)

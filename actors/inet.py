@@ -88,6 +88,15 @@ def bslice(data: bytes, start: int, end: int) -> bytes:
     return p[start:end]
 
 
+def frozen(buf: bytearray) -> bytes:
+    """bytes(buf).  Compiled, one copy straight out of the bytearray (no
+    call of the bytes type, which looks for a buffer, a __bytes__ and more)."""
+    if COMPILED:
+        p = buf
+        return p[:len(buf)]
+    return bytes(buf)
+
+
 def in_cksum(data: bytes, initial: int = 0) -> int:
     """The checksum field value for `data` (checksum field zeroed in `data`)."""
     return ~cksum_sum(data, initial) & 0xFFFF

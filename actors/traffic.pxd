@@ -1,8 +1,12 @@
 # Cython declarations for actors/traffic.py, read only when the model is
 # compiled (actors/_core.py): TrafficSource becomes an extension type (its
 # fields in a C struct; TcpSource stays a Python subclass) whose frame
-# builder its own loop calls directly.  Values stay Python objects: no
-# arithmetic changes.
+# builder its own loop calls directly.  The frame builder's checksum
+# arithmetic is C (64-bit ids) and it writes the checksum and
+# the id into its template bytearray in C; the other values stay Python
+# objects.
+cimport cython
+from actors.inet cimport frozen
 
 cdef class TrafficSource:
     cdef public object index, next_id, rate, start_ns, stop_ns, poisson, rng, flow_cdf
@@ -10,5 +14,7 @@ cdef class TrafficSource:
     cdef public object next_t, sent, blk, pos
     cdef public dict templates
 
-    cpdef _template(self, f, size)
-    cpdef bytes frame(self, f, size, pkt_id, corrupt)
+    cpdef tuple _template(self, long long f, long long size)
+    @cython.locals(good=bytearray, bad=bytearray, b=bytearray, at=Py_ssize_t, i=Py_ssize_t,
+                   base=cython.ulonglong, s=cython.ulonglong, ck=cython.ulonglong)
+    cpdef bytes frame(self, long long f, long long size, unsigned long long pkt_id, long long corrupt)

@@ -29,9 +29,7 @@ import struct
 
 import numpy as np
 
-from .inet import IPPROTO_UDP, ETHERTYPE_IP, ETHERTYPE_IPV6, in_cksum
-
-_CKID = struct.Struct("!HQ").pack       # a frame's UDP checksum, then its 8-byte packet id
+from .inet import IPPROTO_UDP, ETHERTYPE_IP, ETHERTYPE_IPV6, frozen, in_cksum
 
 BLOCK = 4096
 FCS = 4
@@ -97,7 +95,11 @@ class TrafficSource:
 
     # -- frames ---------------------------------------------------------------
     def _template(self, f: int, size: int):
-        key = (f, size)
+        """Flow f's frames of `size` on the wire: the frame with its IPv4
+        header checksum right and with it wrong (IPv6: the same), each a
+        bytearray the packet's UDP checksum and id are written into (the
+        10 bytes from `at`), and the UDP checksum's sum without the id."""
+        key = (f << 16) | size
         t = self.templates.get(key)
         if t is not None:
             return t
@@ -124,17 +126,27 @@ class TrafficSource:
         # checksum over pseudo header + UDP header (sum 0) + zero payload; the
         # 8-byte packet id is added per packet (its value mod 0xffff).
         base = ~in_cksum(pseudo + udph + b"\0\0") & 0xFFFF
-        t = (l2 + iph + udph, l2 + bad + udph, base, bytes(plen - 8))
+        rest = bytes(2 + plen)              # the checksum field, then the payload (id first)
+        t = (bytearray(l2 + iph + udph + rest), bytearray(l2 + bad + udph + rest),
+             len(l2) + len(iph) + 6, base)
         self.templates[key] = t
         return t
 
     def frame(self, f: int, size: int, pkt_id: int, corrupt: int) -> bytes:
-        head, badhead, base, pad = self._template(f, size)
-        s = (base + pkt_id) % 0xFFFF
+        """Flow f's frame of `size` carrying packet id `pkt_id` (0 <= id
+        < 2**64), its UDP checksum right for it; `corrupt` bit 0 spoils the
+        IPv4 header checksum, bit 1 the UDP checksum."""
+        good, bad, at, base = self._template(f, size)
+        s = (base + pkt_id % 0xFFFF) % 0xFFFF
         ck = ~(s or 0xFFFF) & 0xFFFF or 0xFFFF   # 0 is sent as 0xffff (RFC 768)
         if corrupt & 2:
             ck ^= 0x0040
-        return b"".join(((badhead if corrupt & 1 else head), _CKID(ck, pkt_id), pad))
+        b = bad if corrupt & 1 else good
+        b[at] = ck >> 8
+        b[at + 1] = ck & 0xFF
+        for i in range(8):                       # the id, big-endian
+            b[at + 2 + i] = (pkt_id >> (56 - 8 * i)) & 0xFF
+        return frozen(b)
 
     # -- arrivals -------------------------------------------------------------
     def _refill(self):

@@ -244,3 +244,17 @@ def test_bslice_is_a_python_slice(data, start, end):
     got = bslice(data, start, end)
     assert got == data[start:end]
     assert type(got) is bytes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_frozen_is_bytes_of_the_bytearray(data):
+    """frozen (a copy straight out of the bytearray when compiled) is
+    bytes(buf), and a copy: writing the bytearray afterwards leaves it be."""
+    from actors.inet import frozen
+    buf = bytearray(data)
+    got = frozen(buf)
+    assert got == data and type(got) is bytes
+    if buf:
+        buf[0] ^= 0xFF
+        assert got == data
