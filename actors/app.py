@@ -75,8 +75,7 @@ def _wake(th: KThread, floating: bool, loads, waker, mem, c_migr: int, c_csw: in
     th.wake(clock)
     c = c_csw
     if mem is not None:
-        c += mem.touch(th.cpu, th.state, THREAD_LINES)
-        th.state = mem.now(th.cpu)
+        c += mem.touch_rec(th.cpu, th.state, THREAD_LINES)
     th.charge(clock, clock + c)
     return clock + c
 
@@ -278,8 +277,7 @@ class Reader:
                 c = self.c_recv
                 if mem is not None:
                     c += mem.touch_m(cpu, m, MBUF_HDR_LINES + PKT_DATA_LINES)
-                    c += mem.touch(cpu, sock.sb_rec, SOCKBUF_LINES)
-                    sock.sb_rec = mem.now(cpu)
+                    c += mem.touch_rec(cpu, sock.sb_rec, SOCKBUF_LINES)
                 th.charge(clock, clock + c)
                 clock += c
                 sock.cc -= m.len

@@ -17,7 +17,8 @@ cdef class Tap:
 
 cdef class KThread:
     cdef public object name, actor, cpu, pri, Q, clock, busy_total, debt_total
-    cdef public object burst_t0, state, migrations
+    cdef public object burst_t0, migrations
+    cdef public long long[::1] state
     cdef public dict use, moved, bursts, events
     cdef public long long pw, pns
 

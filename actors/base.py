@@ -22,6 +22,8 @@ stamp order by at most one quantum: that is the model's timing error.
 
 from __future__ import annotations
 
+from .cache import line_rec
+
 # Scheduling priorities, FreeBSD 7.x-8.x sys/sys/priority.h (lower is better):
 # PI_NET = 16 for a NIC ithread, SWI_NET = PI_SOFT + 4 = 40 for netisr,
 # PSOCK 88 for a socket reader asleep, timeshare from 160.  PRI_INTR (0, not
@@ -114,7 +116,7 @@ class KThread:
         self.bursts = {}        # cpu -> [[t0, t1, starts, ends], ...] not yet reported
         self.burst_t0 = None    # start of the running burst (None: asleep)
         self.events = {}        # cpu -> {"intr": n, "migr": n}
-        self.state = None       # cache record of the thread's working state
+        self.state = line_rec()     # cache record of the thread's working state
         self.migrations = 0
 
     def charge(self, t0: int, t1: int) -> None:

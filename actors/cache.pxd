@@ -26,6 +26,8 @@ cdef class MemView:
     @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, ns=cython.longlong)
     cpdef object touch(self, Py_ssize_t c, object rec, Py_ssize_t lines)
     @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, rc=Py_ssize_t, ns=cython.longlong)
+    cpdef long long touch_rec(self, Py_ssize_t c, long long[::1] rec, Py_ssize_t lines) except? -1
+    @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, rc=Py_ssize_t, ns=cython.longlong)
     cpdef object touch_m(self, Py_ssize_t c, Mbuf m, Py_ssize_t lines)
     @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, dl=Py_ssize_t, ns=cython.longlong, b=cython.longlong)
     cpdef object rx_touch(self, Py_ssize_t c, Mbuf m, Py_ssize_t hdr_lines, Py_ssize_t data_lines)

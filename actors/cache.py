@@ -181,6 +181,23 @@ class MemView:
         self._add(c, p, lv, lines, ns)
         return ns
 
+    def touch_rec(self, c: int, rec: array, lines: int) -> int:
+        """touch() for a record kept in an int64 array (line_rec), which
+        becomes c's in place: what `touch(c, rec, lines)` and then
+        `rec = self.now(c)` do, with no tuple a touch."""
+        p = self.pkg[c]
+        rc = rec[0]
+        if rc < 0:
+            lv = L_DRAM if p == 0 else L_DRAM_REMOTE
+        else:
+            lv = self.level(c, rc, rec[1], rec[2])
+        ns = self._price(lv, lines)
+        self._add(c, p, lv, lines, ns)
+        rec[0] = c
+        rec[1] = self.now_c[c]
+        rec[2] = self.now_p[p]
+        return ns
+
     def touch_m(self, c: int, m, lines: int) -> int:
         """Core c touches `lines` of mbuf m's lines: priced by m's record,
         which becomes c's."""
@@ -277,6 +294,14 @@ class MemView:
         cur_p = self.cur_p
         for c in range(len(cur_p)):
             cur_p[c] = 0
+
+
+def line_rec() -> array:
+    """The cache record of an object's lines, for MemView.touch_rec: the
+    core that last touched them (NOWHERE: only memory has them) and that
+    core's and its package's counters then.  An int64 array, so that the
+    compiled model reads and writes it in C."""
+    return array("q", [NOWHERE, 0, 0])
 
 
 def shared_rec(ncpu: int) -> array:

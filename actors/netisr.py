@@ -283,8 +283,7 @@ class Netisr(Actor):
                             th.wake(w0, bool(hd.flags & M_PREEMPT))
                             c = c_wake
                             if mem is not None:
-                                c += mem.touch(th.cpu, th.state, THREAD_LINES)
-                                th.state = mem.now(th.cpu)
+                                c += mem.touch_rec(th.cpu, th.state, THREAD_LINES)
                             th.charge(clock, clock + c)
                             clock += c
                             self.wake_sum += clock - w0

@@ -381,8 +381,7 @@ class Nic(Actor):
                     th.wake(w0)
                     c += c_csw
                     if mem is not None:      # the thread's own lines (ring, softc, stack)
-                        c += mem.touch(cpu, th.state, THREAD_LINES)
-                        th.state = mem.now(cpu)
+                        c += mem.touch_rec(cpu, th.state, THREAD_LINES)
                     if clock + c <= end:
                         busy += c
                     else:

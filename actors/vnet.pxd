@@ -14,7 +14,8 @@ from actors.mbuf cimport Mbuf, Uma, m_freem, Storage
 
 cdef class Socket:
     cdef public object buf, bytes, cc, delivered, fullsock, group, hiwat, name
-    cdef public object next_read, pcb_rec, read, read_ns, reader, sb_rec, tap_label
+    cdef public object next_read, read, read_ns, reader, tap_label
+    cdef public long long[::1] pcb_rec, sb_rec
 
 cdef class Vnet(Actor):
     cdef public object name, Q, c_lookup, c_tcp, c_udp, control, counters, delivered

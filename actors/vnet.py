@@ -51,7 +51,7 @@ from .costs import to_ns
 from .ether_input import ISR_NAMES, NETISR_IP, NETISR_IPV6
 from .netisr import NetisrConfig
 from .sched import Loads
-from .cache import PCB_LINES, SOCKBUF_LINES, MemView
+from .cache import PCB_LINES, SOCKBUF_LINES, MemView, line_rec
 from .inet import bslice
 from .mbuf import M_BCAST, M_MCAST, M_PREEMPT, Uma, m_freem
 
@@ -74,8 +74,8 @@ class Socket:
         self.bytes = 0
         self.fullsock = 0
         self.read = 0
-        self.pcb_rec = None     # cache records (actors/cache.py) of the pcb and so_rcv
-        self.sb_rec = None
+        self.pcb_rec = line_rec()   # cache records (actors/cache.py) of the pcb and so_rcv
+        self.sb_rec = line_rec()
         self.reader = reader    # the application thread reading it (actors/app.py), or None
         self.group = name       # metrics add up sockets of one group (connected, accepted)
 
@@ -423,10 +423,7 @@ class Vnet(Actor):
         if mem is None or m.line_cpu < 0:
             return
         c = m.line_cpu
-        ns = mem.touch(c, s.pcb_rec, PCB_LINES)
-        s.pcb_rec = mem.now(c)
-        ns += mem.touch(c, s.sb_rec, SOCKBUF_LINES)
-        s.sb_rec = mem.now(c)
+        ns = mem.touch_rec(c, s.pcb_rec, PCB_LINES) + mem.touch_rec(c, s.sb_rec, SOCKBUF_LINES)
         mdebt[thread] = mdebt.get(thread, 0) + ns
         self.pending[thread][0] += ns
 

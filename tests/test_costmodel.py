@@ -2,8 +2,10 @@
 wakeups): the LRU stack-distance cache model, CPU sharing by priority,
 context switches, interrupts and the scheduler's placement."""
 
+from hypothesis import given, settings, strategies as st
+
 from actors.cache import (L_DRAM, L_DRAM_REMOTE, L_LLC, L_LOCAL, L_XCORE, L_XPKG, LEVELS,
-                          MemView, Topology, shared_rec)
+                          MemView, Topology, line_rec, shared_rec)
 from actors.costs import DEFAULT_COSTS
 from actors.sched import Loads, float_vector_cpu, pick_ithread_cpu, pick_thread_cpu, steal
 from conftest import run_scn
@@ -84,6 +86,25 @@ def test_read_mostly_lines_are_shared():
     v.touch_shared(2, rec, 1)        # core 2, other package: memory (remote)
     got = _levels(v)
     assert got == {(0, "dram"): 1, (0, "local"): 1, (1, "llc"): 1, (2, "dram_remote"): 1}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(1, 40)), max_size=80))
+def test_a_record_in_an_array_prices_as_the_tuple_record(touches):
+    """touch_rec (the record an int64 array, updated in place) prices and
+    counts every touch as touch() then now() does, for any sequence of
+    cores, objects and sizes."""
+    a = MemView(_topo(cpus=4, packages=2, l2=4096, llc=16384), "a")
+    b = MemView(_topo(cpus=4, packages=2, l2=4096, llc=16384), "b")
+    tup = [None] * 3
+    arr = [line_rec() for _ in range(3)]
+    for c, o, lines in touches:
+        ns = a.touch(c, tup[o], lines)
+        tup[o] = a.now(c)
+        assert b.touch_rec(c, arr[o], lines) == ns
+        assert tuple(arr[o]) == tup[o]
+    assert list(a.cnt) == list(b.cnt) and list(a.nsl) == list(b.nsl)
+    assert list(a.now_c) == list(b.now_c) and list(a.now_p) == list(b.now_p)
 
 
 def test_other_actors_touches_reach_us_through_the_cpus_counters():
