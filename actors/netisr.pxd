@@ -23,8 +23,11 @@ cdef class NetisrConfig:
 cdef class Netisr(Actor):
     cdef public object name, wsid, cpu, ws_cpu, Q, bound, hybrid, loopback
     cdef public object c_migr, c_wake, moved, nics, points, pub_c
-    cdef public object running, sleep_at, snap, snap_proto, svc, svc_n, svc_sum
-    cdef public dict qlimit, queues, stats
+    cdef public object running, sleep_at, svc, svc_n, svc_sum
+    cdef public list snap
+    cdef public Py_ssize_t snap_i, snap_proto
+    cdef public dict qlimit, queues
+    cdef public long long[::1] queued, handled, qdrops, wmark, qlim
     cdef public object vnet_actors, wait_ns, waited, wake, wake_n
     cdef public object wake_sum, wakeups
     cdef public Tap tap
@@ -35,8 +38,10 @@ cdef class Netisr(Actor):
     cdef public KThread thread
 
     @cython.locals(th=KThread, mem=MemView, m=Mbuf, nx=Mbuf, hd=Mbuf, pi=ProtoInput,
-                   n=Py_ssize_t, i=Py_ssize_t, a=tuple,
-                   queues=dict, qlimit=dict, stats=dict, st=dict,
+                   n=Py_ssize_t, i=Py_ssize_t, a=tuple, snap=list, si=Py_ssize_t, q=list,
+                   queues=dict, qlim=cython.longlong[::1], queued=cython.longlong[::1],
+                   handled=cython.longlong[::1], wmark=cython.longlong[::1],
+                   proto=Py_ssize_t, p=Py_ssize_t,
                    clock=cython.longlong, busy=cython.longlong, busy_prev=cython.longlong,
                    prev=cython.longlong, wait=cython.longlong, until=cython.longlong,
                    t=cython.longlong, w0=cython.longlong, c=cython.longlong,

@@ -51,7 +51,7 @@ ipintrq, and the cost of the software RSS hash.
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 
 from .base import Actor, KThread, PRI_SWI_NET
 from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView
@@ -193,15 +193,26 @@ class Netisr(Actor):
         qlimits = host["netisr"]["qlimit"]
         self.qlimit = {p: qlimits[ISR_NAMES[p]] for p in PROTOCOLS}
         self.thread = KThread(f"netisr {wsid}", self.name, cpu, PRI_SWI_NET, host["quantum_ns"])
-        self.queues = {p: deque() for p in sorted(PROTOCOLS)}
-        self.snap = deque()
+        # the per-protocol queues (lists: appended at the tail), and the
+        # snapshot being drained, from snap_i on (served entries cleared)
+        self.queues = {p: [] for p in sorted(PROTOCOLS)}
+        self.snap = []
+        self.snap_i = 0
         self.snap_proto = 0
         self.running = False
         self.pi = ProtoInput(host, vnets, cpu, mem=self.mem)   # the protocol handlers this thread runs
         self.uma = self.pi.uma
         self.tap = self.pi.tap
-        self.stats = {p: {"queued": 0, "handled": 0, "qdrops": 0, "wmark": 0}
-                      for p in PROTOCOLS}
+        # per-protocol counters, int64 arrays indexed by protocol number
+        # (the workstream's nws_work fields); qlim the queue limits so
+        n = max(PROTOCOLS) + 1
+        self.queued = _zeros(n)
+        self.handled = _zeros(n)
+        self.qdrops = _zeros(n)
+        self.wmark = _zeros(n)
+        self.qlim = _zeros(n)
+        for p, lim in self.qlimit.items():
+            self.qlim[p] = lim
         self.hybrid = host["netisr"].get("dispatch") == "hybrid"
         self.nics = list(host["netisr"].get("nics", []))
         self.wait_ns = 0            # total time packets waited in the queue
@@ -218,9 +229,12 @@ class Netisr(Actor):
         busy_prev = 0           # ... and inside [start - Q, start)
         prev = start - self.Q
         snap = self.snap
+        si = self.snap_i
         queues = self.queues
-        qlimit = self.qlimit
-        stats = self.stats
+        qlim = self.qlim
+        queued = self.queued
+        handled = self.handled
+        wmark = self.wmark
         running = self.running
         c_wake = self.c_wake
         c_migr = self.c_migr
@@ -243,11 +257,12 @@ class Netisr(Actor):
             else:
                 until = end
             while True:
-                if not snap:
+                if si >= len(snap):
                     for p, q in queues.items():
                         if q:
                             snap = q
-                            queues[p] = deque()
+                            si = 0
+                            queues[p] = []
                             proto = self.snap_proto = p
                             break
                     else:
@@ -302,7 +317,9 @@ class Netisr(Actor):
                         self.wake_sum += c
                 if clock >= until:
                     break
-                m = snap.popleft()
+                m = snap[si]
+                snap[si] = None
+                si += 1
                 t = m.stamp_ns
                 if clock < t:
                     clock = t
@@ -324,7 +341,7 @@ class Netisr(Actor):
                 else:
                     th.charge(clock, clock + cost)
                 clock += cost
-                stats[proto]["handled"] += 1
+                handled[proto] += 1
             if i >= n:
                 break
             a = arrivals[i]
@@ -332,18 +349,18 @@ class Netisr(Actor):
             m = a[3]
             i += 1
             q = queues[p]
-            st = stats[p]
-            if len(q) >= qlimit[p]:
-                st["qdrops"] += 1
+            if len(q) >= qlim[p]:
+                self.qdrops[p] += 1
                 if self.tap is not None:
                     self.tap.add(m, True, "netisr_qdrops")
                 m_freem(self.uma, m)
                 continue
             q.append(m)
-            st["queued"] += 1
-            if len(q) > st["wmark"]:
-                st["wmark"] = len(q)
+            queued[p] += 1
+            if len(q) > wmark[p]:
+                wmark[p] = len(q)
         self.snap = snap
+        self.snap_i = si
         self.running = running
         self.wait_ns += wait
         self.svc_sum += svc
@@ -441,7 +458,7 @@ class Netisr(Actor):
 
     # -- accounting ---------------------------------------------------------
     def holding(self) -> int:
-        return (len(self.snap) + sum(len(q) for q in self.queues.values())
+        return (len(self.snap) - self.snap_i + sum(len(q) for q in self.queues.values())
                 + self.pi.holding())
 
     @property
@@ -454,25 +471,34 @@ class Netisr(Actor):
 
     def teardown(self) -> None:
         """End of run: free what is still queued."""
-        for q in [self.snap, *self.queues.values()]:
-            while q:
-                m_freem(self.uma, q.popleft())
+        for q in [self.snap[self.snap_i:], *self.queues.values()]:
+            for m in q:
+                m_freem(self.uma, m)
+        self.snap = []
+        self.snap_i = 0
+        self.queues = {p: [] for p in self.queues}
         self.pi.teardown()
 
     def dropped(self) -> dict:
         d = dict(self.pi.drops)
-        n = sum(s["qdrops"] for s in self.stats.values())
+        n = sum(self.qdrops)
         if n:
             d["netisr_qdrops"] = n
         return d
+
+    def _proto_stats(self, p: int) -> dict:
+        """Protocol p's counters and queue, as netstat -Q shows them."""
+        qlen = len(self.queues[p])
+        if self.snap_proto == p:
+            qlen += len(self.snap) - self.snap_i
+        return {"queued": self.queued[p], "handled": self.handled[p], "qdrops": self.qdrops[p],
+                "wmark": self.wmark[p], "qlen": qlen, "qlimit": self.qlimit[p]}
 
     def metrics(self):
         return {
             "wsid": self.wsid, "cpu": self.cpu, "ws_cpu": self.ws_cpu, "bound": self.bound,
             "migrations": self.thread.migrations,
-            "protocols": {ISR_NAMES[p]: dict(s, qlen=len(self.queues[p]) + (len(self.snap) if self.snap_proto == p else 0),
-                                             qlimit=self.qlimit[p])
-                          for p, s in sorted(self.stats.items())},
+            "protocols": {ISR_NAMES[p]: self._proto_stats(p) for p in sorted(PROTOCOLS)},
             "drops": dict(sorted(self.dropped().items())),
             "counters": {k: v for k, v in sorted(self.pi.counters.items()) if v},
             "consumed": dict(sorted(self.pi.consumed.items())),
@@ -483,3 +509,7 @@ class Netisr(Actor):
             "queue_wait_ns_total": self.wait_ns, "queue_waits": self.waited,
             "uma": self.uma.to_dict(),
         }
+
+
+def _zeros(n: int) -> array:
+    return array("q", bytes(8 * n))
