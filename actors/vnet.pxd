@@ -12,16 +12,22 @@ from actors.sched cimport Loads
 from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf, Uma, m_freem, Storage
 
+@cython.locals(n=Py_ssize_t)
+cpdef Py_ssize_t _bit_length(long long x)
+
 cdef class Socket:
-    cdef public object buf, bytes, cc, delivered, fullsock, group, hiwat, name
-    cdef public object next_read, read, read_ns, reader, tap_label
+    cdef public object group, name, next_read, read_ns, reader, tap_label
+    cdef public long long bytes, cc, delivered, fullsock, hiwat, read
+    cdef public list buf
     cdef public long long[::1] pcb_rec, sb_rec
 
 cdef class Vnet(Actor):
-    cdef public object name, Q, c_lookup, c_tcp, c_udp, control, counters, delivered
-    cdef public object dispatch, drops, end, lat_hist, lat_max, lat_sum, later
+    cdef public object name, Q, c_lookup, c_tcp, c_udp, control, counters
+    cdef public long long delivered, lat_max, lat_sum, reordered
+    cdef public long long[::1] lat_hist
+    cdef public object dispatch, drops, end, later
     cdef public object listeners, lo_index, locking, npcb, pcb_inputs
-    cdef public object pcb_overlaps, pub_c, reordered, rlat_hist, senders, seq
+    cdef public object pcb_overlaps, pub_c, rlat_hist, senders, seq
     cdef public object sink, sink_pcb, sockets, tcbinfo, tcp_conns, tcp_queued
     cdef public object threads, udbinfo, vname, ws_info
     cdef public dict pending, last_id
@@ -43,4 +49,5 @@ cdef class Vnet(Actor):
     cpdef _stall(self, Mbuf m, tuple thread, dict mdebt, tuple key, infos, long long cost, sink=*)
     @cython.locals(mem=MemView)
     cpdef _touch_pcb(self, Mbuf m, Socket s, tuple thread, dict mdebt)
-    cpdef _deliver(self, Socket s, Mbuf m, now, fkey, sender, nbytes)
+    @cython.locals(lat=cython.longlong)
+    cpdef _deliver(self, Socket s, Mbuf m, long long now, fkey, sender, long long nbytes)

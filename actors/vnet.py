@@ -38,6 +38,7 @@ options, and the sockbuf lock as distinct from the pcb lock.
 from __future__ import annotations
 
 import heapq
+from array import array
 from collections import defaultdict
 
 from .app import Reader, UdpSender
@@ -56,6 +57,17 @@ from .inet import bslice
 from .mbuf import M_BCAST, M_MCAST, M_PREEMPT, Uma, m_freem
 
 LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
+
+
+def _bit_length(x: int) -> int:
+    """x.bit_length() (a loop in C when compiled: no method call)."""
+    if x < 0:
+        x = -x
+    n = 0
+    while x:
+        x >>= 1
+        n += 1
+    return n
 
 
 class Socket:
@@ -177,7 +189,7 @@ class Vnet(Actor):
         self.delivered = 0
         self.lat_sum = 0
         self.lat_max = 0
-        self.lat_hist = [0] * LAT_BUCKETS
+        self.lat_hist = array("q", bytes(8 * LAT_BUCKETS))
         self.last_id = {}       # flow key -> highest packet id delivered
         self.reordered = 0
         topo = host.get("topology")
@@ -445,7 +457,7 @@ class Vnet(Actor):
         self.lat_sum += lat
         if lat > self.lat_max:
             self.lat_max = lat
-        self.lat_hist[min(lat.bit_length(), LAT_BUCKETS - 1)] += 1
+        self.lat_hist[min(_bit_length(lat), LAT_BUCKETS - 1)] += 1
         last = self.last_id.get(fkey, -1)
         if m.pkt_id < last:
             self.reordered += 1
@@ -621,7 +633,7 @@ class Vnet(Actor):
             "reordered": self.reordered,
             "flows_seen": len(self.last_id),
             "latency_ns": {"sum": self.lat_sum, "max": self.lat_max,
-                           "log2_hist": self.lat_hist},
+                           "log2_hist": list(self.lat_hist)},
             "sockets": self._socket_metrics(),
             "tcp": {"connections": len(self.tcp_conns),
                     "established": sum(1 for p in self.tcp_conns if p.tcb.state == TCPS_ESTABLISHED),

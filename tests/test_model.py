@@ -174,3 +174,12 @@ def test_metrics_hold_no_wall_time():
     assert "wall" not in blob
     assert m.run_info["wall_s"] > 0
     assert not math.isnan(m.metrics["latency_ns"]["mean"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(2**62), 2**62))
+def test_latency_bucket_is_the_bit_length(x):
+    """The vnet's latency histogram buckets by bit length (a C loop when
+    compiled): the same as int.bit_length for every value."""
+    from actors.vnet import _bit_length
+    assert _bit_length(x) == x.bit_length()
