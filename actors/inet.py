@@ -52,7 +52,7 @@ def word_sum(data: bytes, start: int, end: int) -> int:
         start = 0
     if start >= end:
         return 0
-    if COMPILED and data.__class__ is bytes:
+    if COMPILED and type(data) is bytes:
         return _word_sum_c(data, start, end) % 0xFFFF
     if (end - start) & 1:
         return (_from(data[start:end], "big") << 8) % 0xFFFF

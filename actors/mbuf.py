@@ -277,7 +277,7 @@ def m_alloc(uma: Uma, data: bytes) -> Mbuf:
     """Allocate a packet for `data` from the zone that fits (m_get2/m_getjcl).
     The storage holds bytes (a bytearray or memoryview is copied), which the
     compiled protocol paths read as such."""
-    if data.__class__ is not bytes:
+    if type(data) is not bytes:
         data = bytes(data)
     n = len(data)
     if MHLEN < n <= MCLBYTES:           # the common case: one packet-zone item

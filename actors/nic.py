@@ -411,12 +411,12 @@ class Nic(Actor):
                     clock += c
                 if ether:
                     proto = ether_input(m, mac, promisc, vlans, accept_any)
-                    if proto.__class__ is not str and m.vlan >= 0:
+                    if type(proto) is not str and m.vlan >= 0:
                         m.vnet = if_vnet.get(m.rcvif, m.vnet)
                         clock += c_vlan
                 else:
                     proto = link_input(m)
-                if proto.__class__ is str:
+                if type(proto) is str:
                     th.charge(clock, clock + self.c_drop)
                     clock += self.c_drop
                     self._drop(m, proto)

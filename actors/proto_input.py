@@ -200,7 +200,7 @@ class ProtoInput:
         else:
             self._end(m, arp_input(m, cnt), "arp")
             return self.c_ip
-        if r.__class__ is str:
+        if type(r) is str:
             self._end(m, r, None)
             return cost
         if r[0] < 0:                                 # a fragment: reassemble first
@@ -209,7 +209,7 @@ class ProtoInput:
             if m is None:
                 return cost
             r = ip6_nexthdr(m, cnt, first=False) if proto == NETISR_IPV6 else ip_deliver(m, r[1], cnt)
-            if r.__class__ is str:
+            if type(r) is str:
                 self._end(m, r, None)
                 return cost
             if r[0] < 0:                             # a second fragment header

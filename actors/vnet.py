@@ -399,7 +399,7 @@ class Vnet(Actor):
         tp = pcb.tcb
         if tp.state == TCPS_LISTEN:
             r = tcp_listen_input(faddr, sport, laddr, dport, seq, flags, cnt)
-            if r.__class__ is str:
+            if type(r) is str:
                 self._drop(m, r)
                 return
             self._tcp_conn(fam, faddr, sport, laddr, dport, r, pcb.sock)
