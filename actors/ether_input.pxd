@@ -8,5 +8,5 @@ from actors.mbuf cimport Mbuf
 
 @cython.locals(d=bytes, off=Py_ssize_t, n=Py_ssize_t, et=Py_ssize_t, p=Py_ssize_t,
                end=Py_ssize_t, tags=Py_ssize_t, vid=Py_ssize_t, llc=Py_ssize_t,
-               length=Py_ssize_t, hdr=Py_ssize_t)
+               length=Py_ssize_t, hdr=Py_ssize_t, isrs=dict)
 cpdef ether_input(Mbuf m, mac, promisc=*, vlans=*, accept_any=*)

@@ -81,7 +81,8 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
         else:
             return "ether_otherhost"
     et = (d[off + 12] << 8) | d[off + 13]
-    isr = ETHERTYPE_TO_ISR.get(et)
+    isrs = ETHERTYPE_TO_ISR
+    isr = isrs.get(et)
     if isr is not None:                      # the common case: Ethernet II, untagged
         m.off = off + ETHER_HDR_LEN          # m_adj(m, ETHER_HDR_LEN)
         m.len = n - ETHER_HDR_LEN
@@ -109,14 +110,14 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
         llc = p + 2
         if (length >= 8 and d[llc] == 0xAA and d[llc + 1] == 0xAA and d[llc + 2] == 0x03
                 and d[llc + 3:llc + 6] in _SNAP_OUIS):
-            isr = ETHERTYPE_TO_ISR.get((d[llc + 6] << 8) | d[llc + 7])
+            isr = isrs.get((d[llc + 6] << 8) | d[llc + 7])
             if isr is None:
                 return "ether_unknown_type"
             m.off = llc + 8
             m.len = length - 8               # padding after the LLC payload is trimmed
             return isr
         return "llc_unsupported"
-    isr = ETHERTYPE_TO_ISR.get(et)
+    isr = isrs.get(et)
     if isr is None:
         return "ether_unknown_type"
     hdr = p + 2 - off
