@@ -17,7 +17,9 @@ from actors.sched cimport Loads
 
 cdef class RxQueue:
     cdef public object direct, drops, floating, hybrid, index, interrupts
-    cdef public object last_intr, packets, pk, ring, running, vec_cpu, vector
+    cdef public object last_intr, packets, pk, running, vec_cpu, vector
+    cdef public list ring
+    cdef public Py_ssize_t ring_h
     cdef public KThread thread, irq
 
 cdef class Nic(Actor):
@@ -46,7 +48,8 @@ cdef class Nic(Actor):
                    w0=cython.longlong, c=cython.longlong, ta=cython.longlong,
                    c_intr=cython.longlong, c_pkt=cython.longlong, c_vlan=cython.longlong,
                    c_csw=cython.longlong, c_migr=cython.longlong, c_pkt_direct=cython.longlong,
-                   Q=cython.longlong, handled=Py_ssize_t, ring_size=Py_ssize_t)
+                   Q=cython.longlong, handled=Py_ssize_t, ring_size=Py_ssize_t,
+                   ring=list, rh=Py_ssize_t, empty=cython.bint)
     cpdef _run_queue(self, RxQueue rx, list arr, long long start, long long end, dict out)
     @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView)
     cpdef step(self, start, end, list inbox)

@@ -42,8 +42,6 @@ and hardware drops other than a full ring.  Hybrid dispatch decides on workstrea
 
 from __future__ import annotations
 
-from collections import deque
-
 from . import netisr as isr
 from .base import Actor, KThread, PRI_INTR, PRI_ITHD, make_tap
 from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView
@@ -100,14 +98,18 @@ _QINQ = 0x88A8
 class RxQueue:
     """One rx ring and the ithread that drains it."""
 
-    __slots__ = ("index", "ring", "thread", "running", "last_intr", "interrupts",
+    __slots__ = ("index", "ring", "ring_h", "thread", "running", "last_intr", "interrupts",
                  "packets", "drops", "direct", "hybrid", "vec_cpu", "floating", "irq",
                  "vector", "pk")
 
     def __init__(self, index: int, thread: KThread, vec_cpu, floating: bool, irq: KThread,
                  vector: int):
         self.index = index
-        self.ring = deque()
+        # the ring: a list whose live entries start at ring_h (the ithread
+        # takes from the head and clears the slot; the list is cut back once
+        # the head has passed a ring's worth)
+        self.ring = []
+        self.ring_h = 0
         self.thread = thread
         self.vec_cpu = vec_cpu          # the MSI-X vector's CPU, or None: floating
         self.floating = floating        # the ithread is placed by the scheduler
@@ -291,6 +293,7 @@ class Nic(Actor):
         to `out`; under direct dispatch, datagrams for the vnets to self.vout."""
         th = rx.thread
         ring = rx.ring
+        rh = rx.ring_h
         clock = th.clock
         busy = 0                # ns used inside [start, end); th.charge() for the rest
         running = rx.running
@@ -336,9 +339,9 @@ class Nic(Actor):
                 until = end
             while True:
                 if not running:
-                    if not ring:
+                    if rh >= len(ring):
                         break
-                    hd = ring[0]
+                    hd = ring[rh]
                     t_int = hd.arrival_ns
                     if t_int < last_intr + itr:
                         t_int = last_intr + itr
@@ -390,16 +393,19 @@ class Nic(Actor):
                     running = True
                 if clock >= until:
                     break
-                if ring:
-                    hd = ring[0]
+                empty = rh >= len(ring)
+                if not empty:
+                    hd = ring[rh]
                     ta = hd.arrival_ns
-                if not ring or ta > clock:
+                if empty or ta > clock:
                     running = False      # ring empty: re-arm the vector, sleep
                     th.sleep(clock)
                     if points is not None:
                         points.append([cpu, clock])
                     continue
-                m = ring.popleft()
+                m = ring[rh]
+                ring[rh] = None
+                rh += 1
                 if mem is not None:
                     # the header from the CPU that refilled the ring; the
                     # data DMA'd to memory
@@ -469,7 +475,7 @@ class Nic(Actor):
                 handled += 1
             if i >= n:
                 break
-            if len(ring) >= ring_size:
+            if len(ring) - rh >= ring_size:
                 rx.drops += 1
                 if self.tap is not None:
                     self.tap.add(arr[i], True, "if_iqdrops")
@@ -479,10 +485,14 @@ class Nic(Actor):
                         src.resend(arr[i].arrival_ns, arr[i].st.data, arr[i].pkt_id)
                 m_free_unused(uma, arr[i])
             else:
+                if rh >= ring_size:         # cut the taken slots off the head
+                    del ring[:rh]
+                    rh = 0
                 ring.append(arr[i])
             i += 1
         rx.packets += handled
         rx.pk[cpu] = rx.pk.get(cpu, 0) + handled
+        rx.ring_h = rh
         rx.running = running
         rx.last_intr = last_intr
         th.clock = clock
@@ -578,7 +588,7 @@ class Nic(Actor):
 
     # -- accounting -----------------------------------------------------------
     def holding(self) -> int:
-        return sum(len(r.ring) for r in self.rxq) + sum(pi.holding() for pi in self.pis)
+        return sum(len(r.ring) - r.ring_h for r in self.rxq) + sum(pi.holding() for pi in self.pis)
 
     @property
     def delivered(self) -> int:
@@ -591,8 +601,10 @@ class Nic(Actor):
     def teardown(self) -> None:
         """End of run: the driver frees the buffers left on its rings."""
         for r in self.rxq:
-            while r.ring:
-                m_freem(self.uma, r.ring.popleft())
+            for m in r.ring[r.ring_h:]:
+                m_freem(self.uma, m)
+            r.ring = []
+            r.ring_h = 0
         for pi in self.pis:
             pi.teardown()
 
