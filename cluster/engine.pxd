@@ -15,5 +15,5 @@ cdef class Host:
     @cython.locals(mail=dict, box=dict, lst=list, m=tuple)
     cpdef deliver(self, msgs)
     @cython.locals(box=dict, mail=dict, mine=dict, seqs=dict, rest=list,
-                   dbox=dict, lst=list, inbox=list, msg=tuple)
+                   dbox=dict, nbox=dict, lst=list, inbox=list, msg=tuple)
     cpdef list step(self, known=*)
