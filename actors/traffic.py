@@ -31,6 +31,15 @@ import numpy as np
 
 from .inet import IPPROTO_UDP, ETHERTYPE_IP, ETHERTYPE_IPV6, frozen, in_cksum
 
+# a frame's UDP checksum, then its 8-byte packet id, written into its template
+_CKID_INTO = struct.Struct("!HQ").pack_into
+
+try:                        # compiled (actors/_core.py): the frame builder stores in C
+    import cython
+    COMPILED = cython.compiled
+except ImportError:         # plain Python without Cython installed
+    COMPILED = False
+
 BLOCK = 4096
 FCS = 4
 
@@ -142,10 +151,13 @@ class TrafficSource:
         if corrupt & 2:
             ck ^= 0x0040
         b = bad if corrupt & 1 else good
-        b[at] = ck >> 8
-        b[at + 1] = ck & 0xFF
-        for i in range(8):                       # the id, big-endian
-            b[at + 2 + i] = (pkt_id >> (56 - 8 * i)) & 0xFF
+        if COMPILED:                             # ten C stores
+            b[at] = ck >> 8
+            b[at + 1] = ck & 0xFF
+            for i in range(8):                   # the id, big-endian
+                b[at + 2 + i] = (pkt_id >> (56 - 8 * i)) & 0xFF
+        else:                                    # one call, not ten item stores
+            _CKID_INTO(b, at, ck, pkt_id)
         return frozen(b)
 
     # -- arrivals -------------------------------------------------------------

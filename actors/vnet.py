@@ -59,8 +59,17 @@ from .mbuf import M_BCAST, M_MCAST, M_PREEMPT, Uma, m_freem
 LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
 
 
+try:                        # compiled (actors/_core.py): _bit_length loops in C
+    import cython
+    COMPILED = cython.compiled
+except ImportError:         # plain Python without Cython installed
+    COMPILED = False
+
+
 def _bit_length(x: int) -> int:
     """x.bit_length() (a loop in C when compiled: no method call)."""
+    if not COMPILED:
+        return x.bit_length()
     if x < 0:
         x = -x
     n = 0
