@@ -8,6 +8,7 @@
 
 cimport cython
 from actors.mbuf cimport Mbuf
+from actors.cache cimport cpu_name
 
 cdef class Tap:
     cdef public long long cap, lost

@@ -22,7 +22,7 @@ stamp order by at most one quantum: that is the model's timing error.
 
 from __future__ import annotations
 
-from .cache import line_rec
+from .cache import cpu_name, line_rec
 
 # Scheduling priorities, FreeBSD 7.x-8.x sys/sys/priority.h (lower is better):
 # PI_NET = 16 for a NIC ithread, SWI_NET = PI_SOFT + 4 = 40 for netisr,
@@ -254,11 +254,12 @@ class KThread:
             if self.burst_t0 is not None and b:
                 b[-1][1] = max(b[-1][1], min(self.clock, end))
             evs = sorted(ev[c].items()) if ev else []
-            out.append((f"cpu{c}", "use", [self.actor, self.name, self.pri, use, b, evs], end))
-            self.use = {}
-            self.bursts = {}
+            out.append((cpu_name(c), "use", [self.actor, self.name, self.pri, use, b, evs], end))
+            # the message holds new lists, not these dicts: empty them for reuse
+            self.use.clear()
+            self.bursts.clear()
             if ev:
-                self.events = {}
+                ev.clear()
                 if self.burst_t0 is not None:   # as the general case carries it on
                     t = min(self.clock, end)
                     self.bursts[c] = [[max(self.burst_t0, t), t, 0, 0]]
@@ -280,7 +281,7 @@ class KThread:
             use = sorted(per.get(c, {}).items())
             for _, v in use:
                 self.busy_total += v
-            out.append((f"cpu{c}", "use", [self.actor, self.name, self.pri, use,
+            out.append((cpu_name(c), "use", [self.actor, self.name, self.pri, use,
                                           self.bursts.get(c, []),
                                           sorted(self.events.get(c, {}).items())], end))
         self.use = {}

@@ -11,6 +11,8 @@ from actors.mbuf cimport Mbuf
 # a line's size, a C constant in the pricing arithmetic (no module lookup)
 cdef long long LINE
 
+cpdef str cpu_name(object c)
+
 cdef class MemView:
     cdef public object t, actor
     cdef public long long l2, llc

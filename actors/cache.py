@@ -279,7 +279,7 @@ class MemView:
             b = cur[c]
             if b:
                 k = c * 6
-                out.append((f"cpu{c}", "mem", [self.actor, b, [cnt[k], cnt[k + 1], cnt[k + 2],
+                out.append((cpu_name(c), "mem", [self.actor, b, [cnt[k], cnt[k + 1], cnt[k + 2],
                             cnt[k + 3], cnt[k + 4], cnt[k + 5]], nsl[c]], end))
                 for i in range(k, k + 6):
                     cnt[i] = 0
@@ -294,6 +294,18 @@ class MemView:
         cur_p = self.cur_p
         for c in range(len(cur_p)):
             cur_p[c] = 0
+
+
+_CPU_NAMES = {}
+
+
+def cpu_name(c: int) -> str:
+    """The name of core c's actor ("cpu3"), made once (reports name their
+    CPU every window)."""
+    n = _CPU_NAMES.get(c)
+    if n is None:
+        n = _CPU_NAMES[c] = f"cpu{c}"
+    return n
 
 
 def line_rec() -> array:
