@@ -7,6 +7,9 @@
 cimport cython
 from actors.base cimport Actor
 
+@cython.locals(o=tuple, t=cython.longlong, last=cython.longlong)
+cpdef _by_start(list bursts)
+
 cdef class Cpu(Actor):
     cdef public object name, index, package, ghz, published, _unsorted
     cdef public long long Q, cap_lo, busy_ns, wanted, touched, mem_ns, csw_vol, csw_invol, bursts

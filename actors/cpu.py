@@ -51,6 +51,18 @@ from .cache import LEVELS
 _start = itemgetter(0)
 
 
+def _by_start(bursts: list) -> None:
+    """Sort bursts by start time, in place; most lists come sorted already
+    (one pass finds that, where the sort would build a key for each)."""
+    last = -(1 << 62)
+    for o in bursts:
+        t = o[0]
+        if t < last:
+            bursts.sort(key=_start)
+            return
+        last = t
+
+
 class Cpu(Actor):
     KEEP = 16       # windows of remaining capacity remembered for late reports
 
@@ -192,7 +204,7 @@ class Cpu(Actor):
         Q = self.Q
         horizon = start - self.LAG * Q
         if self._unsorted:
-            pend.sort(key=_start)
+            _by_start(pend)
             self._unsorted = False
         if pend[0][0] >= horizon:
             return                      # nothing old enough to judge yet
@@ -207,7 +219,7 @@ class Cpu(Actor):
         # The bursts not ready start at or after the horizon, after every
         # ready start: they never cover one, so the sweep leaves them out.
         cover = self.judged + ready
-        cover.sort(key=_start)
+        _by_start(cover)
         nc = len(cover)
         j = 0
         active = []

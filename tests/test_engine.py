@@ -269,3 +269,14 @@ def test_thread_reports_every_ns_it_was_charged(ops):
     assert th.busy_total == sum(want.values())
     assert got_ev == want_ev
     assert seen == {"starts": wakes, "ends": sleeps}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 9)), max_size=40))
+def test_bursts_sorted_by_start_as_a_stable_sort(bursts):
+    """The CPU's burst sort (one pass when already in order) leaves bursts
+    as a stable sort by start time does."""
+    from actors.cpu import _by_start
+    got = list(bursts)
+    _by_start(got)
+    assert got == sorted(bursts, key=lambda b: b[0])
