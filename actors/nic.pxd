@@ -49,7 +49,8 @@ cdef class Nic(Actor):
                    c_intr=cython.longlong, c_pkt=cython.longlong, c_vlan=cython.longlong,
                    c_csw=cython.longlong, c_migr=cython.longlong, c_pkt_direct=cython.longlong,
                    Q=cython.longlong, handled=Py_ssize_t, ring_size=Py_ssize_t,
-                   ring=list, rh=Py_ssize_t, empty=cython.bint)
+                   ring=list, rh=Py_ssize_t, empty=cython.bint, w=cython.longlong,
+                   last_w=cython.longlong, last_b=list, b=list)
     cpdef _run_queue(self, RxQueue rx, list arr, long long start, long long end, dict out)
     @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView)
     cpdef step(self, start, end, list inbox)

@@ -331,6 +331,8 @@ class Nic(Actor):
         n = len(arr)
         i = 0
         handled = 0
+        last_w = -1             # the (dest, proto, window) batch the last packet joined
+        last_proto = last_dest = last_b = None
         while True:
             if i < n:
                 nx = arr[i]
@@ -466,12 +468,20 @@ class Nic(Actor):
                     th.charge(clock, clock + c)
                     clock += c
                     m.stamp_ns = clock
-                key = (dest, proto, clock // Q)
-                b = out.get(key)
-                if b is None:
-                    out[key] = [m]
+                w = clock // Q
+                if w == last_w and proto == last_proto and dest == last_dest:
+                    last_b.append(m)         # the batch the last packet went to
                 else:
-                    b.append(m)
+                    key = (dest, proto, w)
+                    b = out.get(key)
+                    if b is None:
+                        b = out[key] = [m]
+                    else:
+                        b.append(m)
+                    last_w = w
+                    last_proto = proto
+                    last_dest = dest
+                    last_b = b
                 handled += 1
             if i >= n:
                 break

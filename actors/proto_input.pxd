@@ -12,7 +12,9 @@ from actors.ip6_input cimport ip6_input, ip6_nexthdr
 from actors.udp_input cimport udp_input_hdr
 
 cdef class ProtoInput:
-    cdef public long long c_ip, c_ip6, c_udp, c_tcp, c_reass, Q
+    cdef public long long c_ip, c_ip6, c_udp, c_tcp, c_reass, Q, l_w
+    cdef public object l_out, l_vnet, l_kind
+    cdef public list l_batch
     cdef public object cpu
     cdef public object absorbed, counters, consumed, reass4, reass6
     cdef public long long[::1] ifaddr_rec, ifaddr6_rec
@@ -24,4 +26,5 @@ cdef class ProtoInput:
     cpdef _end(self, m, reason, consumer)
     @cython.locals(cost=cython.longlong)
     cpdef long long input(self, Mbuf m, proto, dict out, long long now) except? -1
+    @cython.locals(w=cython.longlong, b=list)
     cpdef _to_vnet(self, Mbuf m, dict out, long long done, kind)

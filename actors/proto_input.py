@@ -49,6 +49,10 @@ class ProtoInput:
         self.ifaddr6_rec = shared_rec(mem.t.ncpu) if mem is not None else None
         self.vnets = vnets          # vnet name -> {"actor":..., "inet": set, "inet6": set}
         self.vnet_actor = {k: v["actor"] for k, v in vnets.items()}
+        # the (vnet, window, kind) batch of `out` the last datagram joined
+        # (_to_vnet); forgotten at the window's end (expire)
+        self.l_out = self.l_vnet = self.l_kind = self.l_batch = None
+        self.l_w = -1
         self.uma = uma if uma is not None else Uma()
         self.tap = tap if uma is not None else make_tap(host)
         self.drops = {}
@@ -65,7 +69,9 @@ class ProtoInput:
         return self.reass4.holding() + self.reass6.holding()
 
     def expire(self, now: int) -> None:
-        """ip_slowtimo / frag6_slowtimo: free queues older than their TTL."""
+        """ip_slowtimo / frag6_slowtimo: free queues older than their TTL.
+        Called at a window's end, when its output is sent."""
+        self.l_out = self.l_batch = None
         if self.reass4.q or self.reass6.q:
             self.reass4.expire(now, self.counters, self._end_frag)
             self.reass6.expire(now, self.counters, self._end_frag)
@@ -240,10 +246,20 @@ class ProtoInput:
         """The transport's stateful half runs in the vnet: m goes there,
         stamped with the time it leaves this thread."""
         m.stamp_ns = done
-        key = (self.vnet_actor[m.vnet], done // self.Q, kind)
+        w = done // self.Q
+        v = m.vnet
+        if out is self.l_out and w == self.l_w and kind == self.l_kind and v == self.l_vnet:
+            self.l_batch.append(m)      # the batch the last datagram went to
+            return
+        key = (self.vnet_actor[v], w, kind)
         b = out.get(key)
         if b is None:
-            out[key] = [m]
+            b = out[key] = [m]
         else:
             b.append(m)
+        self.l_out = out
+        self.l_w = w
+        self.l_kind = kind
+        self.l_vnet = v
+        self.l_batch = b
 
