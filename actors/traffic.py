@@ -108,7 +108,7 @@ class TrafficSource:
         header checksum right and with it wrong (IPv6: the same), each a
         bytearray the packet's UDP checksum and id are written into (the
         10 bytes from `at`), and the UDP checksum's sum without the id."""
-        key = (f << 16) | size
+        key = (f << 16) | size              # sizes are below 2**16 (scenario: 64..9018)
         t = self.templates.get(key)
         if t is not None:
             return t
