@@ -106,13 +106,13 @@ class MemView:
         self.llc = topo.llc
         self.actor = actor
         n, p = topo.ncpu, topo.npkg
-        self.now_c = _zeros(n)      # the counters as we know them: published + ours since
-        self.now_p = _zeros(p)
-        self.cur_c = _zeros(n)      # bytes our threads touched this window
-        self.cur_p = _zeros(p)
-        self.prev_c = _zeros(n)     # ... and in the window before
-        self.cnt = _zeros(n * 6)    # lines per core and level, this window
-        self.nsl = _zeros(n)        # memory ns, this window
+        self.now_c = zeros(n)      # the counters as we know them: published + ours since
+        self.now_p = zeros(p)
+        self.cur_c = zeros(n)      # bytes our threads touched this window
+        self.cur_p = zeros(p)
+        self.prev_c = zeros(n)     # ... and in the window before
+        self.cnt = zeros(n * 6)    # lines per core and level, this window
+        self.nsl = zeros(n)        # memory ns, this window
         # ns for `lines` lines at each level (integer, rounded once)
         self.price = array("q", [int(k * lat + 0.5) for lat in topo.lat_ns for k in range(33)])
 
@@ -324,5 +324,8 @@ def shared_rec(ncpu: int) -> array:
     return array("q", [-1] * (2 * ncpu))
 
 
-def _zeros(n: int) -> array:
+def zeros(n: int) -> array:
+    """n int64 counters at zero (array('q'): C int64 through a typed
+    memoryview when compiled), for the model's per-window and per-run
+    counters."""
     return array("q", bytes(8 * n))

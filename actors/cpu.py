@@ -39,11 +39,10 @@ scores, and SMT siblings sharing a core.
 
 from __future__ import annotations
 
-from array import array
 from operator import itemgetter
 
 from .base import Actor, PRI_CLASS
-from .cache import LEVELS
+from .cache import LEVELS, zeros
 
 # Bursts are ordered by start time alone: what the sweep counts for a burst
 # depends on which bursts cover its start, not on the order of bursts that
@@ -80,7 +79,7 @@ class Cpu(Actor):
         self.busy_ns = 0        # granted in windows the run has reached
         self.future = {}        # window -> class -> granted, for windows still ahead
         self.touched = 0        # bytes touched on this core (the cache model's counter)
-        self.mem_lines = array("q", bytes(8 * len(LEVELS)))    # lines by level
+        self.mem_lines = zeros(len(LEVELS))     # lines by level
         self.mem_ns = 0
         self.csw_vol = 0
         self.csw_invol = 0

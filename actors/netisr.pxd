@@ -26,7 +26,7 @@ cdef class Netisr(Actor):
     cdef public object running, sleep_at, svc, svc_n, svc_sum
     cdef public list snap
     cdef public Py_ssize_t snap_i, snap_proto
-    cdef public dict qlimit, queues
+    cdef public dict queues
     cdef public long long[::1] queued, handled, qdrops, wmark, qlim
     cdef public object vnet_actors, wait_ns, waited, wake, wake_n
     cdef public object wake_sum, wakeups

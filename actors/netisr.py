@@ -51,10 +51,8 @@ ipintrq, and the cost of the software RSS hash.
 
 from __future__ import annotations
 
-from array import array
-
 from .base import Actor, KThread, PRI_SWI_NET
-from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView
+from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView, zeros
 from .sched import Loads, pick_thread_cpu, steal
 from .costs import to_ns
 from .ether_input import NETISR_ARP, NETISR_IP, NETISR_IPV6, ISR_NAMES
@@ -191,7 +189,6 @@ class Netisr(Actor):
         self.moved = False
         self.Q = host["quantum_ns"]
         qlimits = host["netisr"]["qlimit"]
-        self.qlimit = {p: qlimits[ISR_NAMES[p]] for p in PROTOCOLS}
         self.thread = KThread(f"netisr {wsid}", self.name, cpu, PRI_SWI_NET, host["quantum_ns"])
         # the per-protocol queues (lists: appended at the tail), and the
         # snapshot being drained, from snap_i on (served entries cleared)
@@ -206,13 +203,13 @@ class Netisr(Actor):
         # per-protocol counters, int64 arrays indexed by protocol number
         # (the workstream's nws_work fields); qlim the queue limits so
         n = max(PROTOCOLS) + 1
-        self.queued = _zeros(n)
-        self.handled = _zeros(n)
-        self.qdrops = _zeros(n)
-        self.wmark = _zeros(n)
-        self.qlim = _zeros(n)
-        for p, lim in self.qlimit.items():
-            self.qlim[p] = lim
+        self.queued = zeros(n)
+        self.handled = zeros(n)
+        self.qdrops = zeros(n)
+        self.wmark = zeros(n)
+        self.qlim = zeros(n)
+        for p in PROTOCOLS:
+            self.qlim[p] = qlimits[ISR_NAMES[p]]
         self.hybrid = host["netisr"].get("dispatch") == "hybrid"
         self.nics = list(host["netisr"].get("nics", []))
         self.wait_ns = 0            # total time packets waited in the queue
@@ -492,7 +489,7 @@ class Netisr(Actor):
         if self.snap_proto == p:
             qlen += len(self.snap) - self.snap_i
         return {"queued": self.queued[p], "handled": self.handled[p], "qdrops": self.qdrops[p],
-                "wmark": self.wmark[p], "qlen": qlen, "qlimit": self.qlimit[p]}
+                "wmark": self.wmark[p], "qlen": qlen, "qlimit": self.qlim[p]}
 
     def metrics(self):
         return {
@@ -510,6 +507,3 @@ class Netisr(Actor):
             "uma": self.uma.to_dict(),
         }
 
-
-def _zeros(n: int) -> array:
-    return array("q", bytes(8 * n))

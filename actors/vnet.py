@@ -38,7 +38,6 @@ options, and the sockbuf lock as distinct from the pcb lock.
 from __future__ import annotations
 
 import heapq
-from array import array
 from collections import defaultdict
 
 from .app import Reader, UdpSender
@@ -52,7 +51,7 @@ from .costs import to_ns
 from .ether_input import ISR_NAMES, NETISR_IP, NETISR_IPV6
 from .netisr import NetisrConfig
 from .sched import Loads
-from .cache import PCB_LINES, SOCKBUF_LINES, MemView, line_rec
+from .cache import PCB_LINES, SOCKBUF_LINES, MemView, line_rec, zeros
 from .inet import bslice
 from .mbuf import M_BCAST, M_MCAST, M_PREEMPT, Uma, m_freem
 
@@ -198,7 +197,7 @@ class Vnet(Actor):
         self.delivered = 0
         self.lat_sum = 0
         self.lat_max = 0
-        self.lat_hist = array("q", bytes(8 * LAT_BUCKETS))
+        self.lat_hist = zeros(LAT_BUCKETS)
         self.last_id = {}       # flow key -> highest packet id delivered
         self.reordered = 0
         topo = host.get("topology")
