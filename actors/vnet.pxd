@@ -15,6 +15,12 @@ from actors.mbuf cimport Mbuf, Uma, m_freem, Storage
 @cython.locals(n=Py_ssize_t)
 cpdef Py_ssize_t _bit_length(long long x)
 
+cdef class _Pend:
+    cdef public object thread
+    cdef public long long owed, last, debt
+
+cpdef tuple _owes(_Pend p)
+
 cdef class Socket:
     cdef public object group, name, next_read, read_ns, reader, tap_label
     cdef public long long bytes, cc, delivered, fullsock, hiwat, read
@@ -31,6 +37,8 @@ cdef class Vnet(Actor):
     cdef public object sink, sink_pcb, sockets, tcbinfo, tcp_conns, tcp_queued
     cdef public object threads, udbinfo, vname, ws_info
     cdef public dict pending, last_id
+    cdef public list owing
+    cdef public long long t_now
     cdef public Tap tap
     cdef public Loads loads
     cdef public Uma uma
@@ -38,16 +46,17 @@ cdef class Vnet(Actor):
 
     @cython.locals(info=PcbInfo, pcb=Pcb, c_lookup=cython.longlong, t_req=cython.longlong,
                    start=cython.longlong, run0=cython.longlong, done=cython.longlong)
-    cpdef _locked_input(self, Mbuf m, tuple key, long long t_end, thread, infos,
-                        long long c_udp, sink=*)
+    cpdef _locked_input(self, Mbuf m, fam, faddr, fport, laddr, lport, long long t_end, thread,
+                        infos, long long c_udp, sink=*)
     cpdef _drop(self, m, reason)
     @cython.locals(s=Socket, pcb=Pcb, mem=MemView, mb=Mbuf, st=Storage, d=bytes, o=Py_ssize_t,
                    l4=Py_ssize_t, arrivals=list)
     cpdef step(self, start, end, list inbox)
-    @cython.locals(pcb=Pcb, pend=list, stamp=cython.longlong, owed=cython.longlong,
-                   gap=cython.longlong, t_end=cython.longlong)
-    cpdef _stall(self, Mbuf m, tuple thread, dict mdebt, tuple key, infos, long long cost, sink=*)
-    @cython.locals(mem=MemView)
-    cpdef _touch_pcb(self, Mbuf m, Socket s, tuple thread, dict mdebt)
+    @cython.locals(pcb=Pcb, pend=_Pend, stamp=cython.longlong, owed=cython.longlong,
+                   gap=cython.longlong, t_end=cython.longlong, wait=cython.longlong)
+    cpdef _stall(self, Mbuf m, tuple thread, fam, faddr, fport, laddr, lport, infos,
+                 long long cost, sink=*)
+    @cython.locals(mem=MemView, pend=_Pend, ns=cython.longlong)
+    cpdef _touch_pcb(self, Mbuf m, Socket s, tuple thread)
     @cython.locals(lat=cython.longlong)
     cpdef _deliver(self, Socket s, Mbuf m, long long now, fkey, sender, long long nbytes)

@@ -78,6 +78,25 @@ def _bit_length(x: int) -> int:
     return n
 
 
+class _Pend:
+    """What the vnet holds for one thread that ran an input path here (a
+    (sender, core) pair): the lock waits and memory stalls not yet in its
+    stamps (`owed`), its last stamp (`last`), and the stall it owes for this
+    window (`debt`, sent back as "mdebt" at the window's end)."""
+
+    __slots__ = ("thread", "owed", "last", "debt")
+
+    def __init__(self, thread: tuple, stamp: int):
+        self.thread = thread
+        self.owed = 0
+        self.last = stamp
+        self.debt = 0
+
+
+def _owes(p: _Pend) -> tuple:
+    return p.thread, p.debt
+
+
 class Socket:
     __slots__ = ("name", "hiwat", "cc", "buf", "read_ns", "next_read", "delivered",
                  "bytes", "fullsock", "read", "pcb_rec", "sb_rec", "reader", "group", "tap_label")
@@ -126,7 +145,9 @@ class Vnet(Actor):
         self.c_udp = to_ns(costs["udp_input"], ghz)
         self.c_lookup = min(to_ns(costs["in_pcblookup"], ghz), self.c_udp)
         self.pcb_overlaps = 0       # input runs of one pcb on two threads at once (must stay 0)
-        self.pending = {}           # thread -> [stall not yet in its stamps, its last stamp]
+        self.pending = {}           # thread -> its _Pend
+        self.owing = []             # the _Pends with a debt this window
+        self.t_now = 0              # when the last _stall's input ended
         self.later = []             # deliveries due in a later window (after a lock wait)
         self.seq = 0
         self.end = 0
@@ -204,10 +225,11 @@ class Vnet(Actor):
         self.mem = MemView(topo, self.name) if topo is not None else None
         self.pub_c = [0] * host.get("cpus", 1)
 
-    def _locked_input(self, m, key: tuple, t_end: int, thread, infos, c_udp: int,
-                      sink=None) -> tuple:
+    def _locked_input(self, m, fam: int, faddr: bytes, fport: int, laddr: bytes, lport: int,
+                      t_end: int, thread, infos, c_udp: int, sink=None):
         """udp_input's (or tcp_input's) locking, resolved here, where the
-        locks live: returns (the pcb, when its input ends).  `t_end` is when
+        locks live: returns the pcb, and leaves when its input ends in
+        t_now.  `t_end` is when
         the thread finished the input path as if uncontended; it began c_udp
         (the path's cost) earlier."""
         c_lookup = self.c_lookup
@@ -218,15 +240,16 @@ class Vnet(Actor):
         if mode == "global":        # pcbinfo held across lookup and input (2006)
             info = infos[0]
             start = info.lock.acquire(t_req, c_udp)
-            pcb = info.lookup(key[0], key[1], key[2], key[3], key[4]) or sink
+            pcb = info.lookup(fam, faddr, fport, laddr, lport) or sink
             run0, done = start + c_lookup, start + c_udp
         else:                       # pcbinfo (or the group's) for the lookup only,
             info = infos[0] if mode == "pcbref" else \
                 infos[(m.flowid if m.hashtype else 0) % len(infos)]
             start = info.lock.acquire(t_req, c_lookup)
-            pcb = info.lookup(key[0], key[1], key[2], key[3], key[4]) or sink
+            pcb = info.lookup(fam, faddr, fport, laddr, lport) or sink
             if pcb is None:
-                return None, start + c_lookup
+                self.t_now = start + c_lookup
+                return None
             in_pcbref(pcb)          # then a reference and the pcb's own lock
             run0 = pcb.lock.acquire(start + c_lookup, c_udp - c_lookup)
             done = run0 + c_udp - c_lookup
@@ -239,7 +262,8 @@ class Vnet(Actor):
             if done > pcb.busy_until:
                 pcb.busy_until = done
                 pcb.busy_thread = thread
-        return pcb, done
+        self.t_now = done
+        return pcb
 
     def _read(self, s: Socket, now: int) -> None:
         """The application catches up: read whatever it could have by `now`."""
@@ -301,10 +325,9 @@ class Vnet(Actor):
             self._send(start, end, out)
         arrivals.sort()         # by time, then kind; the index keeps inbox order
         cnt = self.counters
-        mdebt = {}
         for t, what, _, sender, m in arrivals:
             if what == 2:
-                self._tcp(m, sender, mdebt)
+                self._tcp(m, sender)
                 continue
             if what:                # a scheduling point of (sender, cpu m) at t
                 for s in self.sockets.values():
@@ -317,18 +340,24 @@ class Vnet(Actor):
             o = mb.off
             v6 = d[o] >> 4 == 6
             l4 = o + mb.l3hlen
+            # the flow's key: the addresses and the ports, one slice of the
+            # headers when no options or extension headers come between
             if v6:
                 laddr = bslice(d, o + 24, o + 40)
                 faddr = bslice(d, o + 8, o + 24)
+                fkey = bslice(d, o + 8, o + 44) if l4 == o + 40 else \
+                    bslice(d, o + 8, o + 40) + bslice(d, l4, l4 + 4)
             else:
                 laddr = bslice(d, o + 16, o + 20)
                 faddr = bslice(d, o + 12, o + 16)
-            fkey = faddr + bslice(d, l4, l4 + 4) + laddr
+                fkey = bslice(d, o + 12, o + 24) if l4 == o + 20 else \
+                    bslice(d, o + 12, o + 20) + bslice(d, l4, l4 + 4)
             sport = (d[l4] << 8) | d[l4 + 1]
             dport = (d[l4 + 2] << 8) | d[l4 + 3]
             thread = (sender, mb.line_cpu)      # the thread that ran the input path
-            pcb, now = self._stall(mb, thread, mdebt, (6 if v6 else 4, faddr, sport, laddr, dport),
-                                   self.udbinfo, self.c_udp, self.sink_pcb)
+            pcb = self._stall(mb, thread, 6 if v6 else 4, faddr, sport, laddr, dport,
+                              self.udbinfo, self.c_udp, self.sink_pcb)
+            now = self.t_now
             if pcb is None:
                 cnt["udps_noport"] += 1
                 if mb.flags & (M_BCAST | M_MCAST):
@@ -336,7 +365,7 @@ class Vnet(Actor):
                 self._drop(mb, "udps_noport")
                 continue
             s = pcb.sock
-            self._touch_pcb(mb, s, thread, mdebt)
+            self._touch_pcb(mb, s, thread)
             if s.buf and s.read_ns is not None:
                 self._read(s, now)
             if s.cc + mb.len > s.hiwat:
@@ -354,35 +383,45 @@ class Vnet(Actor):
                 s.read = rd.read
             elif s.buf:
                 self._read(s, end)
-        out.extend([(a, "mdebt", [c, ns], end) for (a, c), ns in sorted(mdebt.items()) if ns])
+        if self.owing:                  # the stalls owed, by thread
+            for (a, c), ns in sorted(map(_owes, self.owing)):
+                out.append((a, "mdebt", [c, ns], end))
+            for p in self.owing:
+                p.debt = 0
+            self.owing = []
         for th in self.threads.values():
             th.report(out, end)
         if mem is not None:
             mem.report(out, end)
         return out
 
-    def _stall(self, m, thread: tuple, mdebt: dict, key: tuple, infos, cost: int, sink=None):
+    def _stall(self, m, thread: tuple, fam: int, faddr: bytes, fport: int, laddr: bytes,
+               lport: int, infos, cost: int, sink=None):
         """Run the locked part of an input path for m; charge its thread
-        ((sender, m.line_cpu)) the wait.  Returns (pcb, when the input ends)."""
+        ((sender, m.line_cpu)) the wait.  Returns the pcb; when the input
+        ends is left in t_now."""
         pend = self.pending.get(thread)
         stamp = m.stamp_ns
         if pend is None:
-            pend = self.pending[thread] = [0, stamp]
-        owed = pend[0]
-        gap = stamp - cost - pend[1]
+            pend = self.pending[thread] = _Pend(thread, stamp)
+        owed = pend.owed
+        gap = stamp - cost - pend.last
         if gap > 0:
             owed = owed - gap if owed > gap else 0
-            pend[0] = owed
-        pend[1] = stamp
+            pend.owed = owed
+        pend.last = stamp
         t_end = stamp + owed
-        pcb, now = self._locked_input(m, key, t_end, thread, infos, cost, sink)
-        wait = now - t_end
-        pend[0] += wait
+        pcb = self._locked_input(m, fam, faddr, fport, laddr, lport, t_end, thread, infos, cost,
+                                 sink)
+        wait = self.t_now - t_end
+        pend.owed += wait
         if wait > 0:
-            mdebt[thread] = mdebt.get(thread, 0) + wait
-        return pcb, now
+            if not pend.debt:
+                self.owing.append(pend)
+            pend.debt += wait
+        return pcb
 
-    def _tcp(self, m, sender, mdebt: dict) -> None:
+    def _tcp(self, m, sender) -> None:
         """A segment that passed tcp_input's header checks (actors/tcp_input.py)."""
         cnt = self.counters
         d = m.st.data
@@ -397,8 +436,8 @@ class Vnet(Actor):
         plen = m.len - m.l3hlen - thlen
         fam = 6 if v6 else 4
         thread = (sender, m.line_cpu)
-        pcb, now = self._stall(m, thread, mdebt, (fam, faddr, sport, laddr, dport),
-                               self.tcbinfo, self.c_tcp)
+        pcb = self._stall(m, thread, fam, faddr, sport, laddr, dport, self.tcbinfo, self.c_tcp)
+        now = self.t_now
         if pcb is None:
             cnt["tcps_noport"] += 1
             cnt["tcps_sndctrl"] += 1            # the RST
@@ -414,7 +453,7 @@ class Vnet(Actor):
             self._consumed(m, "tcp")
             return
         s = pcb.sock
-        self._touch_pcb(m, s, thread, mdebt)
+        self._touch_pcb(m, s, thread)
         if s.buf and s.read_ns is not None:
             self._read(s, now)
         what, segs = tcp_input(tp, seq, ack, flags, plen, m, s.hiwat - s.cc, cnt)
@@ -423,7 +462,7 @@ class Vnet(Actor):
         elif what == "queued":
             self.tcp_queued += 1
         elif what == "deliver":
-            fkey = faddr + d[l4:l4 + 4] + laddr
+            fkey = faddr + laddr + d[l4:l4 + 4]     # the flow's key, as the UDP path's
             for mm, ln in segs:
                 if mm is not m:
                     self.tcp_queued -= 1
@@ -435,7 +474,7 @@ class Vnet(Actor):
         else:
             self._drop(m, what)
 
-    def _touch_pcb(self, m, s, thread: tuple, mdebt: dict) -> None:
+    def _touch_pcb(self, m, s, thread: tuple) -> None:
         """in_pcblookup and sbappend touch the pcb and the socket buffer, on
         the core of the thread that runs the input path ((sender, core), as
         _stall had it): its stall."""
@@ -444,8 +483,12 @@ class Vnet(Actor):
             return
         c = m.line_cpu
         ns = mem.touch_rec(c, s.pcb_rec, PCB_LINES) + mem.touch_rec(c, s.sb_rec, SOCKBUF_LINES)
-        mdebt[thread] = mdebt.get(thread, 0) + ns
-        self.pending[thread][0] += ns
+        pend = self.pending[thread]
+        if ns:
+            if not pend.debt:
+                self.owing.append(pend)
+            pend.debt += ns
+            pend.owed += ns
 
     def _deliver(self, s, m, now: int, fkey: bytes, sender, nbytes: int) -> None:
         """m's data reaches socket s at `now` (sbappend): counted, checked for
