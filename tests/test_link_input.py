@@ -258,3 +258,27 @@ def test_frozen_is_bytes_of_the_bytearray(data):
     if buf:
         buf[0] ^= 0xFF
         assert got == data
+
+
+def test_flow_key_is_the_same_with_and_without_options():
+    """The vnet keys a flow by its addresses and ports (for the order check,
+    and flows_seen); IPv4 options and IPv6 extension headers between the
+    addresses and the ports must not make a flow two."""
+    from scapy.layers.inet import IPOption_NOP, IPOption_RR
+    src, dst = "198.51.100.7", "10.0.0.1"
+    s6, d6 = "2001:db8:ffff::7", "2001:db8::1"
+    frames = []
+    for i in range(3):
+        frames.append(Ether(dst=MAC) / IP(src=src, dst=dst) / UDP(sport=1234, dport=5001) / b"a")
+        frames.append(Ether(dst=MAC) / IP(src=src, dst=dst, options=[IPOption_NOP(), IPOption_RR()])
+                      / UDP(sport=1234, dport=5001) / b"b")
+        frames.append(Ether(dst=MAC) / IPv6(src=s6, dst=d6) / UDP(sport=1234, dport=5001) / b"c")
+        frames.append(Ether(dst=MAC) / IPv6(src=s6, dst=d6) / IPv6ExtHdrDestOpt()
+                      / UDP(sport=1234, dport=5001) / b"d")
+    frames.append(Ether(dst=MAC) / IP(src=src, dst=dst) / UDP(sport=1235, dport=5001) / b"e")
+    m, outcome = replay(frames)
+    assert all(o[0] is False for o in outcome.values()), outcome
+    v = m["vnets"]["vnet.vnet0"]
+    assert v["delivered"] == len(frames)
+    assert v["flows_seen"] == 3         # one IPv4 flow, one IPv6 flow, the other port
+    assert v["reordered"] == 0
