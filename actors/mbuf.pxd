@@ -10,7 +10,7 @@
 cimport cython
 
 cdef class Uma:
-    cdef public dict allocs, frees
+    cdef public long long[::1] a, f
 
 cdef class Storage:
     cdef public object data, zones, refcnt

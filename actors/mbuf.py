@@ -66,6 +66,9 @@ Z_JUMBOP = "mbuf_jumbo_page"
 Z_JUMBO9 = "mbuf_jumbo_9k"
 Z_JUMBO16 = "mbuf_jumbo_16k"
 ZONES = (Z_MBUF, Z_PACKET, Z_CLUSTER, Z_JUMBOP, Z_JUMBO9, Z_JUMBO16)
+ZONE_INDEX = {z: i for i, z in enumerate(ZONES)}    # a zone's counters in Uma's arrays
+_IX_MBUF = 0
+_IX_PACKET = 1
 ZONE_SIZE = {Z_MBUF: MSIZE, Z_PACKET: MSIZE + MCLBYTES, Z_CLUSTER: MCLBYTES,
              Z_JUMBOP: MJUMPAGESIZE, Z_JUMBO9: MJUM9BYTES, Z_JUMBO16: MJUM16BYTES}
 
@@ -125,34 +128,46 @@ class UseAfterFree(MbufError):
 
 
 class Uma:
-    """Per-thread zone counters: allocations and frees per zone."""
+    """Per-thread zone counters: allocations (`a`) and frees (`f`) per zone,
+    int64 arrays in ZONES order (ZONE_INDEX); `allocs` and `frees` read them
+    as {zone: count}."""
 
-    __slots__ = ("allocs", "frees")
+    __slots__ = ("a", "f")
 
     def __init__(self):
-        self.allocs = dict.fromkeys(ZONES, 0)
-        self.frees = dict.fromkeys(ZONES, 0)
+        self.a = array("q", bytes(8 * len(ZONES)))
+        self.f = array("q", bytes(8 * len(ZONES)))
+
+    @property
+    def allocs(self) -> dict:
+        return dict(zip(ZONES, self.a))
+
+    @property
+    def frees(self) -> dict:
+        return dict(zip(ZONES, self.f))
 
     def used(self, zone: str) -> int:
-        return self.allocs[zone] - self.frees[zone]
+        i = ZONE_INDEX[zone]
+        return self.a[i] - self.f[i]
 
     def merge(self, other: "Uma") -> None:
-        for z in ZONES:
-            self.allocs[z] += other.allocs[z]
-            self.frees[z] += other.frees[z]
+        for i in range(len(ZONES)):
+            self.a[i] += other.a[i]
+            self.f[i] += other.f[i]
 
     def to_dict(self) -> dict:
-        return {z: {"req": self.allocs[z], "used": self.allocs[z] - self.frees[z],
-                    "frees": self.frees[z]} for z in ZONES}
+        return {z: {"req": self.a[i], "used": self.a[i] - self.f[i], "frees": self.f[i]}
+                for i, z in enumerate(ZONES)}
 
     def state(self) -> list:
-        return [[self.allocs[z] for z in ZONES], [self.frees[z] for z in ZONES]]
+        return [list(self.a), list(self.f)]
 
     @classmethod
     def from_state(cls, st) -> "Uma":
         u = cls()
-        u.allocs = dict(zip(ZONES, st[0]))
-        u.frees = dict(zip(ZONES, st[1]))
+        for i in range(len(ZONES)):
+            u.a[i] = st[0][i]
+            u.f[i] = st[1][i]
         return u
 
 
@@ -281,12 +296,11 @@ def m_alloc(uma: Uma, data: bytes) -> Mbuf:
         data = bytes(data)
     n = len(data)
     if MHLEN < n <= MCLBYTES:           # the common case: one packet-zone item
-        uma.allocs[Z_PACKET] += 1
+        uma.a[_IX_PACKET] += 1
         return _blank(_storage(data, _ZP, 1), Z_PACKET, n)
     zones = zones_for(n)
-    allocs = uma.allocs
     for z in zones:
-        allocs[z] += 1
+        uma.a[ZONE_INDEX[z]] += 1
     return _blank(_storage(data, zones, 1), zones[0], n)
 
 
@@ -296,13 +310,16 @@ def m_freem(uma: Uma, m: Mbuf) -> None:
         raise DoubleFree(f"mbuf pkt_id={m.pkt_id} freed twice")
     m.freed = True
     st = m.st
-    frees = uma.frees
     if m.flags & M_NC_COPY:
-        frees[Z_MBUF] += 1  # a copy's own mbuf goes back at once
+        uma.f[_IX_MBUF] += 1    # a copy's own mbuf goes back at once
     st.refcnt -= 1
     if st.refcnt == 0:
-        for z in st.zones:
-            frees[z] += 1
+        zones = st.zones
+        if zones is _ZP:
+            uma.f[_IX_PACKET] += 1
+        else:
+            for z in zones:
+                uma.f[ZONE_INDEX[z]] += 1
     elif st.refcnt < 0:  # pragma: no cover - guarded by `freed`
         raise DoubleFree("storage reference count below zero")
 
@@ -317,7 +334,7 @@ def m_copypacket(uma: Uma, m: Mbuf) -> Mbuf:
         # m_dup_pkthdr copies the header flags; the copy owns its storage.
         c.flags = (m.flags & ~(M_EXT | M_RDONLY | M_NC_COPY)) | (c.flags & M_EXT)
     else:
-        uma.allocs[Z_MBUF] += 1
+        uma.a[_IX_MBUF] += 1
         st.refcnt += 1
         c = _blank(st, Z_MBUF, m.len)
         # mb_dupcl: the copy inherits M_RDONLY; the original's flags are left

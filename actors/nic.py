@@ -52,7 +52,7 @@ from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
 from .inet import IPPROTO_TCP, IPPROTO_UDP, bslice, cksum_sum, word_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
                    M_HASHTYPE_NONE, M_HASHTYPE_OPAQUE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6,
-                   M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, Uma,
+                   M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, Uma, ZONE_INDEX,
                    m_alloc, m_freem)
 
 
@@ -82,7 +82,7 @@ def _by_proto(d: dict, cpu=None) -> dict:
 def m_free_unused(uma: Uma, m) -> None:
     """A frame that found the ring full was never DMA'd: no buffer was used."""
     for z in m.st.zones:
-        uma.allocs[z] -= 1
+        uma.a[ZONE_INDEX[z]] -= 1
     m.freed = True
 from .toeplitz import toeplitz_hash
 
