@@ -5,9 +5,10 @@
 cimport cython
 from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf
+from actors.counter cimport Stat
 
 @cython.locals(d=bytes, o=Py_ssize_t, n=Py_ssize_t, nxt=Py_ssize_t, plen=Py_ssize_t, v=dict)
-cpdef ip6_input(Mbuf m, dict vnets, cnt)
+cpdef ip6_input(Mbuf m, dict vnets, Stat cnt)
 @cython.locals(d=bytes, o=Py_ssize_t, end=Py_ssize_t, nxt=Py_ssize_t, nxt_pos=Py_ssize_t,
                p=Py_ssize_t, nhdr=Py_ssize_t, hlen=Py_ssize_t)
-cpdef ip6_nexthdr(Mbuf m, cnt, first=*)
+cpdef ip6_nexthdr(Mbuf m, Stat cnt, first=*)

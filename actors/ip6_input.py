@@ -23,6 +23,7 @@ AH/ESP (a later work item), raw sockets.
 from __future__ import annotations
 
 from .inet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, bslice
+from .counter import IP6S_DELIVERED, IP6S_TOTAL, NXTHIST
 from .mbuf import m_adj
 
 _V4MAPPED = b"\0" * 10 + b"\xff\xff"
@@ -33,7 +34,7 @@ _LOOPBACK = b"\0" * 15 + b"\1"
 
 def ip6_input(m, vnets: dict, cnt):
     """Return (ulp, l4 offset from m.off) for a packet that is ours, else a drop reason."""
-    cnt["ip6s_total"] += 1
+    cnt.v[IP6S_TOTAL] += 1
     d = m.st.data
     o = m.off
     n = m.len
@@ -42,7 +43,7 @@ def ip6_input(m, vnets: dict, cnt):
     if d[o] >> 4 != 6:
         return "ip6s_badvers"
     nxt = d[o + 6]
-    cnt[f"ip6s_nxthist.{nxt}"] += 1
+    cnt.v[NXTHIST + nxt] += 1             # ip6s_nxthist[nxt]
     src = bslice(d, o + 8, o + 24)
     dst = bslice(d, o + 24, o + 40)
     if src[0] == 0xFF or dst == _UNSPEC or src[:12] == _V4MAPPED or dst[:12] == _V4MAPPED:
@@ -57,7 +58,7 @@ def ip6_input(m, vnets: dict, cnt):
         return "ip6s_tooshort"
     if n - 40 > plen:
         m_adj(m, 40 + plen - n)
-    cnt["ip6s_delivered"] += 1
+    cnt.v[IP6S_DELIVERED] += 1
     return ip6_nexthdr(m, cnt)
 
 

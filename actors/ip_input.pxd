@@ -5,9 +5,10 @@
 cimport cython
 from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf
+from actors.counter cimport Stat
 
 @cython.locals(d=bytes, o=Py_ssize_t, n=Py_ssize_t, b0=Py_ssize_t, hl=Py_ssize_t,
                fl=Py_ssize_t, iplen=Py_ssize_t, v=dict)
-cpdef ip_input(Mbuf m, dict vnets, cnt)
+cpdef ip_input(Mbuf m, dict vnets, Stat cnt)
 @cython.locals(proto=Py_ssize_t)
-cpdef ip_deliver(Mbuf m, hl, cnt)
+cpdef ip_deliver(Mbuf m, hl, Stat cnt)

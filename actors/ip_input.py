@@ -25,6 +25,7 @@ no TTL decrement), multicast membership, raw sockets.
 from __future__ import annotations
 
 from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, bslice, cksum_sum
+from .counter import IPS_DELIVERED, IPS_TOTAL
 from .mbuf import CSUM_IP_CHECKED, CSUM_IP_VALID, m_adj
 
 _from = int.from_bytes
@@ -34,7 +35,7 @@ IP_FRAG = -1        # "a fragment": reassemble first
 
 def ip_input(m, vnets: dict, cnt):
     """Return (ulp, l4 offset from m.off) for a packet that is ours, else a drop reason."""
-    cnt["ips_total"] += 1
+    cnt.v[IPS_TOTAL] += 1
     d = m.st.data
     o = m.off
     n = m.len
@@ -107,12 +108,12 @@ def ip_deliver(m, hl: int, cnt):
     proto = m.st.data[m.off + 9]
     m.l3hlen = hl
     if proto == IPPROTO_UDP:
-        cnt["ips_delivered"] += 1
+        cnt.v[IPS_DELIVERED] += 1
         return proto, hl
     if proto == IPPROTO_ICMP:
-        cnt["ips_delivered"] += 1
+        cnt.v[IPS_DELIVERED] += 1
         return proto, hl
     if proto == IPPROTO_TCP:
-        cnt["ips_delivered"] += 1
+        cnt.v[IPS_DELIVERED] += 1
         return proto, hl
     return "ips_noproto"

@@ -7,6 +7,7 @@ cimport cython
 from actors.base cimport Tap
 from actors.cache cimport MemView
 from actors.mbuf cimport Mbuf, Uma, m_freem
+from actors.counter cimport Stat
 from actors.ip_input cimport ip_input, ip_deliver
 from actors.ip6_input cimport ip6_input, ip6_nexthdr
 from actors.udp_input cimport udp_input_hdr
@@ -16,7 +17,8 @@ cdef class ProtoInput:
     cdef public object l_out, l_vnet, l_kind
     cdef public list l_batch
     cdef public object cpu
-    cdef public object absorbed, counters, consumed, reass4, reass6
+    cdef public object absorbed, consumed, reass4, reass6
+    cdef public Stat counters
     cdef public long long[::1] ifaddr_rec, ifaddr6_rec
     cdef public dict vnets, vnet_actor, drops
     cdef public Tap tap
@@ -24,7 +26,7 @@ cdef class ProtoInput:
     cdef public MemView mem
 
     cpdef _end(self, m, reason, consumer)
-    @cython.locals(cost=cython.longlong)
+    @cython.locals(cost=cython.longlong, cnt=Stat)
     cpdef long long input(self, Mbuf m, proto, dict out, long long now) except? -1
     @cython.locals(w=cython.longlong, b=list)
     cpdef _to_vnet(self, Mbuf m, dict out, long long done, kind)

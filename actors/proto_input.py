@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from .counter import Stat
 from .cache import IFADDR_LINES, shared_rec
 from .costs import to_ns
 from .ether_input import NETISR_IP, NETISR_IPV6
@@ -56,7 +57,7 @@ class ProtoInput:
         self.uma = uma if uma is not None else Uma()
         self.tap = tap if uma is not None else make_tap(host)
         self.drops = {}
-        self.counters = defaultdict(int)    # ipstat/udpstat-style counters
+        self.counters = Stat()              # ipstat/udpstat-style counters (actors/counter.py)
         self.consumed = defaultdict(int)    # packets that ended in arp / icmp / icmp6 input
         self.absorbed = 0           # fragments that became part of a reassembled datagram
         rs = host.get("reass", {})

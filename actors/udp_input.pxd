@@ -4,6 +4,7 @@
 # directly; callers that cimport them call them in C.
 cimport cython
 from actors.mbuf cimport Mbuf
+from actors.counter cimport Stat
 
 @cython.locals(d=bytes, o=Py_ssize_t, u=Py_ssize_t, avail=Py_ssize_t, ulen=Py_ssize_t)
-cpdef udp_input_hdr(Mbuf m, off, v6, cnt)
+cpdef udp_input_hdr(Mbuf m, off, v6, Stat cnt)

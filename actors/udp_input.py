@@ -15,6 +15,7 @@ udps_noport and udps_fullsock - runs against the vnet's state (actors/vnet.py).
 from __future__ import annotations
 
 from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_sum, pseudo_sum
+from .counter import TCPS_RCVTOTAL, UDPS_IPACKETS
 from .mbuf import CSUM_DATA_VALID, CSUM_PSEUDO_HDR, m_adj
 
 _VALID = CSUM_DATA_VALID | CSUM_PSEUDO_HDR
@@ -23,7 +24,7 @@ _VALID = CSUM_DATA_VALID | CSUM_PSEUDO_HDR
 
 def udp_input_hdr(m, off: int, v6: bool, cnt):
     """Check the UDP header at m.off + off; None if good, else a drop reason."""
-    cnt["udps_ipackets"] += 1
+    cnt.v[UDPS_IPACKETS] += 1
     d = m.st.data
     o = m.off
     u = o + off
@@ -55,7 +56,7 @@ def tcp_input_hdr(m, off: int, v6: bool, cnt):
     tcps_rcvbadsum; a data offset below 20 or past the segment ->
     tcps_rcvbadoff.  Returns a drop reason, or None for a good segment (it
     goes on to the vnet: actors/tcp_input.py)."""
-    cnt["tcps_rcvtotal"] += 1
+    cnt.v[TCPS_RCVTOTAL] += 1
     d = m.st.data
     o = m.off
     t = o + off

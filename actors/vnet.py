@@ -38,7 +38,6 @@ options, and the sockbuf lock as distinct from the pcb lock.
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
 
 from .app import Reader, UdpSender
 from .base import Actor, make_tap
@@ -48,6 +47,7 @@ from .tcp_input import parse as tcp_parse
 from .toeplitz import toeplitz_hash
 from .traffic import server_iss
 from .costs import to_ns
+from .counter import Stat
 from .ether_input import ISR_NAMES, NETISR_IP, NETISR_IPV6
 from .netisr import NetisrConfig
 from .sched import Loads
@@ -213,7 +213,7 @@ class Vnet(Actor):
             self.sink_pcb = Pcb(-1, "udp", 0, b"", 0, sock=self.sink)
         self.uma = Uma()
         self.tap = make_tap(host)
-        self.counters = defaultdict(int)
+        self.counters = Stat()
         self.drops = {}
         self.delivered = 0
         self.lat_sum = 0

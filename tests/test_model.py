@@ -1,10 +1,12 @@
 """Tests of the model's truth: conservation, ordering, queueing theory,
 the quantum's bounded effect, determinism."""
 
+import collections
 import math
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from actors import counter
 from cluster.run import metrics_bytes
 from conftest import run_scn
 
@@ -183,3 +185,23 @@ def test_latency_bucket_is_the_bit_length(x):
     compiled): the same as int.bit_length for every value."""
     from actors.vnet import _bit_length
     assert _bit_length(x) == x.bit_length()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(list(counter.NAMES[:12]) + ["ips_badsum", "udps_nosum",
+                                                                       "ip6s_nxthist.255"]),
+                          st.integers(-3, 2**40)), max_size=60))
+def test_stat_counts_as_a_dict_of_names(ops):
+    """A thread's Stat (actors/counter.py) reads and writes by name as the
+    defaultdict(int) it replaced, whether the name sits in the array or not;
+    the hot paths' index constants name the same counters."""
+    s, d = counter.Stat(), collections.defaultdict(int)
+    for name, delta in ops:
+        s[name] += delta
+        d[name] += delta
+        assert s[name] == d[name]
+    assert {k: v for k, v in s.items() if v} == {k: v for k, v in d.items() if v}
+    for const in ("IPS_TOTAL", "IPS_DELIVERED", "IP6S_TOTAL", "IP6S_DELIVERED",
+                  "UDPS_IPACKETS", "TCPS_RCVTOTAL"):
+        assert counter.NAMES[getattr(counter, const)] == const.lower()
+    assert counter.NAMES[counter.NXTHIST + 17] == "ip6s_nxthist.17"
