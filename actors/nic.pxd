@@ -15,6 +15,8 @@ from actors.netisr cimport NetisrConfig
 from actors.proto_input cimport ProtoInput
 from actors.sched cimport Loads
 
+cdef long long _CSUM_IP_OK, _CSUM_IP_BAD, _CSUM_L4_OK
+
 cdef class RxQueue:
     cdef public object direct, drops, floating, hybrid, index, interrupts
     cdef public object last_intr, packets, pk, running, vec_cpu, vector
@@ -39,7 +41,8 @@ cdef class Nic(Actor):
 
     @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
                    iplen=Py_ssize_t, plen=Py_ssize_t, et=Py_ssize_t, ulp=Py_ssize_t,
-                   hs=cython.longlong, memo=dict, hmemo=dict)
+                   hs=cython.longlong, memo=dict, hmemo=dict, csum=cython.longlong,
+                   v4=cython.bint)
     cpdef hw_rx(self, bytes f)
     @cython.locals(th=KThread, iq=KThread, m=Mbuf, nx=Mbuf, hd=Mbuf, mem=MemView, pi=ProtoInput,
                    disp=NetisrConfig, n=Py_ssize_t, i=Py_ssize_t,

@@ -87,6 +87,10 @@ def m_free_unused(uma: Uma, m) -> None:
 from .toeplitz import toeplitz_hash
 
 RSS_TABLE = 128
+# the receive checksum flags hw_rx sets (C int64 constants when compiled)
+_CSUM_IP_OK = CSUM_IP_CHECKED | CSUM_IP_VALID
+_CSUM_IP_BAD = CSUM_IP_CHECKED
+_CSUM_L4_OK = CSUM_DATA_VALID | CSUM_PSEUDO_HDR
 PKT_KIND = {p: "pkts." + n for p, n in ISR_NAMES.items()}
 _from = int.from_bytes
 _V4 = 0x0800
@@ -231,6 +235,7 @@ class Nic(Actor):
             else:                       # UDP and the rest: the 2-tuple
                 key = bslice(f, b + 12, b + 20)
                 htype = M_HASHTYPE_RSS_IPV4
+            v4 = True
         elif et == _V6 and n >= b + 40 and f[b] >> 4 == 6:
             tcp = f[b + 6] == IPPROTO_TCP and n >= b + 44
             if tcp:
@@ -239,6 +244,7 @@ class Nic(Actor):
             else:
                 key = bslice(f, b + 8, b + 40)
                 htype = M_HASHTYPE_RSS_IPV6
+            v4 = False
         else:
             return 0, M_HASHTYPE_NONE, 0
         memo = self.hash_memo
@@ -255,7 +261,7 @@ class Nic(Actor):
         if not self.rxcsum:
             return h, htype, 0
         csum = 0
-        if htype == M_HASHTYPE_RSS_IPV4 or htype == M_HASHTYPE_RSS_TCP_IPV4:
+        if v4:
             if hl >= 20 and n >= b + hl:
                 iph = bslice(f, b, b + hl)
                 hmemo = self.iphdr_memo
@@ -264,19 +270,19 @@ class Nic(Actor):
                     if len(hmemo) > 65536:
                         hmemo.clear()
                     ok = hmemo[iph] = cksum_sum(iph) == 0xFFFF
-                csum = CSUM_IP_CHECKED | CSUM_IP_VALID if ok else CSUM_IP_CHECKED
+                csum = _CSUM_IP_OK if ok else _CSUM_IP_BAD
                 iplen = (f[b + 2] << 8) | f[b + 3]
                 ulp = f[b + 9]
                 if (not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF) and hl + 8 <= iplen <= n - b
                         and (ulp == IPPROTO_TCP or (ulp == IPPROTO_UDP and (f[u + 6] or f[u + 7])))):
                     if (word_sum(f, u, b + iplen) + hs + ulp + iplen - hl) % 0xFFFF == 0:
-                        csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
+                        csum |= _CSUM_L4_OK
         else:
             plen = (f[b + 4] << 8) | f[b + 5]
             ulp = f[b + 6]
             if (ulp == IPPROTO_UDP or ulp == IPPROTO_TCP) and 8 <= plen <= n - b - 40:
                 if (word_sum(f, b + 40, b + 40 + plen) + hs + ulp + plen) % 0xFFFF == 0:
-                    csum |= CSUM_DATA_VALID | CSUM_PSEUDO_HDR
+                    csum |= _CSUM_L4_OK
         return h, htype, csum
 
     def _drop(self, m, reason: str) -> None:

@@ -39,6 +39,7 @@ cdef class Vnet(Actor):
     cdef public dict pending, last_id
     cdef public list owing
     cdef public long long t_now
+    cdef public _Pend t_pend
     cdef public Tap tap
     cdef public Loads loads
     cdef public Uma uma
@@ -56,7 +57,7 @@ cdef class Vnet(Actor):
                    gap=cython.longlong, t_end=cython.longlong, wait=cython.longlong)
     cpdef _stall(self, Mbuf m, tuple thread, fam, faddr, fport, laddr, lport, infos,
                  long long cost, sink=*)
-    @cython.locals(mem=MemView, pend=_Pend, ns=cython.longlong)
-    cpdef _touch_pcb(self, Mbuf m, Socket s, tuple thread)
+    @cython.locals(mem=MemView, ns=cython.longlong)
+    cpdef _touch_pcb(self, Mbuf m, Socket s, _Pend pend)
     @cython.locals(lat=cython.longlong)
     cpdef _deliver(self, Socket s, Mbuf m, long long now, fkey, sender, long long nbytes)

@@ -148,6 +148,7 @@ class Vnet(Actor):
         self.pending = {}           # thread -> its _Pend
         self.owing = []             # the _Pends with a debt this window
         self.t_now = 0              # when the last _stall's input ended
+        self.t_pend = None          # ... and the _Pend of its thread
         self.later = []             # deliveries due in a later window (after a lock wait)
         self.seq = 0
         self.end = 0
@@ -365,7 +366,7 @@ class Vnet(Actor):
                 self._drop(mb, "udps_noport")
                 continue
             s = pcb.sock
-            self._touch_pcb(mb, s, thread)
+            self._touch_pcb(mb, s, self.t_pend)
             if s.buf and s.read_ns is not None:
                 self._read(s, now)
             if s.cc + mb.len > s.hiwat:
@@ -399,11 +400,12 @@ class Vnet(Actor):
                lport: int, infos, cost: int, sink=None):
         """Run the locked part of an input path for m; charge its thread
         ((sender, m.line_cpu)) the wait.  Returns the pcb; when the input
-        ends is left in t_now."""
+        ends is left in t_now, the thread's _Pend in t_pend."""
         pend = self.pending.get(thread)
         stamp = m.stamp_ns
         if pend is None:
             pend = self.pending[thread] = _Pend(thread, stamp)
+        self.t_pend = pend
         owed = pend.owed
         gap = stamp - cost - pend.last
         if gap > 0:
@@ -453,7 +455,7 @@ class Vnet(Actor):
             self._consumed(m, "tcp")
             return
         s = pcb.sock
-        self._touch_pcb(m, s, thread)
+        self._touch_pcb(m, s, self.t_pend)
         if s.buf and s.read_ns is not None:
             self._read(s, now)
         what, segs = tcp_input(tp, seq, ack, flags, plen, m, s.hiwat - s.cc, cnt)
@@ -474,16 +476,15 @@ class Vnet(Actor):
         else:
             self._drop(m, what)
 
-    def _touch_pcb(self, m, s, thread: tuple) -> None:
+    def _touch_pcb(self, m, s, pend: _Pend) -> None:
         """in_pcblookup and sbappend touch the pcb and the socket buffer, on
         the core of the thread that runs the input path ((sender, core), as
-        _stall had it): its stall."""
+        _stall had it; `pend` is that thread's): its stall."""
         mem = self.mem
         if mem is None or m.line_cpu < 0:
             return
         c = m.line_cpu
         ns = mem.touch_rec(c, s.pcb_rec, PCB_LINES) + mem.touch_rec(c, s.sb_rec, SOCKBUF_LINES)
-        pend = self.pending[thread]
         if ns:
             if not pend.debt:
                 self.owing.append(pend)
