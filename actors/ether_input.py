@@ -51,6 +51,8 @@ NETISR_IP = 1
 NETISR_ARP = 4
 NETISR_ETHER = 5
 NETISR_IPV6 = 6
+_ET_IP = ETHERTYPE_IP
+_ET_IP6 = ETHERTYPE_IPV6
 ETHERTYPE_TO_ISR = {ETHERTYPE_IP: NETISR_IP, ETHERTYPE_IPV6: NETISR_IPV6,
                     ETHERTYPE_ARP: NETISR_ARP}
 ISR_NAMES = {NETISR_IP: "ip", NETISR_ARP: "arp", NETISR_ETHER: "ether", NETISR_IPV6: "ip6"}
@@ -82,8 +84,10 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
             return "ether_otherhost"
     et = (d[off + 12] << 8) | d[off + 13]
     isrs = ETHERTYPE_TO_ISR
-    isr = isrs.get(et)
-    if isr is not None:                      # the common case: Ethernet II, untagged
+    # the common case: Ethernet II, untagged, IPv4 or IPv6 (compared as C
+    # ints when compiled; the table below would box the type to look it up)
+    isr = NETISR_IP if et == _ET_IP else NETISR_IPV6 if et == _ET_IP6 else isrs.get(et)
+    if isr is not None:
         m.off = off + ETHER_HDR_LEN          # m_adj(m, ETHER_HDR_LEN)
         m.len = n - ETHER_HDR_LEN
         return isr
