@@ -2,9 +2,10 @@
 # compiled (actors/_core.py): MemView becomes an extension type whose
 # counters are C int64 arrays (typed memoryviews over the array('q') the
 # source makes), and the pricing methods take core numbers, line counts
-# and counter values as C integers.  Indexes are bounds-checked as in
-# Python (an IndexError, never a stray write); the counters stay far below
-# 2**63 (bytes touched in a run).
+# and counter values as C integers, and return their prices (ns) as C
+# int64 (-1 is never a price: it flags an error).  Indexes are
+# bounds-checked as in Python (an IndexError, never a stray write); the
+# counters stay far below 2**63 (bytes touched in a run).
 cimport cython
 from actors.mbuf cimport Mbuf
 
@@ -30,14 +31,16 @@ cdef class MemView:
     @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, rc=Py_ssize_t, ns=cython.longlong)
     cpdef long long touch_rec(self, Py_ssize_t c, long long[::1] rec, Py_ssize_t lines) except? -1
     @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, rc=Py_ssize_t, ns=cython.longlong)
-    cpdef object touch_m(self, Py_ssize_t c, Mbuf m, Py_ssize_t lines)
+    cpdef long long touch_m(self, Py_ssize_t c, Mbuf m, Py_ssize_t lines) except? -1
     @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, dl=Py_ssize_t, ns=cython.longlong, b=cython.longlong)
-    cpdef object rx_touch(self, Py_ssize_t c, Mbuf m, Py_ssize_t hdr_lines, Py_ssize_t data_lines)
+    cpdef long long rx_touch(self, Py_ssize_t c, Mbuf m, Py_ssize_t hdr_lines,
+                             Py_ssize_t data_lines) except? -1
     @cython.locals(ns=cython.longlong)
-    cpdef object charge(self, Py_ssize_t c, Py_ssize_t lv, Py_ssize_t lines)
+    cpdef long long charge(self, Py_ssize_t c, Py_ssize_t lv, Py_ssize_t lines) except? -1
     @cython.locals(p=Py_ssize_t, lv=Py_ssize_t, pnow=cython.longlong, mine=cython.longlong,
                    opat=cython.longlong, oc=Py_ssize_t)
-    cpdef object touch_shared(self, Py_ssize_t c, long long[::1] rec, Py_ssize_t lines)
+    cpdef long long touch_shared(self, Py_ssize_t c, long long[::1] rec,
+                                 Py_ssize_t lines) except? -1
     @cython.locals(c=Py_ssize_t, p=Py_ssize_t, t=cython.longlong, now_c=cython.longlong[::1],
                    prev_c=cython.longlong[::1], cur_c=cython.longlong[::1], now_p=cython.longlong[::1])
     cpdef publish(self, list pub_c)
