@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from bisect import bisect_left
 
 import numpy as np
 
@@ -180,7 +181,7 @@ class TrafficSource:
             corrupt = corrupt + 4 * (rng.random(BLOCK) < self.frag)
         sz = np.array(self.sizes)[np.minimum(sizes, len(self.sizes) - 1)]
         self.next_t = float(times[-1])
-        self.blk = (times[:-1], times[:-1].astype(np.int64).tolist(),
+        self.blk = (times[:-1].astype(np.int64).tolist(),
                     np.minimum(flows, len(self.flows) - 1).tolist(), sz.tolist(), corrupt.tolist())
         self.pos = 0
 
@@ -192,9 +193,13 @@ class TrafficSource:
         while True:
             if self.pos >= BLOCK:
                 self._refill()
-            ft, times, flows, sizes, corrupt = self.blk
+            times, flows, sizes, corrupt = self.blk
             p = self.pos
-            k = int(np.searchsorted(ft, end, side="left"))
+            # the first arrival at or after `end` (an arrival's time is the
+            # integer part of a non-negative float: it is at or after the
+            # integer `end` exactly when the float is); the ones before pos
+            # came before the previous window's end
+            k = bisect_left(times, end, p)
             if k > p:
                 T += times[p:k]
                 F += flows[p:k]
