@@ -15,5 +15,7 @@ cdef class Host:
     @cython.locals(mail=dict, box=dict, lst=list, m=tuple)
     cpdef deliver(self, msgs)
     @cython.locals(box=dict, mail=dict, mine=dict, seqs=dict, rest=list,
-                   dbox=dict, nbox=dict, lst=list, inbox=list, msg=tuple)
+                   dbox=dict, nbox=dict, lst=list, inbox=list, msg=tuple,
+                   Qc=cython.longlong, endc=cython.longlong, t=cython.longlong,
+                   dw=cython.longlong, nxt=cython.longlong)
     cpdef list step(self, known=*)

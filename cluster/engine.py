@@ -124,6 +124,8 @@ class Host:
         nbox = mail.get(nxt)
         if nbox is None:
             nbox = mail[nxt] = {}
+        Qc = Q                  # the quantum and the window's end as C int64 (compiled)
+        endc = end
         for a in self.actors:
             name = a.name
             inbox = box.get(name) if box is not None else None
@@ -138,12 +140,14 @@ class Host:
             for dest, kind, payload, at in o:
                 if check and is_pkts(kind):
                     payload = decode_batch(encode_batch(payload))
-                if at < end:            # a shorter latency: due at the window's end
+                t = at
+                if t < endc:            # a shorter latency: due at the window's end
                     at = end
+                    t = endc
                 msg = (at, name, seq, dest, kind, payload)
                 seq += 1
                 if dest in mine:
-                    dw = at // Q
+                    dw = t // Qc        # t >= end > 0: C division is floor division
                     if dw == nxt:
                         dbox = nbox
                     else:
