@@ -46,5 +46,6 @@ cdef class MemView:
     cpdef publish(self, list pub_c)
     @cython.locals(c=Py_ssize_t, k=Py_ssize_t, i=Py_ssize_t, b=cython.longlong,
                    cur=cython.longlong[::1], cnt=cython.longlong[::1], nsl=cython.longlong[::1],
-                   prev=cython.longlong[::1], cur_p=cython.longlong[::1])
+                   prev=cython.longlong[::1], cur_p=cython.longlong[::1], uses=dict,
+                   body=list, lines=list, o=tuple)
     cpdef report(self, list out, object end)

@@ -271,16 +271,34 @@ class MemView:
 
     # -- reporting ------------------------------------------------------------------
     def report(self, out: list, end: int) -> None:
-        """Send each CPU what we touched on it this window; roll the window."""
+        """Send each CPU what we touched on it this window; roll the window.
+
+        What we touched on a CPU rides on the first "use" report in `out` for
+        that CPU (one of our threads ran there: the body gains [bytes, lines
+        per level, ns]); only a CPU none of our threads reports to gets a
+        "mem" message of its own ([actor, bytes, lines per level, ns])."""
         cur = self.cur_c
         cnt = self.cnt
         nsl = self.nsl
+        uses = None
         for c in range(len(cur)):
             b = cur[c]
             if b:
+                if uses is None:        # our threads' reports, by CPU
+                    uses = {}
+                    for o in out:
+                        if o[1] == "use" and o[0] not in uses:
+                            uses[o[0]] = o[2]
                 k = c * 6
-                out.append((cpu_name(c), "mem", [self.actor, b, [cnt[k], cnt[k + 1], cnt[k + 2],
-                            cnt[k + 3], cnt[k + 4], cnt[k + 5]], nsl[c]], end))
+                name = cpu_name(c)
+                lines = [cnt[k], cnt[k + 1], cnt[k + 2], cnt[k + 3], cnt[k + 4], cnt[k + 5]]
+                body = uses.get(name)
+                if body is not None and len(body) == 6:
+                    body.append(b)
+                    body.append(lines)
+                    body.append(nsl[c])
+                else:
+                    out.append((name, "mem", [self.actor, b, lines, nsl[c]], end))
                 for i in range(k, k + 6):
                     cnt[i] = 0
                 nsl[c] = 0

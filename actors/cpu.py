@@ -26,7 +26,8 @@ uncontended timeline, so the count is as exact as the timing (design §2).
 Threads report the interrupts they took and their migrations per CPU.
 
 The core also keeps the counter of bytes touched on it (actors/cache.py):
-every actor reports its touches ("mem"), the core adds them up, counts the
+every actor reports its touches (on one of its threads' "use" reports to
+the core, or in a "mem" message), the core adds them up, counts the
 accesses by where they were served, and publishes the counter and its load
 (time wanted per thread and priority in the reports just arbitrated) to every actor that
 runs threads ("cstate"), for their cache records and their scheduler
@@ -104,7 +105,7 @@ class Cpu(Actor):
         for m in inbox:
             kind = m[4]
             body = m[5]
-            if kind == "use":       # [actor, thread, pri, use, bursts, events]
+            if kind == "use":       # [actor, thread, pri, use, bursts, events(, mem)]
                 actor = body[0]
                 thread = body[1]
                 pri = body[2]
@@ -115,6 +116,13 @@ class Cpu(Actor):
                 for ev in body[5]:
                     k = ev[0]
                     events[k] = events.get(k, 0) + ev[1]
+                if len(body) > 6:   # the actor's touches here: bytes, lines per level, ns
+                    self.touched += body[6]
+                    counts = body[7]
+                    ml = self.mem_lines
+                    for i in range(len(counts)):
+                        ml[i] += counts[i]
+                    self.mem_ns += body[8]
             elif kind == "mem":     # [actor, bytes, lines per level, ns]
                 self.touched += body[1]
                 counts = body[2]

@@ -280,3 +280,29 @@ def test_bursts_sorted_by_start_as_a_stable_sort(bursts):
     got = list(bursts)
     _by_start(got)
     assert got == sorted(bursts, key=lambda b: b[0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(1, 10**6),
+                          st.lists(st.integers(0, 1000), min_size=6, max_size=6),
+                          st.integers(0, 10**5), st.booleans()), max_size=12))
+def test_cpu_counts_touches_on_use_reports_as_mem_messages(touches):
+    """An actor's touches on a CPU ride on one of its threads' "use" reports
+    there (actors/cache.py) or come as a "mem" message of their own; the
+    CPU counts the same bytes, lines and ns, and publishes the same counter."""
+    apart, merged = Cpu(0, 1.0, Q, subscribers=["x"]), Cpu(0, 1.0, Q, subscribers=["x"])
+    ia, im = [], []
+    for i, (t, b, lines, ns, alone) in enumerate(touches):
+        actor, thread, pri = _threads[t]
+        use = [actor, thread, pri, [(0, 10)], [], []]
+        ia.append((Q, actor, 2 * i, "cpu0", "use", list(use)))
+        ia.append((Q, actor, 2 * i + 1, "cpu0", "mem", [actor, b, lines, ns]))
+        if alone:
+            im.append((Q, actor, 2 * i, "cpu0", "use", use))
+            im.append((Q, actor, 2 * i + 1, "cpu0", "mem", [actor, b, lines, ns]))
+        else:
+            im.append((Q, actor, 2 * i, "cpu0", "use", use + [b, lines, ns]))
+    oa, om = apart.step(Q, 2 * Q, ia), merged.step(Q, 2 * Q, im)
+    assert oa == om
+    assert apart.metrics() == merged.metrics()
+    assert merged.touched == sum(b for _, b, _, _, _ in touches)
