@@ -238,8 +238,7 @@ class KThread:
     def report(self, out: list, end: int) -> None:
         """Tell the CPUs how long we ran, per window, with our bursts and
         events (arbitrated one window later)."""
-        self._flush()
-        if not (self.use or self.moved or self.bursts or self.events):
+        if not (self.pns or self.use or self.moved or self.bursts or self.events):
             return                      # asleep all window: nothing to say
         ev = self.events
         c = self.cpu
@@ -247,9 +246,17 @@ class KThread:
                 and (not ev or (len(ev) == 1 and c in ev)):
             # the common case: one CPU, no migrations (interrupts counted or
             # not): one report, as the general case below would make it
-            use = sorted(self.use.items())
-            for _, v in use:
-                self.busy_total += v
+            if self.use:
+                self._flush()
+                use = sorted(self.use.items())
+                for _, v in use:
+                    self.busy_total += v
+            elif self.pns:          # time in one window only: no dict to sort
+                use = [(self.pw, self.pns)]
+                self.busy_total += self.pns
+                self.pns = 0
+            else:
+                use = []
             b = self.bursts.get(c, [])
             if self.burst_t0 is not None and b:
                 b[-1][1] = max(b[-1][1], min(self.clock, end))
@@ -267,6 +274,7 @@ class KThread:
                 t = min(self.clock, end)
                 self.bursts[c] = [[t, t, 0, 0]]
             return
+        self._flush()
         per = dict(self.moved)
         if self.use:
             cur = per.setdefault(self.cpu, {})

@@ -12,7 +12,8 @@ from actors.mbuf cimport Mbuf
 # a line's size, a C constant in the pricing arithmetic (no module lookup)
 cdef long long LINE
 
-cpdef str cpu_name(object c)
+@cython.locals(names=list)
+cpdef str cpu_name(Py_ssize_t c)
 
 cdef class MemView:
     cdef public object t, actor

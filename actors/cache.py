@@ -314,16 +314,18 @@ class MemView:
             cur_p[c] = 0
 
 
-_CPU_NAMES = {}
+_CPU_NAMES = [f"cpu{c}" for c in range(64)]
 
 
 def cpu_name(c: int) -> str:
     """The name of core c's actor ("cpu3"), made once (reports name their
     CPU every window)."""
-    n = _CPU_NAMES.get(c)
-    if n is None:
-        n = _CPU_NAMES[c] = f"cpu{c}"
-    return n
+    names = _CPU_NAMES
+    if c < 0:
+        raise ValueError(f"no CPU {c}")
+    while c >= len(names):
+        names.append(f"cpu{len(names)}")
+    return names[c]
 
 
 def line_rec() -> array:

@@ -2,6 +2,7 @@
 wakeups): the LRU stack-distance cache model, CPU sharing by priority,
 context switches, interrupts and the scheduler's placement."""
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from actors.cache import (L_DRAM, L_DRAM_REMOTE, L_LLC, L_LOCAL, L_XCORE, L_XPKG, LEVELS,
@@ -325,3 +326,11 @@ def test_a_balanced_vector_goes_to_the_least_loaded_cpu():
     assert q["vector_cpu"] == "float" and q["interrupts"] > 0
     per = [m["cpus"][f"cpu{i}"]["interrupts"] for i in range(4)]
     assert sum(per) >= q["interrupts"] - 3 and sum(1 for x in per if x) >= 2
+
+
+def test_cpu_name_for_any_core():
+    from actors.cache import cpu_name
+    assert [cpu_name(c) for c in (0, 3, 63, 64, 200)] == ["cpu0", "cpu3", "cpu63", "cpu64", "cpu200"]
+    assert cpu_name(5) is cpu_name(5)          # made once
+    with pytest.raises((ValueError, OverflowError)):
+        cpu_name(-1)
