@@ -18,7 +18,8 @@ cdef class Cpu(Actor):
     cdef public dict cap, granted, future, events
     cdef public list spans, judged
 
-    @cython.locals(reports=list, spans=list, debts=dict, demand=dict, cap=dict, granted=dict,
+    @cython.locals(reports=list, spans=list, debts=dict, demand=list, load=list, dm=list,
+                   last=list, cap=dict, granted=dict,
                    events=dict, future=dict, classes=dict, ml=cython.longlong[::1], i=Py_ssize_t,
                    r=tuple, body=list, counts=list, f=dict,
                    Q=cython.longlong, e=cython.longlong, now_w=cython.longlong, w=cython.longlong,

@@ -99,7 +99,7 @@ class Cpu(Actor):
         events = self.events
         classes = PRI_CLASS
         debts = {}
-        demand = {}
+        demand = []             # [pri, thread, ns] a report; summed per thread below
         reports = []
         spans = []
         for m in inbox:
@@ -154,8 +154,7 @@ class Cpu(Actor):
             if w < lo:
                 lo = w
             wanted += used
-            k = (pri, r[2])
-            demand[k] = demand.get(k, 0) + used
+            demand.append([pri, r[2], used])
             cls = classes.get(pri)
             if cls is None:
                 cls = str(pri)
@@ -185,9 +184,20 @@ class Cpu(Actor):
             else:
                 lo = old
         self.cap_lo = lo
-        out = [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())]
+        out = [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())] \
+            if debts else []
         if self.subscribers:
-            st = [self.index, self.touched, [[p, t, ns] for (p, t), ns in sorted(demand.items())]]
+            if len(demand) > 1:     # by (priority, thread), one entry each
+                demand.sort()
+                load = [demand[0]]
+                for dm in demand[1:]:
+                    last = load[-1]
+                    if dm[0] == last[0] and dm[1] == last[1]:
+                        last[2] += dm[2]
+                    else:
+                        load.append(dm)
+                demand = load
+            st = [self.index, self.touched, demand]
             if st != self.published:       # only what changed: an idle CPU stays quiet
                 self.published = st
                 for a in self.subscribers:

@@ -306,3 +306,29 @@ def test_cpu_counts_touches_on_use_reports_as_mem_messages(touches):
     assert oa == om
     assert apart.metrics() == merged.metrics()
     assert merged.touched == sum(b for _, b, _, _, _ in touches)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_reports)
+def test_cpu_publishes_demand_per_thread(steps):
+    """The load a CPU publishes ("cstate") is, per (priority, thread) in that
+    order, the time the reports it just arbitrated asked for, summed over
+    their windows; nothing when it has nothing new to say."""
+    cpu = Cpu(0, 1.0, Q, subscribers=["x"])
+    for k, reps in enumerate(steps):
+        start, end = k * Q, (k + 1) * Q
+        inbox = []
+        want = {}
+        for i, (t, dw, used) in enumerate(reps):
+            actor, thread, pri = _threads[t]
+            inbox.append((start, actor, i, "cpu0", "use",
+                          [actor, thread, pri, [(max(0, k - 1 + dw), used)], [], []]))
+            want[(pri, thread)] = want.get((pri, thread), 0) + used
+        before = cpu.published
+        out = cpu.step(start, end, inbox)
+        st = [m[2] for m in out if m[1] == "cstate"]
+        expect = [0, 0, [[p, t, ns] for (p, t), ns in sorted(want.items())]]
+        if expect == before:
+            assert st == []
+        else:
+            assert st == [expect]
