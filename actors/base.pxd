@@ -21,7 +21,7 @@ cdef class KThread:
     cdef public object burst_t0, migrations
     cdef public long long[::1] state
     cdef public dict use, moved, bursts, events
-    cdef public long long pw, pns
+    cdef public long long pw, pns, nintr
 
     @cython.locals(Q=cython.longlong, w=cython.longlong, e=cython.longlong, seg=cython.longlong)
     cpdef charge(self, long long t0, long long t1)
@@ -30,6 +30,8 @@ cdef class KThread:
     cdef _flush(self)
     cpdef wake(self, t, preempting=*)
     cpdef sleep(self, t)
+    cpdef intr(self)
+    cdef _flush_intr(self)
     cpdef count(self, what, n=*)
     cpdef move(self, cpu, migrate=*)
     cpdef pay_debt(self, start, debt)

@@ -98,7 +98,7 @@ class KThread:
 
     __slots__ = ("name", "actor", "cpu", "pri", "Q", "clock", "use", "busy_total",
                  "debt_total", "moved", "bursts", "burst_t0", "events", "state",
-                 "migrations", "pw", "pns")
+                 "migrations", "pw", "pns", "nintr")
 
     def __init__(self, name: str, actor: str, cpu: int, pri: int, quantum_ns: int):
         self.name = name
@@ -116,6 +116,7 @@ class KThread:
         self.bursts = {}        # cpu -> [[t0, t1, starts, ends], ...] not yet reported
         self.burst_t0 = None    # start of the running burst (None: asleep)
         self.events = {}        # cpu -> {"intr": n, "migr": n}
+        self.nintr = 0          # interrupts on self.cpu not yet in events (see intr)
         self.state = line_rec()     # cache record of the thread's working state
         self.migrations = 0
 
@@ -181,6 +182,17 @@ class KThread:
         else:               # a burst begun in an earlier window
             self.bursts[self.cpu] = [[t, t, 0, 1]]
 
+    def intr(self) -> None:
+        """An interrupt taken on our CPU: count("intr"), summed in a plain
+        counter until the events are read (report) or the CPU changes (move)."""
+        self.nintr += 1
+
+    def _flush_intr(self) -> None:
+        if self.nintr:
+            n = self.nintr
+            self.nintr = 0
+            self.count("intr", n)
+
     def count(self, what: str, n: int = 1) -> None:
         ev = self.events.get(self.cpu)
         if ev is None:
@@ -194,6 +206,7 @@ class KThread:
         if cpu == self.cpu:
             return
         self._flush()
+        self._flush_intr()
         if self.use:
             old = self.moved.setdefault(self.cpu, {})
             for w, ns in self.use.items():
@@ -238,6 +251,7 @@ class KThread:
     def report(self, out: list, end: int) -> None:
         """Tell the CPUs how long we ran, per window, with our bursts and
         events (arbitrated one window later)."""
+        self._flush_intr()
         if not (self.pns or self.use or self.moved or self.bursts or self.events):
             return                      # asleep all window: nothing to say
         ev = self.events

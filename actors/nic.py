@@ -379,12 +379,12 @@ class Nic(Actor):
                             th.charge(clock, clock + c_migr)
                             clock += c_migr
                     if vcpu == cpu:          # the interrupt runs where the ithread will
-                        th.count("intr")
+                        th.intr()
                         c = c_intr
                     else:                    # interrupt context on the vector's CPU
                         iq = rx.irq
                         iq.move(vcpu, False)
-                        iq.count("intr")
+                        iq.intr()
                         iq.wake(t_int)
                         iq.charge(t_int, t_int + c_intr)
                         iq.sleep(t_int + c_intr)
