@@ -69,6 +69,7 @@ POLICY_BY_NAME = {v: k for k, v in POLICY_NAMES.items()}
 PROTOCOLS = {NETISR_IP: ("ip", POLICY_FLOW), NETISR_ARP: ("arp", POLICY_SOURCE),
              NETISR_IPV6: ("ip6", POLICY_FLOW)}
 NAME_TO_PROTO = {v[0]: k for k, v in PROTOCOLS.items()}
+KIND_TO_PROTO = {"pkts." + n: p for n, p in NAME_TO_PROTO.items()}     # "pkts.ip" -> NETISR_IP
 # the hash types rss_hash2cpuid maps to a CPU (sys/netinet/in_rss.c)
 RSS_HASH_TYPES = frozenset((M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_IPV6,
                             M_HASHTYPE_RSS_TCP_IPV6, 0x87, 0x89))
@@ -394,7 +395,7 @@ class Netisr(Actor):
                 self.thread.pay_stall(start, msg[5][1])
                 self.svc_sum += msg[5][1]       # part of our service time
             else:
-                p = NAME_TO_PROTO[kind[5:]]
+                p = KIND_TO_PROTO[kind]
                 for m in msg[5]:
                     arrivals.append((m.stamp_ns, k, p, m))
                     k += 1
