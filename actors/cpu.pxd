@@ -20,13 +20,15 @@ cdef class Cpu(Actor):
 
     @cython.locals(reports=list, spans=list, debts=dict, demand=list, load=list, dm=list,
                    last=list, cap=dict, granted=dict,
-                   events=dict, future=dict, classes=dict, ml=cython.longlong[::1], i=Py_ssize_t,
-                   r=tuple, body=list, counts=list, f=dict,
+                   events=dict, future=dict, classes=dict,
+                   r=tuple, body=list, f=dict,
                    Q=cython.longlong, e=cython.longlong, now_w=cython.longlong, w=cython.longlong,
                    used=cython.longlong, avail=cython.longlong, got=cython.longlong,
                    wanted=cython.longlong, busy=cython.longlong,
                    lo=cython.longlong, old=cython.longlong)
     cpdef list step(self, start, end, list inbox)
+    @cython.locals(ml=cython.longlong[::1], i=Py_ssize_t)
+    cdef _mem(self, long long nbytes, list counts, long long ns)
     @cython.locals(pend=list, ready=list, cover=list, active=list, k=Py_ssize_t, n=Py_ssize_t,
                    nc=Py_ssize_t, j=Py_ssize_t, b=tuple, o=tuple, Q=cython.longlong,
                    horizon=cython.longlong, old=cython.longlong, t0=cython.longlong,

@@ -117,19 +117,9 @@ class Cpu(Actor):
                     k = ev[0]
                     events[k] = events.get(k, 0) + ev[1]
                 if len(body) > 6:   # the actor's touches here: bytes, lines per level, ns
-                    self.touched += body[6]
-                    counts = body[7]
-                    ml = self.mem_lines
-                    for i in range(len(counts)):
-                        ml[i] += counts[i]
-                    self.mem_ns += body[8]
+                    self._mem(body[6], body[7], body[8])
             elif kind == "mem":     # [actor, bytes, lines per level, ns]
-                self.touched += body[1]
-                counts = body[2]
-                ml = self.mem_lines
-                for i in range(len(counts)):
-                    ml[i] += counts[i]
-                self.mem_ns += body[3]
+                self._mem(body[1], body[2], body[3])
         if len(reports) > 1:
             reports.sort()
         future = self.future
@@ -203,6 +193,15 @@ class Cpu(Actor):
                 for a in self.subscribers:
                     out.append((a, "cstate", st, end))
         return out
+
+    def _mem(self, nbytes: int, counts: list, ns: int) -> None:
+        """An actor's touches on this core in a window: bytes, lines by the
+        level that served them (LEVELS order), and their ns."""
+        self.touched += nbytes
+        ml = self.mem_lines
+        for i in range(len(counts)):
+            ml[i] += counts[i]
+        self.mem_ns += ns
 
     LAG = 2         # windows after which every burst covering a time has been reported
 
