@@ -230,9 +230,8 @@ class Vnet(Actor):
                       t_end: int, thread, infos, c_udp: int, sink=None):
         """udp_input's (or tcp_input's) locking, resolved here, where the
         locks live: returns the pcb, and leaves when its input ends in
-        t_now.  `t_end` is when
-        the thread finished the input path as if uncontended; it began c_udp
-        (the path's cost) earlier."""
+        t_now.  `t_end` is when the thread finished the input path as if
+        uncontended; it began c_udp (the path's cost) earlier."""
         c_lookup = self.c_lookup
         if c_udp < c_lookup:
             c_lookup = c_udp
