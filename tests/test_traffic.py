@@ -178,9 +178,12 @@ def test_poisson_interarrivals():
 
 
 def _cut(src, edges):
+    """The arrivals over windows cut at `edges`; each window's lie in it."""
     out = ([], [], [], [])
     for a, b in zip(edges, edges[1:]):
-        for acc, part in zip(out, src.arrivals(a, b)):
+        parts = src.arrivals(a, b)
+        assert all(a <= t < b for t in parts[0])
+        for acc, part in zip(out, parts):
             acc += part
     return out
 
