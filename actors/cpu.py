@@ -66,7 +66,8 @@ def _by_start(bursts: list) -> None:
 class Cpu(Actor):
     KEEP = 16       # windows of remaining capacity remembered for late reports
 
-    def __init__(self, index: int, ghz: float, quantum_ns: int, subscribers=(), package: int = 0):
+    def __init__(self, index: int, ghz: float, quantum_ns: int, subscribers=(), package: int = 0,
+                 judge: int = 8):
         self.index = index
         self.name = f"cpu{index}"
         self.ghz = ghz
@@ -90,6 +91,8 @@ class Cpu(Actor):
         self.judged = []        # judged bursts that may still cover a later start
         self.published = None   # the last cstate sent
         self._unsorted = False
+        self.last_start = 0     # the latest window's start (metrics judge up to it)
+        self.judge = judge      # windows between two sweeps (the counts do not depend on it)
 
     def step(self, start, end, inbox):
         Q = self.Q
@@ -164,7 +167,9 @@ class Cpu(Actor):
         if spans:
             self.spans.extend(spans)
             self._unsorted = True
-        self._switches(start)
+        self.last_start = start
+        if start // Q % self.judge == 0:
+            self._switches(start)
         old = start // Q - self.KEEP    # forget the windows before this one
         if lo < old:
             if cap:
@@ -212,8 +217,12 @@ class Cpu(Actor):
         arrived: threads report a window's bursts at its end, and a thread
         that learns of its work one window late reports it a window later
         still; so starts older than LAG windows are judged, and judged
-        bursts are kept while they can still cover a later start.  A burst
-        is (t0, t1, starts, ends, pri, thread)."""
+        bursts are kept while they can still cover a later start.  What is
+        counted for a start depends only on the bursts that cover it, so
+        the sweep runs every `judge` windows (its fixed cost shared by more
+        bursts) and once more when the metrics are read, up to the horizon
+        of the latest window: the counts are those of a sweep every window.
+        A burst is (t0, t1, starts, ends, pri, thread)."""
         pend = self.spans
         if not pend:
             return
@@ -290,6 +299,8 @@ class Cpu(Actor):
         self.judged = keep
 
     def metrics(self):
+        if self.spans:
+            self._switches(self.last_start)     # what is old enough by now
         return {"busy_ns": self.busy_ns, "by_class_ns": dict(sorted(self.granted.items())),
                 "wanted_ns": self.wanted, "package": self.package,
                 "memory": {"lines": {lv: self.mem_lines[i] for i, lv in enumerate(LEVELS)},

@@ -332,3 +332,58 @@ def test_cpu_publishes_demand_per_thread(steps):
             assert st == []
         else:
             assert st == [expect]
+
+
+_burst_threads = _threads + [("d", "td", 40)]     # two threads of one priority
+_bursts = st.lists(st.lists(st.tuples(st.integers(0, 3), st.integers(-Q, Q - 1), st.integers(0, 3 * Q),
+                                      st.integers(0, 2), st.integers(0, 1)),
+                            max_size=8), min_size=1, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_bursts, st.integers(1, 12))
+def test_cpu_context_switches_as_the_plain_rule(steps, judge):
+    """Whatever bursts the threads report (each within LAG windows of its
+    start, as KThread reports them), the CPU counts, for every start it has
+    judged (older than LAG windows at the last window), the context switches
+    of the plain rule: a start covered by a burst of another thread of
+    better or equal priority costs nothing, else one covered by a worse one
+    is an involuntary switch, else a voluntary one (from idle); a start known
+    to preempt is involuntary; every end is voluntary.  However often the
+    sweep runs (`judge`)."""
+    cpus = [Cpu(0, 1.0, Q, judge=judge), Cpu(0, 1.0, Q, judge=1)]
+    every = []
+    for k, reps in enumerate(steps):
+        start, end = k * Q, (k + 1) * Q
+        inbox = []
+        for i, (t, dt0, dur, starts, ends) in enumerate(reps):
+            actor, thread, pri = _burst_threads[t]
+            t0 = max(0, start + dt0)        # in this window or the one before
+            b = [t0, t0 + dur, starts, ends]
+            every.append((t0, t0 + dur, starts, ends, pri, thread))
+            inbox.append((start, actor, i, "cpu0", "use", [actor, thread, pri, [], [b], []]))
+        for cpu in cpus:
+            cpu.step(start, end, [(m[0], m[1], m[2], m[3], m[4], [list(x) if isinstance(x, list) else x
+                                                                   for x in m[5]]) for m in inbox])
+    horizon = (len(steps) - 1) * Q - Cpu.LAG * Q
+    vol = invol = acts = 0
+    for t0, t1, starts, ends, pri, thread in every:
+        if t0 >= horizon:
+            continue
+        vol += ends
+        if starts == 2:
+            acts += 1
+            invol += 1
+        elif starts:
+            acts += 1
+            others = [o for o in every if o[5] != thread and o[0] <= t0 < o[1]]
+            if any(o[4] <= pri for o in others):
+                pass
+            elif others:
+                invol += 1
+            else:
+                vol += 1
+    for cpu in cpus:
+        m = cpu.metrics()
+        assert m["context_switches"] == {"voluntary": vol, "involuntary": invol}
+        assert m["activations"] == acts
