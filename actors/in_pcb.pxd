@@ -5,6 +5,7 @@
 # counts, table counts and the busy-until time are C int64 (counts, and
 # integer ns far below 2**63), the flags C booleans; the other values stay
 # Python objects.
+cimport cython
 from actors.lock cimport Lock
 
 cdef class Pcb:
@@ -17,9 +18,10 @@ cdef class Pcb:
 cdef class PcbInfo:
     cdef public object name
     cdef public long long allocated, released, nspec
-    cdef public dict exact, bound
+    cdef public dict exact, bound, wild
     cdef public Lock lock
 
+    @cython.locals(w=dict)
     cpdef lookup(self, fam, faddr, fport, laddr, lport)
 
 cpdef in_pcbref(Pcb pcb)

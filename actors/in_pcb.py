@@ -63,6 +63,8 @@ class PcbInfo:
         self.exact = {}             # (fam, faddr, fport, laddr, lport) -> Pcb
         self.bound = {}             # (fam, laddr, lport) -> Pcb; laddr b"" = any
         self.nspec = 0              # entries of `bound` with a specific laddr
+        self.wild = {}              # fam -> lport -> Pcb: the entries of `bound` with
+                                    # laddr any, for the lookup (no key tuple made)
         self.allocated = 0
         self.released = 0
 
@@ -74,6 +76,8 @@ class PcbInfo:
             if pcb.laddr and key not in self.bound:
                 self.nspec += 1
             self.bound[key] = pcb
+            if not pcb.laddr:
+                self.wild.setdefault(pcb.fam, {})[pcb.lport] = pcb
         self.allocated += 1
         return pcb
 
@@ -88,7 +92,9 @@ class PcbInfo:
             if self.nspec:
                 p = self.bound.get((fam, laddr, lport))
             if p is None:
-                p = self.bound.get((fam, b"", lport))
+                w = self.wild.get(fam)
+                if w is not None:
+                    p = w.get(lport)
         return p
 
     def live(self) -> int:
@@ -124,8 +130,11 @@ def in_pcbfree(info: PcbInfo, pcb: Pcb) -> bool:
         raise PcbUseAfterFree(f"pcb {pcb.id} freed twice")
     if pcb.fport:
         info.exact.pop((pcb.fam, pcb.faddr, pcb.fport, pcb.laddr, pcb.lport), None)
-    elif info.bound.pop((pcb.fam, pcb.laddr, pcb.lport), None) is not None and pcb.laddr:
-        info.nspec -= 1
+    elif info.bound.pop((pcb.fam, pcb.laddr, pcb.lport), None) is not None:
+        if pcb.laddr:
+            info.nspec -= 1
+        else:
+            del info.wild[pcb.fam][pcb.lport]
     pcb.freed = True
     return in_pcbrele(info, pcb)
 

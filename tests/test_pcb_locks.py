@@ -140,26 +140,29 @@ FADDRS = [bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])]
 @settings(max_examples=200, deadline=None)
 @given(ops=st.lists(st.tuples(st.booleans(), st.integers(0, 2), st.integers(0, 2),
                               st.integers(0, 1), st.sampled_from([0, 4000, 4001]),
-                              st.sampled_from([53, 54])), max_size=30),
+                              st.sampled_from([53, 54]), st.sampled_from([4, 6])), max_size=30),
        probes=st.lists(st.tuples(st.sampled_from([4, 6]), st.integers(0, 1),
                                  st.sampled_from([4000, 4001, 9]), st.integers(1, 2),
                                  st.sampled_from([53, 54, 55])), min_size=1, max_size=20))
 def test_lookup_shortcuts_answer_as_the_full_search(ops, probes):
     """The lookup skips the exact table when it is empty and the bound-address
-    table when nothing is bound to a specific address; across any inserts
-    (keys may collide) and closes, it answers as searching all three."""
+    table when nothing is bound to a specific address, and finds a wildcard
+    binding in its own per-family table; across any inserts (keys may
+    collide) and closes, it answers as searching all three."""
     info = PcbInfo("udp")
     live = []
-    for n, (close, pick, la, fa, fport, lport) in enumerate(ops):
+    for n, (close, pick, la, fa, fport, lport, pfam) in enumerate(ops):
         if close and live:
             p = live.pop(pick % len(live))
             if not p.freed:
                 in_pcbfree(info, p)
         else:
-            p = Pcb(n, "udp", 4, ADDRS[la], lport, FADDRS[fa] if fport else b"", fport)
+            p = Pcb(n, "udp", pfam, ADDRS[la], lport, FADDRS[fa] if fport else b"", fport)
             info.insert(p)
             live.append(p)
         assert info.nspec == sum(1 for (_, a, _) in info.bound if a)
+        assert {(f, b"", lp): p for f, w in info.wild.items() for lp, p in w.items()} == \
+            {k: p for k, p in info.bound.items() if not k[1]}
         for fam, fa_, fport_, la_, lport_ in probes:
             args = (fam, FADDRS[fa_], fport_, ADDRS[la_], lport_)
             assert info.lookup(*args) is _naive_lookup(info, *args)
