@@ -251,15 +251,16 @@ class KThread:
     def report(self, out: list, end: int) -> None:
         """Tell the CPUs how long we ran, per window, with our bursts and
         events (arbitrated one window later)."""
-        self._flush_intr()
-        if not (self.pns or self.use or self.moved or self.bursts or self.events):
-            return                      # asleep all window: nothing to say
         ev = self.events
         c = self.cpu
-        if not self.moved and len(self.bursts) <= 1 and (not self.bursts or c in self.bursts) \
+        bursts = self.bursts
+        n = self.nintr
+        if not self.moved and len(bursts) <= 1 and (not bursts or c in bursts) \
                 and (not ev or (len(ev) == 1 and c in ev)):
             # the common case: one CPU, no migrations (interrupts counted or
             # not): one report, as the general case below would make it
+            if not (self.pns or self.use or bursts or ev or n):
+                return                  # asleep all window: nothing to say
             if self.use:
                 self._flush()
                 use = sorted(self.use.items())
@@ -271,23 +272,38 @@ class KThread:
                 self.pns = 0
             else:
                 use = []
-            b = self.bursts.get(c, [])
-            if self.burst_t0 is not None and b:
+            b = bursts.get(c)
+            if b is None:
+                b = []
+            elif self.burst_t0 is not None:
                 b[-1][1] = max(b[-1][1], min(self.clock, end))
-            evs = sorted(ev[c].items()) if ev else []
+            if ev:
+                if n:               # the interrupts summed in nintr (intr)
+                    self.nintr = 0
+                    e = ev[c]
+                    e["intr"] = e.get("intr", 0) + n
+                evs = sorted(ev[c].items())
+                ev.clear()
+            elif n:                 # interrupts only: the events are just these
+                self.nintr = 0
+                evs = [("intr", n)]
+            else:
+                evs = []
             out.append((cpu_name(c), "use", [self.actor, self.name, self.pri, use, b, evs], end))
             # the message holds new lists, not these dicts: empty them for reuse
             self.use.clear()
-            self.bursts.clear()
-            if ev:
-                ev.clear()
-                if self.burst_t0 is not None:   # as the general case carries it on
-                    t = min(self.clock, end)
-                    self.bursts[c] = [[max(self.burst_t0, t), t, 0, 0]]
-            elif self.burst_t0 is not None:
+            if bursts:
+                bursts.clear()
+            if self.burst_t0 is not None:   # the burst goes on in the next window
                 t = min(self.clock, end)
-                self.bursts[c] = [[t, t, 0, 0]]
+                if evs:
+                    bursts[c] = [[max(self.burst_t0, t), t, 0, 0]]
+                else:
+                    bursts[c] = [[t, t, 0, 0]]
             return
+        self._flush_intr()
+        if not (self.pns or self.use or self.moved or self.bursts or self.events):
+            return                      # asleep all window: nothing to say
         self._flush()
         per = dict(self.moved)
         if self.use:

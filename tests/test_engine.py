@@ -191,6 +191,7 @@ _ops = st.lists(st.one_of(
     st.tuples(st.just("add"), st.integers(0, 6), st.integers(0, Q)),
     st.tuples(st.just("move"), st.integers(0, 2), st.booleans()),
     st.tuples(st.just("count"), st.sampled_from(["intr", "migr"]), st.integers(1, 3)),
+    st.tuples(st.just("intr"), st.just(0), st.just(0)),
     st.tuples(st.just("wake"), st.integers(0, 6 * Q), st.booleans()),
     st.tuples(st.just("report"), st.just(0), st.just(0))), max_size=60)
 
@@ -199,11 +200,12 @@ _ops = st.lists(st.one_of(
 @given(_ops)
 def test_thread_reports_every_ns_it_was_charged(ops):
     """Whatever the order of charges (split at window edges), window adds,
-    moves between CPUs, interrupts counted, wakeups and sleeps, and reports,
-    the "use" messages a thread sends add up, per CPU and window, to what
-    it was charged there, and per CPU to the events it counted there, and
-    carry each wakeup and each sleep once - the CPU arbitrates exactly the
-    time the thread used, once, and counts its switches once."""
+    moves between CPUs, events and interrupts counted, wakeups and sleeps,
+    and reports, the "use" messages a thread sends add up, per CPU and
+    window, to what it was charged there, and per CPU to the events it
+    counted there, and carry each wakeup and each sleep once - the CPU
+    arbitrates exactly the time the thread used, once, and counts its
+    switches once."""
     th = KThread("t", "a", 0, PRI_ITHD, Q)
     want = {}
     got = {}
@@ -255,6 +257,10 @@ def test_thread_reports_every_ns_it_was_charged(ops):
             th.count(a, b)
             k = (f"cpu{th.cpu}", a)
             want_ev[k] = want_ev.get(k, 0) + b
+        elif op == "intr":              # an interrupt, summed apart until read
+            th.intr()
+            k = (f"cpu{th.cpu}", "intr")
+            want_ev[k] = want_ev.get(k, 0) + 1
         elif op == "wake":
             if th.burst_t0 is None:     # asleep: a wakeup at a
                 th.wake(a, b)
