@@ -32,7 +32,7 @@ cdef class Nic(Actor):
     cdef public object promisc, pub_c, ring_size, rss, rxcsum, rxq, sources
     cdef public object tcp_peers, threads, vlans, vnet, vnet_actors, vout, window
     cdef public object ws_cpu, ws_state
-    cdef public dict hash_memo, iphdr_memo
+    cdef public dict hash_memo
     cdef public Tap tap
     cdef public Loads loads
     cdef public Uma uma
@@ -41,7 +41,7 @@ cdef class Nic(Actor):
 
     @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
                    iplen=Py_ssize_t, plen=Py_ssize_t, et=Py_ssize_t, ulp=Py_ssize_t,
-                   hs=cython.longlong, memo=dict, hmemo=dict, csum=cython.longlong,
+                   hs=cython.longlong, memo=dict, csum=cython.longlong,
                    v4=cython.bint)
     cpdef hw_rx(self, bytes f)
     @cython.locals(th=KThread, iq=KThread, m=Mbuf, nx=Mbuf, hd=Mbuf, mem=MemView, pi=ProtoInput,

@@ -49,7 +49,7 @@ from .sched import Loads, balance_vector_cpu, float_vector_cpu, pick_ithread_cpu
 from .proto_input import ProtoInput
 from .costs import to_ns
 from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
-from .inet import IPPROTO_TCP, IPPROTO_UDP, bslice, cksum_sum, word_sum
+from .inet import IPPROTO_TCP, IPPROTO_UDP, bslice, word_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
                    M_HASHTYPE_NONE, M_HASHTYPE_OPAQUE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6,
                    M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, Uma, ZONE_INDEX,
@@ -197,7 +197,6 @@ class Nic(Actor):
                     for r in self.rxq]
         self.c_pkt_direct = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
         self.hash_memo = {}     # address bytes -> (Toeplitz hash, pseudo-header sum mod 0xffff)
-        self.iphdr_memo = {}    # IPv4 header bytes -> header checksum good
         self.arrived = 0
         self.drops = {}
 
@@ -263,14 +262,9 @@ class Nic(Actor):
         csum = 0
         if v4:
             if hl >= 20 and n >= b + hl:
-                iph = bslice(f, b, b + hl)
-                hmemo = self.iphdr_memo
-                ok = hmemo.get(iph)
-                if ok is None:
-                    if len(hmemo) > 65536:
-                        hmemo.clear()
-                    ok = hmemo[iph] = cksum_sum(iph) == 0xFFFF
-                csum = _CSUM_IP_OK if ok else _CSUM_IP_BAD
+                # the header's ones'-complement sum is 0xffff: its words sum
+                # to 0 mod 0xffff (f[b] holds version 4, so never all zeros)
+                csum = _CSUM_IP_OK if word_sum(f, b, b + hl) == 0 else _CSUM_IP_BAD
                 iplen = (f[b + 2] << 8) | f[b + 3]
                 ulp = f[b + 9]
                 if (not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF) and hl + 8 <= iplen <= n - b

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -314,3 +316,31 @@ def test_hw_rx_corrupted_frames_lack_valid_bits(nic):
     raw[-1] ^= 0x01
     _, _, c = nic.hw_rx(bytes(raw))
     assert c == CSUM_IP_CHECKED | CSUM_IP_VALID
+
+
+def _ones_sum(b: bytes) -> int:
+    """RFC 1071, plainly: 16-bit words added with end-around carry."""
+    s = 0
+    for i in range(0, len(b), 2):
+        s += b[i] << 8 | b[i + 1]
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(5, 15), st.binary(min_size=60, max_size=60), st.booleans())
+def test_hw_rx_ip_header_checksum_as_rfc1071(nic, ihl, rest, fix):
+    """The NIC marks an IPv4 header valid exactly when its words sum to 0xffff
+    in ones'-complement arithmetic (any header length, options and bytes;
+    half the headers get a correct checksum)."""
+    hdr = bytearray(bytes([0x40 | ihl]) + rest[:4 * ihl - 1])
+    if fix:
+        hdr[10:12] = b"\0\0"
+        hdr[10:12] = (0xFFFF - _ones_sum(bytes(hdr))).to_bytes(2, "big")
+    frame = bytes.fromhex("001b210a0b0c020000000001") + b"\x08\x00" + bytes(hdr) + rest
+    _, _, csum = nic.hw_rx(frame)
+    assert csum & CSUM_IP_CHECKED
+    assert bool(csum & CSUM_IP_VALID) == (_ones_sum(bytes(hdr)) == 0xFFFF)
+    if fix:
+        assert csum & CSUM_IP_VALID
