@@ -37,6 +37,9 @@ cdef class Vnet(Actor):
     cdef public object sink, sink_pcb, sockets, tcbinfo, tcp_conns, tcp_queued
     cdef public object threads, udbinfo, vname, ws_info
     cdef public dict pending, last_id
+    cdef public object p_sender
+    cdef public long long p_cpu
+    cdef public _Pend p_pend
     cdef public list owing
     cdef public long long t_now
     cdef public _Pend t_pend
@@ -51,12 +54,14 @@ cdef class Vnet(Actor):
                         infos, long long c_udp, sink=*)
     cpdef _drop(self, m, reason)
     @cython.locals(s=Socket, pcb=Pcb, mem=MemView, mb=Mbuf, st=Storage, d=bytes, o=Py_ssize_t,
-                   l4=Py_ssize_t, arrivals=list)
+                   l4=Py_ssize_t, arrivals=list, pend=_Pend, info=PcbInfo, addrs=bint)
     cpdef step(self, start, end, list inbox)
-    @cython.locals(pcb=Pcb, pend=_Pend, stamp=cython.longlong, owed=cython.longlong,
+    @cython.locals(pcb=Pcb, stamp=cython.longlong, owed=cython.longlong,
                    gap=cython.longlong, t_end=cython.longlong, wait=cython.longlong)
-    cpdef _stall(self, Mbuf m, tuple thread, fam, faddr, fport, laddr, lport, infos,
+    cpdef _stall(self, Mbuf m, _Pend pend, fam, faddr, fport, laddr, lport, infos,
                  long long cost, sink=*)
+    @cython.locals(thread=tuple, pend=_Pend)
+    cpdef _Pend _pend_of(self, sender, long long c, long long stamp)
     @cython.locals(mem=MemView, ns=cython.longlong)
     cpdef _touch_pcb(self, Mbuf m, Socket s, _Pend pend)
     @cython.locals(lat=cython.longlong)

@@ -146,6 +146,9 @@ class Vnet(Actor):
         self.c_lookup = min(to_ns(costs["in_pcblookup"], ghz), self.c_udp)
         self.pcb_overlaps = 0       # input runs of one pcb on two threads at once (must stay 0)
         self.pending = {}           # thread -> its _Pend
+        self.p_sender = None        # the thread of the last _pend_of: (sender, core) ...
+        self.p_cpu = -1
+        self.p_pend = None          # ... and its _Pend (a batch's packets share one)
         self.owing = []             # the _Pends with a debt this window
         self.t_now = 0              # when the last _stall's input ended
         self.t_pend = None          # ... and the _Pend of its thread
@@ -325,6 +328,13 @@ class Vnet(Actor):
             self._send(start, end, out)
         arrivals.sort()         # by time, then kind; the index keeps inbox order
         cnt = self.counters
+        # does any UDP table need the addresses (connected pcbs, or bound to
+        # one address)?  If not, the lookup is by family and port alone
+        addrs = False
+        for info in self.udbinfo:
+            if info.exact or info.nspec:
+                addrs = True
+        laddr = faddr = b""
         for t, what, _, sender, m in arrivals:
             if what == 2:
                 self._tcp(m, sender)
@@ -342,20 +352,24 @@ class Vnet(Actor):
             l4 = o + mb.l3hlen
             # the flow's key: the addresses and the ports, one slice of the
             # headers when no options or extension headers come between
+            # (the addresses alone only when a table has entries that need them)
             if v6:
-                laddr = bslice(d, o + 24, o + 40)
-                faddr = bslice(d, o + 8, o + 24)
+                if addrs:
+                    laddr = bslice(d, o + 24, o + 40)
+                    faddr = bslice(d, o + 8, o + 24)
                 fkey = bslice(d, o + 8, o + 44) if l4 == o + 40 else \
                     bslice(d, o + 8, o + 40) + bslice(d, l4, l4 + 4)
             else:
-                laddr = bslice(d, o + 16, o + 20)
-                faddr = bslice(d, o + 12, o + 16)
+                if addrs:
+                    laddr = bslice(d, o + 16, o + 20)
+                    faddr = bslice(d, o + 12, o + 16)
                 fkey = bslice(d, o + 12, o + 24) if l4 == o + 20 else \
                     bslice(d, o + 12, o + 20) + bslice(d, l4, l4 + 4)
             sport = (d[l4] << 8) | d[l4 + 1]
             dport = (d[l4 + 2] << 8) | d[l4 + 3]
-            thread = (sender, mb.line_cpu)      # the thread that ran the input path
-            pcb = self._stall(mb, thread, 6 if v6 else 4, faddr, sport, laddr, dport,
+            # the thread that ran the input path: (sender, core)
+            pend = self._pend_of(sender, mb.line_cpu, mb.stamp_ns)
+            pcb = self._stall(mb, pend, 6 if v6 else 4, faddr, sport, laddr, dport,
                               self.udbinfo, self.c_udp, self.sink_pcb)
             now = self.t_now
             if pcb is None:
@@ -395,15 +409,28 @@ class Vnet(Actor):
             mem.report(out, end)
         return out
 
-    def _stall(self, m, thread: tuple, fam: int, faddr: bytes, fport: int, laddr: bytes,
-               lport: int, infos, cost: int, sink=None):
-        """Run the locked part of an input path for m; charge its thread
-        ((sender, m.line_cpu)) the wait.  Returns the pcb; when the input
-        ends is left in t_now, the thread's _Pend in t_pend."""
+    def _pend_of(self, sender, c: int, stamp: int) -> _Pend:
+        """The _Pend of thread (sender, core c), made at `stamp` if new; the
+        last one found is kept at hand (a batch's packets come from one
+        thread)."""
+        if sender is self.p_sender and c == self.p_cpu:
+            return self.p_pend
+        thread = (sender, c)
         pend = self.pending.get(thread)
-        stamp = m.stamp_ns
         if pend is None:
             pend = self.pending[thread] = _Pend(thread, stamp)
+        self.p_sender = sender
+        self.p_cpu = c
+        self.p_pend = pend
+        return pend
+
+    def _stall(self, m, pend: _Pend, fam: int, faddr: bytes, fport: int, laddr: bytes,
+               lport: int, infos, cost: int, sink=None):
+        """Run the locked part of an input path for m; charge its thread
+        (`pend`'s: (sender, m.line_cpu)) the wait.  Returns the pcb; when the
+        input ends is left in t_now, the thread's _Pend in t_pend."""
+        thread = pend.thread
+        stamp = m.stamp_ns
         self.t_pend = pend
         owed = pend.owed
         gap = stamp - cost - pend.last
@@ -436,8 +463,8 @@ class Vnet(Actor):
         sport, dport, seq, ack, thlen, flags = tcp_parse(d, l4)
         plen = m.len - m.l3hlen - thlen
         fam = 6 if v6 else 4
-        thread = (sender, m.line_cpu)
-        pcb = self._stall(m, thread, fam, faddr, sport, laddr, dport, self.tcbinfo, self.c_tcp)
+        pend = self._pend_of(sender, m.line_cpu, m.stamp_ns)
+        pcb = self._stall(m, pend, fam, faddr, sport, laddr, dport, self.tcbinfo, self.c_tcp)
         now = self.t_now
         if pcb is None:
             cnt["tcps_noport"] += 1
