@@ -12,7 +12,8 @@ cpdef _by_start(list bursts)
 
 cdef class Cpu(Actor):
     cdef public object name, index, package, ghz, published, _unsorted
-    cdef public long long Q, last_start, judge, cap_lo, busy_ns, wanted, touched, mem_ns, csw_vol, csw_invol, bursts
+    cdef public long long Q, last_start, judge, cap_lo, busy_ns, wanted, touched, mem_ns
+    cdef public long long csw_vol, csw_invol, bursts
     cdef public object subscribers
     cdef public long long[::1] mem_lines
     cdef public dict cap, granted, future, events
