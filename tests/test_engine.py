@@ -341,8 +341,9 @@ def test_cpu_publishes_demand_per_thread(steps):
 
 
 _burst_threads = _threads + [("d", "td", 40)]     # two threads of one priority
-_bursts = st.lists(st.lists(st.tuples(st.integers(0, 3), st.integers(-Q, Q - 1), st.integers(0, 3 * Q),
-                                      st.integers(0, 2), st.integers(0, 1)),
+# a window's bursts: (thread, start relative to the window, length, starts, ends)
+_bursts = st.lists(st.lists(st.tuples(st.integers(0, 3), st.integers(-Q, Q - 1),
+                                      st.integers(0, 3 * Q), st.integers(0, 2), st.integers(0, 1)),
                             max_size=8), min_size=1, max_size=30)
 
 
@@ -368,9 +369,8 @@ def test_cpu_context_switches_as_the_plain_rule(steps, judge):
             b = [t0, t0 + dur, starts, ends]
             every.append((t0, t0 + dur, starts, ends, pri, thread))
             inbox.append((start, actor, i, "cpu0", "use", [actor, thread, pri, [], [b], []]))
-        for cpu in cpus:
-            cpu.step(start, end, [(m[0], m[1], m[2], m[3], m[4], [list(x) if isinstance(x, list) else x
-                                                                   for x in m[5]]) for m in inbox])
+        for cpu in cpus:            # (a CPU reads its inbox, never changes it)
+            cpu.step(start, end, list(inbox))
     horizon = (len(steps) - 1) * Q - Cpu.LAG * Q
     vol = invol = acts = 0
     for t0, t1, starts, ends, pri, thread in every:
