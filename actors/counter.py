@@ -18,7 +18,7 @@ are one CPU's at a time here) and the counters' zeroing by `netstat -z`.
 
 from __future__ import annotations
 
-from array import array
+from .cache import zeros
 
 # The statistics every packet of the common paths bumps, in array order.
 HOT = ("ips_total", "ips_delivered", "ip6s_total", "ip6s_delivered", "udps_ipackets",
@@ -40,7 +40,7 @@ class Stat:
     __slots__ = ("v", "more")
 
     def __init__(self):
-        self.v = array("q", bytes(8 * len(NAMES)))
+        self.v = zeros(len(NAMES))
         self.more = {}
 
     def __getitem__(self, name: str) -> int:

@@ -135,6 +135,7 @@ class Uma:
     __slots__ = ("a", "f")
 
     def __init__(self):
+        # (not cache.zeros: the cache module cimports this one)
         self.a = array("q", bytes(8 * len(ZONES)))
         self.f = array("q", bytes(8 * len(ZONES)))
 
