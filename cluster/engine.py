@@ -13,6 +13,14 @@ machines and still write byte-identical metrics.
 A `Host` is a group of actors that step together in one process: it stamps
 what they send (sender, sequence number, due time), keeps a mailbox of
 messages not yet due, and hands each actor its inbox in canonical order.
+An inbox needs no sort when its order is known: the messages a window's
+step files for the next window at exactly its start (the common case: a
+latency rounded up to the window's end) are filed in (sender, seq) order,
+because the Host steps its actors in name order and each actor's messages
+leave in sequence.  Every other filing - a later due time, a later window,
+messages from another Host, an actor list not in name order - marks its
+box `mixed`, and a mixed box is sorted before it is handed over.
+
 `LocalExecutor` is one Host holding every actor; the Ray executor
 (cluster/ray_executor.py) runs one Host per Ray actor and moves the messages
 between them, encoded with `encode_msgs`, as Ray object references.
@@ -84,12 +92,14 @@ class Host:
         self.window = 0
         self.seq = dict.fromkeys(self.by_name, 0)
         self.mail = {}          # window -> dest -> msgs
+        self.mixed = {}         # window -> {dest}: boxes that need canonical()
         self.messages = 0
 
     def deliver(self, msgs) -> None:
         """File messages for our own actors under the window they are due in."""
         Q = self.Q
         mail = self.mail
+        mixed = self.mixed
         for m in msgs:
             w = m[0] // Q
             box = mail.get(w)
@@ -100,6 +110,11 @@ class Host:
                 box[m[3]] = [m]
             else:
                 lst.append(m)
+            mx = mixed.get(w)
+            if mx is None:
+                mixed[w] = {m[3]}
+            else:
+                mx.add(m[3])
 
     def step(self, known=None) -> list:
         """Run one window; keep messages for our own actors, return the rest.
@@ -107,12 +122,17 @@ class Host:
         Each message an actor sends is stamped as it leaves (due time,
         sender, sequence number) and filed at once under the window it is
         due in: it is due no earlier than this window's end, so nothing
-        filed here reaches an inbox of this window."""
+        filed here reaches an inbox of this window.  A message due exactly
+        at this window's end, sent while the actors step in name order,
+        keeps its box in canonical order; any other marks the box mixed
+        (see the module comment)."""
         w = self.window
         Q = self.Q
         start = w * Q
         end = start + Q
         box = self.mail.pop(w, None)
+        mx = self.mixed.pop(w, None)    # this window's boxes that need sorting
+        mixed = self.mixed
         mail = self.mail
         mine = self.by_name
         known = known or mine
@@ -126,16 +146,22 @@ class Host:
             nbox = mail[nxt] = {}
         Qc = Q                  # the quantum and the window's end as C int64 (compiled)
         endc = end
+        prev = None             # the last actor that sent: are senders in name order?
+        ordered = True
         for a in self.actors:
             name = a.name
             inbox = box.get(name) if box is not None else None
             if inbox:
-                canonical(inbox)
+                if mx is not None and name in mx:
+                    canonical(inbox)
             else:
                 inbox = []
             o = a.step(start, end, inbox)
             if not o:
                 continue
+            if ordered and prev is not None and name < prev:
+                ordered = False     # from here on every filing marks its box
+            prev = name
             seq = seqs[name]
             for dest, kind, payload, at in o:
                 if check and is_pkts(kind):
@@ -154,6 +180,12 @@ class Host:
                         dbox = mail.get(dw)
                         if dbox is None:
                             dbox = mail[dw] = {}
+                    if t != endc or not ordered:
+                        dmx = mixed.get(dw)
+                        if dmx is None:
+                            mixed[dw] = {dest}
+                        else:
+                            dmx.add(dest)
                     lst = dbox.get(dest)
                     if lst is None:
                         dbox[dest] = [msg]
@@ -204,6 +236,7 @@ class Host:
                         for m in msg[5]:
                             m_freem(uma, m)
         self.mail.clear()
+        self.mixed.clear()
         for a in self.actors:
             if hasattr(a, "uma"):
                 uma.merge(a.uma)
