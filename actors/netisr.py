@@ -51,6 +51,8 @@ ipintrq, and the cost of the software RSS hash.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from .base import Actor, KThread, PRI_SWI_NET
 from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView, zeros
 from .sched import Loads, pick_thread_cpu, steal
@@ -75,6 +77,7 @@ RSS_HASH_TYPES = frozenset((M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_TCP_IPV4, M_HASH
                             M_HASHTYPE_RSS_TCP_IPV6, 0x87, 0x89))
 
 
+_first = itemgetter(0)      # an arrival's stamp: the sort key
 _SOFT_MEMO = {}
 
 
@@ -415,8 +418,9 @@ class Netisr(Actor):
                 th.charge(th.clock, th.clock + self.c_migr)
                 th.clock += self.c_migr
         if nb > 1:
-            # stamp order; ties keep the canonical inbox order (the index)
-            arrivals.sort()
+            # stamp order; ties keep the canonical inbox order (the index:
+            # the sort is stable, so the stamp alone is the key)
+            arrivals.sort(key=_first)
         if self.sleep_at is not None and not arrivals and self.sleep_at < start:
             self._slept(self.sleep_at)           # nothing came: it did sleep
         self._run(arrivals, start, end, out_b)

@@ -54,7 +54,8 @@ cdef class Vnet(Actor):
                         infos, long long c_udp, sink=*)
     cpdef _drop(self, m, reason)
     @cython.locals(s=Socket, pcb=Pcb, mem=MemView, mb=Mbuf, st=Storage, d=bytes, o=Py_ssize_t,
-                   l4=Py_ssize_t, arrivals=list, pend=_Pend, info=PcbInfo, addrs=bint)
+                   l4=Py_ssize_t, arrivals=list, pend=_Pend, info=PcbInfo, addrs=bint,
+                   key=cython.longlong, what=cython.longlong)
     cpdef step(self, start, end, list inbox)
     @cython.locals(pcb=Pcb, stamp=cython.longlong, owed=cython.longlong,
                    gap=cython.longlong, t_end=cython.longlong, wait=cython.longlong)

@@ -38,6 +38,7 @@ options, and the sockbuf lock as distinct from the pcb lock.
 from __future__ import annotations
 
 import heapq
+from operator import itemgetter
 
 from .app import Reader, UdpSender
 from .base import Actor, make_tap
@@ -55,6 +56,7 @@ from .cache import PCB_LINES, SOCKBUF_LINES, MemView, line_rec, zeros
 from .inet import bslice
 from .mbuf import M_BCAST, M_MCAST, M_PREEMPT, Uma, m_freem
 
+_first = itemgetter(0)      # the sort key of an arrival
 LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
 
 
@@ -301,7 +303,7 @@ class Vnet(Actor):
                 what = 0 if kind == "pkts.udp" else 2
                 snd = msg[1]
                 for mb in msg[5]:
-                    arrivals.append((mb.stamp_ns, what, len(arrivals), snd, mb))
+                    arrivals.append((mb.stamp_ns * 4 + what, snd, mb))
             elif kind == "cstate":
                 c, touched, demand = msg[5]
                 self.pub_c[c] = touched
@@ -314,7 +316,7 @@ class Vnet(Actor):
                 self.ws_info[msg[1]] = (c, svc, wake)
             elif kind == "sched_point":        # a deliverer slept (deferred wakeups)
                 for c, t in msg[5]:
-                    arrivals.append((t, 1, len(arrivals), msg[1], c))
+                    arrivals.append((t * 4 + 1, msg[1], c))
         mem = self.mem
         if pub and mem is not None:
             mem.publish(self.pub_c)
@@ -326,7 +328,10 @@ class Vnet(Actor):
         out = []
         if self.senders:
             self._send(start, end, out)
-        arrivals.sort()         # by time, then kind; the index keeps inbox order
+        # by time, then kind (0 a datagram, 1 a scheduling point, 2 a segment):
+        # one integer key, time * 4 + kind; the sort is stable, so equal keys
+        # keep the inbox order
+        arrivals.sort(key=_first)
         cnt = self.counters
         # does any UDP table need the addresses (connected pcbs, or bound to
         # one address)?  If not, the lookup is by family and port alone
@@ -335,11 +340,13 @@ class Vnet(Actor):
             if info.exact or info.nspec:
                 addrs = True
         laddr = faddr = b""
-        for t, what, _, sender, m in arrivals:
+        for key, sender, m in arrivals:
+            what = key & 3
             if what == 2:
                 self._tcp(m, sender)
                 continue
-            if what:                # a scheduling point of (sender, cpu m) at t
+            if what:                # a scheduling point of (sender, cpu m) at key // 4
+                t = key >> 2
                 for s in self.sockets.values():
                     if s.reader is not None:
                         s.reader.point((sender, m), t)
