@@ -10,6 +10,9 @@ from actors.base cimport Actor
 @cython.locals(o=tuple, t=cython.longlong, last=cython.longlong)
 cpdef _by_start(list bursts)
 
+@cython.locals(last=list, d=list, i=Py_ssize_t)
+cdef bint _strictly_ordered(list demand)
+
 cdef class Cpu(Actor):
     cdef public object name, index, package, ghz, published, _unsorted
     cdef public long long Q, last_start, judge, cap_lo, busy_ns, wanted, touched, mem_ns
@@ -26,7 +29,7 @@ cdef class Cpu(Actor):
                    Q=cython.longlong, e=cython.longlong, now_w=cython.longlong, w=cython.longlong,
                    used=cython.longlong, avail=cython.longlong, got=cython.longlong,
                    wanted=cython.longlong, busy=cython.longlong,
-                   lo=cython.longlong, old=cython.longlong)
+                   lo=cython.longlong, old=cython.longlong, tot=cython.longlong)
     cpdef list step(self, start, end, list inbox)
     @cython.locals(ml=cython.longlong[::1], i=Py_ssize_t)
     cdef _mem(self, long long nbytes, list counts, long long ns)

@@ -63,6 +63,18 @@ def _by_start(bursts: list) -> None:
         last = t
 
 
+def _strictly_ordered(demand: list) -> bool:
+    """Are the entries in (priority, thread) order with no two the same?
+    (They come in inbox order, mostly one per thread by priority already.)"""
+    last = demand[0]
+    for i in range(1, len(demand)):
+        d = demand[i]
+        if d[0] < last[0] or (d[0] == last[0] and d[1] <= last[1]):
+            return False
+        last = d
+    return True
+
+
 class Cpu(Actor):
     KEEP = 16       # windows of remaining capacity remembered for late reports
 
@@ -102,7 +114,7 @@ class Cpu(Actor):
         events = self.events
         classes = PRI_CLASS
         debts = {}
-        demand = []             # [pri, thread, ns] a report; summed per thread below
+        demand = []             # [pri, thread, ns] a "use" message; summed per thread below
         reports = []
         spans = []
         for m in inbox:
@@ -112,8 +124,12 @@ class Cpu(Actor):
                 actor = body[0]
                 thread = body[1]
                 pri = body[2]
-                for u in body[3]:
-                    reports.append((u[0], pri, thread, actor, u[1]))
+                if body[3]:
+                    tot = 0
+                    for u in body[3]:
+                        reports.append((u[0], pri, thread, actor, u[1]))
+                        tot += u[1]
+                    demand.append([pri, thread, tot])
                 for b in body[4]:
                     spans.append((b[0], b[1], b[2], b[3], pri, thread))
                 for ev in body[5]:
@@ -147,7 +163,6 @@ class Cpu(Actor):
             if w < lo:
                 lo = w
             wanted += used
-            demand.append([pri, r[2], used])
             cls = classes.get(pri)
             if cls is None:
                 cls = str(pri)
@@ -182,7 +197,9 @@ class Cpu(Actor):
         out = [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())] \
             if debts else []
         if self.subscribers:
-            if len(demand) > 1:     # by (priority, thread), one entry each
+            if len(demand) > 1 and not _strictly_ordered(demand):
+                # by (priority, thread), one entry each (a thread that sent
+                # more than one report: its entries summed)
                 demand.sort()
                 load = [demand[0]]
                 for dm in demand[1:]:
