@@ -88,6 +88,21 @@ def bslice(data: bytes, start: int, end: int) -> bytes:
     return p[start:end]
 
 
+def toeplitz_at(tab, data: bytes, start: int, n: int, pos: int) -> int:
+    """The Toeplitz hash's terms for the n bytes of data from `start`, taken
+    as the hash input's bytes pos .. pos + n - 1: the XOR of their entries in
+    `tab` (toeplitz.flat_tables: 256 a position).  The XOR of the terms of an
+    input's parts is the hash of the whole (actors/toeplitz.py), read from a
+    frame in place: no key bytes made."""
+    if start < 0 or n < 0 or start + n > len(data):
+        raise IndexError("toeplitz_at: bytes outside the data")
+    p = data
+    h = 0
+    for i in range(n):
+        h ^= tab[(pos + i) * 256 + p[start + i]]
+    return h
+
+
 def frozen(buf: bytearray) -> bytes:
     """bytes(buf).  Compiled, one copy straight out of the bytearray (no
     call of the bytes type, which looks for a buffer, a __bytes__ and more)."""

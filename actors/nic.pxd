@@ -10,7 +10,7 @@ from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
 from actors.mbuf cimport Mbuf, Uma, m_freem, m_alloc
 from actors.ether_input cimport ether_input
-from actors.inet cimport bslice, word_sum
+from actors.inet cimport toeplitz_at, word_sum
 from actors.netisr cimport NetisrConfig
 from actors.proto_input cimport ProtoInput
 from actors.sched cimport Loads
@@ -32,7 +32,7 @@ cdef class Nic(Actor):
     cdef public object promisc, pub_c, ring_size, rss, rxcsum, rxq, sources
     cdef public object tcp_peers, threads, vlans, vnet, vnet_actors, vout, window
     cdef public object ws_cpu, ws_state
-    cdef public dict hash_memo
+    cdef public long long[::1] rss_tab
     cdef public Tap tap
     cdef public Loads loads
     cdef public Uma uma
@@ -41,7 +41,7 @@ cdef class Nic(Actor):
 
     @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
                    iplen=Py_ssize_t, plen=Py_ssize_t, et=Py_ssize_t, ulp=Py_ssize_t,
-                   hs=cython.longlong, memo=dict, csum=cython.longlong,
+                   hs=cython.longlong, h=cython.longlong, csum=cython.longlong,
                    v4=cython.bint)
     cpdef hw_rx(self, bytes f)
     @cython.locals(th=KThread, iq=KThread, m=Mbuf, nx=Mbuf, hd=Mbuf, mem=MemView, pi=ProtoInput,

@@ -49,7 +49,7 @@ from .sched import Loads, balance_vector_cpu, float_vector_cpu, pick_ithread_cpu
 from .proto_input import ProtoInput
 from .costs import to_ns
 from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
-from .inet import IPPROTO_TCP, IPPROTO_UDP, bslice, word_sum
+from .inet import IPPROTO_TCP, IPPROTO_UDP, toeplitz_at, word_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
                    M_HASHTYPE_NONE, M_HASHTYPE_OPAQUE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6,
                    M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, Uma, ZONE_INDEX,
@@ -84,7 +84,7 @@ def m_free_unused(uma: Uma, m) -> None:
     for z in m.st.zones:
         uma.a[ZONE_INDEX[z]] -= 1
     m.freed = True
-from .toeplitz import toeplitz_hash
+from .toeplitz import RSS_KEY, flat_tables
 
 RSS_TABLE = 128
 # the receive checksum flags hw_rx sets (C int64 constants when compiled)
@@ -92,7 +92,6 @@ _CSUM_IP_OK = CSUM_IP_CHECKED | CSUM_IP_VALID
 _CSUM_IP_BAD = CSUM_IP_CHECKED
 _CSUM_L4_OK = CSUM_DATA_VALID | CSUM_PSEUDO_HDR
 PKT_KIND = {p: "pkts." + n for p, n in ISR_NAMES.items()}
-_from = int.from_bytes
 _V4 = 0x0800
 _V6 = 0x86DD
 _VLAN = 0x8100
@@ -196,7 +195,7 @@ class Nic(Actor):
         self.pis = [ProtoInput(host, vnets or {}, r.thread.cpu, self.uma, self.tap, self.mem)
                     for r in self.rxq]
         self.c_pkt_direct = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
-        self.hash_memo = {}     # address bytes -> (Toeplitz hash, pseudo-header sum mod 0xffff)
+        self.rss_tab = flat_tables(RSS_KEY)     # the Toeplitz tables, read in C by hw_rx
         self.arrived = 0
         self.drops = {}
 
@@ -205,9 +204,9 @@ class Nic(Actor):
         """RSS hash, hash type and checksum-offload flags for frame `f`.
 
         Like VLAN-aware RSS on ix/igb, the parser looks past up to two
-        802.1Q / 802.1ad tags.  The hash and the IPv4 header check are
-        memoised on the bytes they read (same bytes, same answer): flows
-        repeat their headers."""
+        802.1Q / 802.1ad tags.  The hash and the checksums are computed
+        from the frame's bytes in place (inet.toeplitz_at, inet.word_sum):
+        no key bytes are made and nothing is remembered."""
         n = len(f)
         if n < 14:
             return 0, M_HASHTYPE_NONE, 0
@@ -228,40 +227,33 @@ class Nic(Actor):
             u = b + hl
             tcp = (f[b + 9] == IPPROTO_TCP and not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF)
                    and n >= u + 4)
+            # the hash of the addresses (then the ports), read in place
+            tab = self.rss_tab
+            h = toeplitz_at(tab, f, b + 12, 8, 0)
             if tcp:                     # TCP: the 4-tuple (RSS_HASHTYPE_TCP_IPV4)
-                key = bslice(f, b + 12, b + 20) + bslice(f, u, u + 4)
+                h ^= toeplitz_at(tab, f, u, 4, 8)
                 htype = M_HASHTYPE_RSS_TCP_IPV4
             else:                       # UDP and the rest: the 2-tuple
-                key = bslice(f, b + 12, b + 20)
                 htype = M_HASHTYPE_RSS_IPV4
             v4 = True
         elif et == _V6 and n >= b + 40 and f[b] >> 4 == 6:
             tcp = f[b + 6] == IPPROTO_TCP and n >= b + 44
             if tcp:
-                key = bslice(f, b + 8, b + 44)
+                h = toeplitz_at(self.rss_tab, f, b + 8, 36, 0)
                 htype = M_HASHTYPE_RSS_TCP_IPV6
             else:
-                key = bslice(f, b + 8, b + 40)
+                h = toeplitz_at(self.rss_tab, f, b + 8, 32, 0)
                 htype = M_HASHTYPE_RSS_IPV6
             v4 = False
         else:
             return 0, M_HASHTYPE_NONE, 0
-        memo = self.hash_memo
-        hp = memo.get(key)
-        if hp is None:
-            if len(memo) > 65536:
-                memo.clear()
-            a = key[:-4] if tcp else key
-            # the addresses' part of the pseudo-header sum, already reduced
-            # mod 0xffff (all the check needs: no 64- or 256-bit integer a packet)
-            hp = memo[key] = (toeplitz_hash(key), _from(a, "big") % 0xFFFF)
-        h = hp[0]
-        hs = hp[1]
         if not self.rxcsum:
             return h, htype, 0
         csum = 0
         if v4:
             if hl >= 20 and n >= b + hl:
+                # the addresses' part of the pseudo-header sum (mod 0xffff)
+                hs = word_sum(f, b + 12, b + 20)
                 # the header's ones'-complement sum is 0xffff: its words sum
                 # to 0 mod 0xffff (f[b] holds version 4, so never all zeros)
                 csum = _CSUM_IP_OK if word_sum(f, b, b + hl) == 0 else _CSUM_IP_BAD
@@ -274,6 +266,7 @@ class Nic(Actor):
         else:
             plen = (f[b + 4] << 8) | f[b + 5]
             ulp = f[b + 6]
+            hs = word_sum(f, b + 8, b + 40)
             if (ulp == IPPROTO_UDP or ulp == IPPROTO_TCP) and 8 <= plen <= n - b - 40:
                 if (word_sum(f, b + 40, b + 40 + plen) + hs + ulp + plen) % 0xFFFF == 0:
                     csum |= _CSUM_L4_OK

@@ -37,6 +37,7 @@
 from __future__ import annotations
 
 import functools
+from array import array
 
 import numpy as np
 
@@ -45,6 +46,7 @@ __all__ = [
     "toeplitz_hash",
     "toeplitz_hash_bitwise",
     "toeplitz_hash_batch",
+    "flat_tables",
     "rss_hash_ip4_2tuple",
     "rss_hash_ip4_4tuple",
     "rss_hash_ip6_2tuple",
@@ -88,6 +90,13 @@ def _tables(key: bytes) -> tuple[tuple[int, ...], ...]:
             t[v] = t[v ^ low] ^ wins[b]
         tables.append(tuple(t))
     return tuple(tables)
+
+
+@functools.lru_cache(maxsize=16)
+def flat_tables(key: bytes = RSS_KEY) -> array:
+    """The per-position tables in one int64 array, position i's 256 entries
+    from i * 256: what a compiled caller reads in C (inet.toeplitz_at)."""
+    return array("q", [v for t in _tables(key) for v in t])
 
 
 @functools.lru_cache(maxsize=16)

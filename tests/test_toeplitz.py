@@ -184,3 +184,23 @@ def test_tuple_helpers_match_generic(s4, d4, sp, dp, s6, d6):
     assert rss_hash_ip4_4tuple(s4, d4, sp, dp) == toeplitz_hash_bitwise(s4 + d4 + ports)
     assert rss_hash_ip6_2tuple(s6, d6) == toeplitz_hash(s6 + d6)
     assert rss_hash_ip6_4tuple(s6, d6, sp, dp) == toeplitz_hash_bitwise(s6 + d6 + ports)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=36), st.data())
+def test_toeplitz_at_in_place_parts_xor_to_the_hash(key_in, data):
+    """inet.toeplitz_at, what the NIC's hw_rx uses: the input's bytes read
+    in place from anywhere in a frame, in any number of parts, XOR to the
+    bit-by-bit hash of the whole input; bytes outside the frame raise."""
+    from actors.inet import toeplitz_at
+    tab = tz.flat_tables(RSS_KEY)
+    n = len(key_in)
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, n - 1), max_size=3)) if n > 1 else []))
+    h = 0
+    for lo, hi in zip([0] + cuts, cuts + [n]):
+        pad = data.draw(st.binary(max_size=20))
+        frame = pad + key_in[lo:hi] + data.draw(st.binary(max_size=5))
+        h ^= toeplitz_at(tab, frame, len(pad), hi - lo, lo)
+    assert h == toeplitz_hash_bitwise(key_in)
+    with pytest.raises(IndexError):
+        toeplitz_at(tab, key_in, 1, n, 0)
