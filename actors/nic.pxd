@@ -33,17 +33,20 @@ cdef class Nic(Actor):
     cdef public object tcp_peers, threads, vlans, vnet, vnet_actors, vout, window
     cdef public object ws_cpu, ws_state
     cdef public long long[::1] rss_tab
+    cdef public long long rx_h, rx_htype, rx_csum
     cdef public Tap tap
     cdef public Loads loads
     cdef public Uma uma
     cdef public NetisrConfig dispatch
     cdef public MemView mem
 
+    cpdef hw_rx(self, bytes f)
+    cdef _rx_set(self, long long h, long long htype, long long csum)
     @cython.locals(b=Py_ssize_t, n=Py_ssize_t, hl=Py_ssize_t, u=Py_ssize_t,
                    iplen=Py_ssize_t, plen=Py_ssize_t, et=Py_ssize_t, ulp=Py_ssize_t,
                    hs=cython.longlong, h=cython.longlong, csum=cython.longlong,
-                   v4=cython.bint)
-    cpdef hw_rx(self, bytes f)
+                   htype=cython.longlong, v4=cython.bint)
+    cdef _rx(self, bytes f)
     @cython.locals(th=KThread, iq=KThread, m=Mbuf, nx=Mbuf, hd=Mbuf, mem=MemView, pi=ProtoInput,
                    disp=NetisrConfig, n=Py_ssize_t, i=Py_ssize_t,
                    clock=cython.longlong, busy=cython.longlong, until=cython.longlong,
@@ -55,5 +58,6 @@ cdef class Nic(Actor):
                    ring=list, rh=Py_ssize_t, empty=cython.bint, w=cython.longlong,
                    last_w=cython.longlong, last_b=list, b=list)
     cpdef _run_queue(self, RxQueue rx, list arr, long long start, long long end, dict out)
-    @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView)
+    @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView, h=cython.longlong, htype=cython.longlong,
+                   mask=cython.longlong)
     cpdef step(self, start, end, list inbox)

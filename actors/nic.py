@@ -196,12 +196,25 @@ class Nic(Actor):
                     for r in self.rxq]
         self.c_pkt_direct = to_ns(costs["driver_rx"] + costs["ether_input"], ghz)
         self.rss_tab = flat_tables(RSS_KEY)     # the Toeplitz tables, read in C by hw_rx
+        self.rx_h = self.rx_htype = self.rx_csum = 0    # what _rx found for the last frame
         self.arrived = 0
         self.drops = {}
 
     # -- the hardware's view of a frame ----------------------------------------
     def hw_rx(self, f: bytes):
-        """RSS hash, hash type and checksum-offload flags for frame `f`.
+        """(RSS hash, hash type, checksum flags) of frame `f`: what _rx leaves."""
+        self._rx(f)
+        return self.rx_h, self.rx_htype, self.rx_csum
+
+    def _rx_set(self, h: int, htype: int, csum: int) -> None:
+        self.rx_h = h
+        self.rx_htype = htype
+        self.rx_csum = csum
+
+    def _rx(self, f: bytes) -> None:
+        """RSS hash, hash type and checksum-offload flags for frame `f`, left
+        in rx_h, rx_htype and rx_csum (no tuple made a packet; hw_rx returns
+        them as one).
 
         Like VLAN-aware RSS on ix/igb, the parser looks past up to two
         802.1Q / 802.1ad tags.  The hash and the checksums are computed
@@ -209,17 +222,17 @@ class Nic(Actor):
         no key bytes are made and nothing is remembered."""
         n = len(f)
         if n < 14:
-            return 0, M_HASHTYPE_NONE, 0
+            return self._rx_set(0, M_HASHTYPE_NONE, 0)
         et = f[12] << 8 | f[13]
         b = 14                                   # where the IP header starts
         if et == _VLAN or et == _QINQ:
             if n < 18:
-                return 0, M_HASHTYPE_NONE, 0
+                return self._rx_set(0, M_HASHTYPE_NONE, 0)
             et = f[16] << 8 | f[17]
             b = 18
             if et == _VLAN:
                 if n < 22:
-                    return 0, M_HASHTYPE_NONE, 0
+                    return self._rx_set(0, M_HASHTYPE_NONE, 0)
                 et = f[20] << 8 | f[21]
                 b = 22
         if et == _V4 and n >= b + 20 and f[b] >> 4 == 4:
@@ -246,9 +259,9 @@ class Nic(Actor):
                 htype = M_HASHTYPE_RSS_IPV6
             v4 = False
         else:
-            return 0, M_HASHTYPE_NONE, 0
+            return self._rx_set(0, M_HASHTYPE_NONE, 0)
         if not self.rxcsum:
-            return h, htype, 0
+            return self._rx_set(h, htype, 0)
         csum = 0
         if v4:
             if hl >= 20 and n >= b + hl:
@@ -270,7 +283,7 @@ class Nic(Actor):
             if (ulp == IPPROTO_UDP or ulp == IPPROTO_TCP) and 8 <= plen <= n - b - 40:
                 if (word_sum(f, b + 40, b + 40 + plen) + hs + ulp + plen) % 0xFFFF == 0:
                     csum |= _CSUM_L4_OK
-        return h, htype, csum
+        return self._rx_set(h, htype, csum)
 
     def _drop(self, m, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
@@ -548,9 +561,13 @@ class Nic(Actor):
                 stream += src.frames(start, end)
             stream.sort(key=_t)
         rss = self.rss
+        mask = RSS_TABLE - 1
         for t, frame, pkt_id in stream:
-            h, htype, csum = self.hw_rx(frame)
-            if not rss:                 # no RSS: one queue, an opaque flowid (the queue)
+            self._rx(frame)
+            if rss:
+                h = self.rx_h
+                htype = self.rx_htype
+            else:                       # no RSS: one queue, an opaque flowid (the queue)
                 h = 0
                 htype = M_HASHTYPE_OPAQUE
             # the frame is DMA'd into a cluster the driver pre-allocated
@@ -561,8 +578,8 @@ class Nic(Actor):
             m.pkt_id = pkt_id
             m.flowid = h
             m.hashtype = htype
-            m.csum_flags = csum
-            q = indir[h & (RSS_TABLE - 1)]
+            m.csum_flags = self.rx_csum
+            q = indir[h & mask]
             if recs is not None:     # the mbuf came from the refilling CPU's UMA cache
                 m.line_cpu, m.line_at, m.line_pat = recs[q]
             per_q[q].append(m)
