@@ -65,5 +65,5 @@ cdef class Vnet(Actor):
     cpdef _Pend _pend_of(self, sender, long long c, long long stamp)
     @cython.locals(mem=MemView, ns=cython.longlong)
     cpdef _touch_pcb(self, Mbuf m, Socket s, _Pend pend)
-    @cython.locals(lat=cython.longlong)
+    @cython.locals(lat=cython.longlong, last=list)
     cpdef _deliver(self, Socket s, Mbuf m, long long now, fkey, sender, long long nbytes)

@@ -225,7 +225,7 @@ class Vnet(Actor):
         self.lat_sum = 0
         self.lat_max = 0
         self.lat_hist = zeros(LAT_BUCKETS)
-        self.last_id = {}       # flow key -> highest packet id delivered
+        self.last_id = {}       # flow key -> [highest packet id delivered]
         self.reordered = 0
         topo = host.get("topology")
         self.mem = MemView(topo, self.name) if topo is not None else None
@@ -543,11 +543,15 @@ class Vnet(Actor):
         if lat > self.lat_max:
             self.lat_max = lat
         self.lat_hist[min(_bit_length(lat), LAT_BUCKETS - 1)] += 1
-        last = self.last_id.get(fkey, -1)
-        if m.pkt_id < last:
+        # the flow's highest id so far, in a one-item list: a later packet
+        # of the flow updates it with no dict insert
+        last = self.last_id.get(fkey)
+        if last is None:
+            self.last_id[fkey] = [m.pkt_id]
+        elif m.pkt_id < last[0]:
             self.reordered += 1
         else:
-            self.last_id[fkey] = m.pkt_id
+            last[0] = m.pkt_id
         if s.reader is not None:
             # sorwakeup: the reading thread is signalled as the policy says
             s.cc += nbytes
