@@ -172,6 +172,19 @@ class Host:
                     t = endc
                 msg = (at, name, seq, dest, kind, payload)
                 seq += 1
+                if t == endc:
+                    # due at the window's end (most are): a destination that
+                    # already has a list in the next window's box is ours
+                    lst = nbox.get(dest)
+                    if lst is not None:
+                        lst.append(msg)
+                        if not ordered:
+                            dmx = mixed.get(nxt)
+                            if dmx is None:
+                                mixed[nxt] = {dest}
+                            else:
+                                dmx.add(dest)
+                        continue
                 if dest in mine:
                     dw = t // Qc        # t >= end > 0: C division is floor division
                     if dw == nxt:
