@@ -6,7 +6,7 @@ cimport cython
 from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf
 
-cdef Py_ssize_t _ET_IP, _ET_IP6
+cdef Py_ssize_t _ET_IP, _ET_IP6, _EHL
 
 @cython.locals(d=bytes, off=Py_ssize_t, n=Py_ssize_t, et=Py_ssize_t, p=Py_ssize_t,
                end=Py_ssize_t, tags=Py_ssize_t, vid=Py_ssize_t, llc=Py_ssize_t,

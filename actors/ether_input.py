@@ -43,6 +43,7 @@ from .inet import ETHERTYPE_ARP, ETHERTYPE_IP, ETHERTYPE_IPV6, ETHERTYPE_QINQ, E
 from .mbuf import M_BCAST, M_MCAST, M_PROMISC
 
 ETHER_HDR_LEN = 14
+_EHL = ETHER_HDR_LEN        # a C constant when compiled (no int boxed to compare)
 BCAST = b"\xff" * 6
 MAX_TAGS = 4                 # nested tags followed before giving up (if_noproto)
 
@@ -67,7 +68,7 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
     d = m.st.data
     off = m.off
     n = m.len
-    if n < ETHER_HDR_LEN:
+    if n < _EHL:
         return "if_ierrors"
     dst = bslice(d, off, off + 6)
     if dst != mac:
@@ -88,8 +89,8 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
     # ints when compiled; the table below would box the type to look it up)
     isr = NETISR_IP if et == _ET_IP else NETISR_IPV6 if et == _ET_IP6 else isrs.get(et)
     if isr is not None:
-        m.off = off + ETHER_HDR_LEN          # m_adj(m, ETHER_HDR_LEN)
-        m.len = n - ETHER_HDR_LEN
+        m.off = off + _EHL                   # m_adj(m, ETHER_HDR_LEN)
+        m.len = n - _EHL
         return isr
     p = off + 12                             # position of the type/length field
     end = off + n

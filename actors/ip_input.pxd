@@ -7,6 +7,8 @@ from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf
 from actors.counter cimport Stat
 
+cdef Py_ssize_t _IP_CHECKED, _IP_VALID
+
 @cython.locals(d=bytes, o=Py_ssize_t, n=Py_ssize_t, b0=Py_ssize_t, hl=Py_ssize_t,
                fl=Py_ssize_t, iplen=Py_ssize_t, v=dict)
 cpdef ip_input(Mbuf m, dict vnets, Stat cnt)

@@ -28,6 +28,9 @@ from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, bslice, cksum_sum
 from .counter import IPS_DELIVERED, IPS_TOTAL
 from .mbuf import CSUM_IP_CHECKED, CSUM_IP_VALID, m_adj
 
+_IP_CHECKED = CSUM_IP_CHECKED     # C constants when compiled (no int boxed to test)
+_IP_VALID = CSUM_IP_VALID
+
 _from = int.from_bytes
 IP_FRAG = -1        # "a fragment": reassemble first
 
@@ -48,8 +51,8 @@ def ip_input(m, vnets: dict, cnt):
     if hl < 20 or hl > n:
         return "ips_badhlen"
     fl = m.csum_flags
-    if fl & CSUM_IP_CHECKED:
-        if not fl & CSUM_IP_VALID:
+    if fl & _IP_CHECKED:
+        if not fl & _IP_VALID:
             return "ips_badsum"
     elif cksum_sum(d[o:o + hl]) != 0xFFFF:
         return "ips_badsum"

@@ -27,6 +27,9 @@ cdef Storage _storage(object data, object zones, object refcnt)
 @cython.locals(m=Mbuf)
 cpdef Mbuf _blank(Storage st, object zone, object length)
 
+cdef Py_ssize_t _MHLEN, _MCLBYTES
+
+@cython.locals(n=Py_ssize_t)
 cpdef Mbuf m_alloc(Uma uma, object data)
 
 @cython.locals(st=Storage)

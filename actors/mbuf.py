@@ -55,6 +55,8 @@ import msgpack
 MSIZE = 256
 MHLEN = 168
 MCLBYTES = 2048
+_MHLEN = MHLEN                  # (C constants when compiled: m_alloc's test boxes no int)
+_MCLBYTES = MCLBYTES
 MJUMPAGESIZE = 4096
 MJUM9BYTES = 9216
 MJUM16BYTES = 16384
@@ -296,7 +298,7 @@ def m_alloc(uma: Uma, data: bytes) -> Mbuf:
     if type(data) is not bytes:
         data = bytes(data)
     n = len(data)
-    if MHLEN < n <= MCLBYTES:           # the common case: one packet-zone item
+    if _MHLEN < n <= _MCLBYTES:         # the common case: one packet-zone item
         uma.a[_IX_PACKET] += 1
         return _blank(_storage(data, _ZP, 1), Z_PACKET, n)
     zones = zones_for(n)

@@ -16,6 +16,7 @@ from actors.proto_input cimport ProtoInput
 from actors.sched cimport Loads
 
 cdef long long _CSUM_IP_OK, _CSUM_IP_BAD, _CSUM_L4_OK
+cdef Py_ssize_t _V4, _V6, _VLAN, _QINQ, _TCP, _UDP
 
 cdef class RxQueue:
     cdef public object direct, drops, floating, hybrid, index, interrupts

@@ -96,6 +96,8 @@ _V4 = 0x0800
 _V6 = 0x86DD
 _VLAN = 0x8100
 _QINQ = 0x88A8
+_TCP = IPPROTO_TCP         # (these six C constants when compiled: no int boxed to compare)
+_UDP = IPPROTO_UDP
 
 
 class RxQueue:
@@ -238,7 +240,7 @@ class Nic(Actor):
         if et == _V4 and n >= b + 20 and f[b] >> 4 == 4:
             hl = (f[b] & 15) << 2
             u = b + hl
-            tcp = (f[b + 9] == IPPROTO_TCP and not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF)
+            tcp = (f[b + 9] == _TCP and not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF)
                    and n >= u + 4)
             # the hash of the addresses (then the ports), read in place
             tab = self.rss_tab
@@ -250,7 +252,7 @@ class Nic(Actor):
                 htype = M_HASHTYPE_RSS_IPV4
             v4 = True
         elif et == _V6 and n >= b + 40 and f[b] >> 4 == 6:
-            tcp = f[b + 6] == IPPROTO_TCP and n >= b + 44
+            tcp = f[b + 6] == _TCP and n >= b + 44
             if tcp:
                 h = toeplitz_at(self.rss_tab, f, b + 8, 36, 0)
                 htype = M_HASHTYPE_RSS_TCP_IPV6
@@ -273,14 +275,14 @@ class Nic(Actor):
                 iplen = (f[b + 2] << 8) | f[b + 3]
                 ulp = f[b + 9]
                 if (not ((f[b + 6] << 8 | f[b + 7]) & 0x3FFF) and hl + 8 <= iplen <= n - b
-                        and (ulp == IPPROTO_TCP or (ulp == IPPROTO_UDP and (f[u + 6] or f[u + 7])))):
+                        and (ulp == _TCP or (ulp == _UDP and (f[u + 6] or f[u + 7])))):
                     if (word_sum(f, u, b + iplen) + hs + ulp + iplen - hl) % 0xFFFF == 0:
                         csum |= _CSUM_L4_OK
         else:
             plen = (f[b + 4] << 8) | f[b + 5]
             ulp = f[b + 6]
             hs = word_sum(f, b + 8, b + 40)
-            if (ulp == IPPROTO_UDP or ulp == IPPROTO_TCP) and 8 <= plen <= n - b - 40:
+            if (ulp == _UDP or ulp == _TCP) and 8 <= plen <= n - b - 40:
                 if (word_sum(f, b + 40, b + 40 + plen) + hs + ulp + plen) % 0xFFFF == 0:
                     csum |= _CSUM_L4_OK
         return self._rx_set(h, htype, csum)

@@ -12,6 +12,8 @@ from actors.sched cimport Loads
 from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf, Uma, m_freem, Storage
 
+cdef Py_ssize_t _LAT_TOP
+
 @cython.locals(n=Py_ssize_t)
 cpdef Py_ssize_t _bit_length(long long x)
 
@@ -65,5 +67,5 @@ cdef class Vnet(Actor):
     cpdef _Pend _pend_of(self, sender, long long c, long long stamp)
     @cython.locals(mem=MemView, ns=cython.longlong)
     cpdef _touch_pcb(self, Mbuf m, Socket s, _Pend pend)
-    @cython.locals(lat=cython.longlong, last=list)
+    @cython.locals(lat=cython.longlong, last=list, b=Py_ssize_t)
     cpdef _deliver(self, Socket s, Mbuf m, long long now, fkey, sender, long long nbytes)

@@ -58,6 +58,7 @@ from .mbuf import M_BCAST, M_MCAST, M_PREEMPT, Uma, m_freem
 
 _first = itemgetter(0)      # the sort key of an arrival
 LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
+_LAT_TOP = LAT_BUCKETS - 1      # the last bucket (a C constant when compiled)
 
 
 try:                        # compiled (actors/_core.py): _bit_length loops in C
@@ -542,7 +543,8 @@ class Vnet(Actor):
         self.lat_sum += lat
         if lat > self.lat_max:
             self.lat_max = lat
-        self.lat_hist[min(_bit_length(lat), LAT_BUCKETS - 1)] += 1
+        b = _bit_length(lat)
+        self.lat_hist[b if b < _LAT_TOP else _LAT_TOP] += 1
         # the flow's highest id so far, in a one-item list: a later packet
         # of the flow updates it with no dict insert
         last = self.last_id.get(fkey)
