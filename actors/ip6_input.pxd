@@ -7,6 +7,8 @@ from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf
 from actors.counter cimport Stat
 
+cdef Py_ssize_t _NXTHIST, _UDP, _TCP, _ICMPV6
+
 @cython.locals(d=bytes, o=Py_ssize_t, n=Py_ssize_t, nxt=Py_ssize_t, plen=Py_ssize_t, v=dict)
 cpdef ip6_input(Mbuf m, dict vnets, Stat cnt)
 @cython.locals(d=bytes, o=Py_ssize_t, end=Py_ssize_t, nxt=Py_ssize_t, nxt_pos=Py_ssize_t,

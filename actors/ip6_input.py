@@ -29,6 +29,11 @@ from .mbuf import m_adj
 _V4MAPPED = b"\0" * 10 + b"\xff\xff"
 _UNSPEC = b"\0" * 16
 _LOOPBACK = b"\0" * 15 + b"\1"
+# C constants when compiled: the per-packet tests box no int
+_NXTHIST = NXTHIST
+_UDP = IPPROTO_UDP
+_TCP = IPPROTO_TCP
+_ICMPV6 = IPPROTO_ICMPV6
 
 
 
@@ -43,7 +48,7 @@ def ip6_input(m, vnets: dict, cnt):
     if d[o] >> 4 != 6:
         return "ip6s_badvers"
     nxt = d[o + 6]
-    cnt.v[NXTHIST + nxt] += 1             # ip6s_nxthist[nxt]
+    cnt.v[_NXTHIST + nxt] += 1            # ip6s_nxthist[nxt]
     src = bslice(d, o + 8, o + 24)
     dst = bslice(d, o + 24, o + 40)
     if src[0] == 0xFF or dst == _UNSPEC or src[:12] == _V4MAPPED or dst[:12] == _V4MAPPED:
@@ -85,7 +90,7 @@ def ip6_nexthdr(m, cnt, first: bool = True):
     p = o + 40
     nhdr = 0
     while True:
-        if nxt == IPPROTO_UDP or nxt == IPPROTO_ICMPV6 or nxt == IPPROTO_TCP:
+        if nxt == _UDP or nxt == _ICMPV6 or nxt == _TCP:
             m.l3hlen = p - o
             return nxt, p - o
         nhdr += 1
