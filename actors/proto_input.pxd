@@ -12,6 +12,8 @@ from actors.ip_input cimport ip_input, ip_deliver
 from actors.ip6_input cimport ip6_input, ip6_nexthdr
 from actors.udp_input cimport udp_input_hdr
 
+cdef Py_ssize_t _IP, _IP6, _TCP, _UDP
+
 cdef class ProtoInput:
     cdef public long long c_ip, c_ip6, c_udp, c_tcp, c_reass, Q, l_w
     cdef public object l_out, l_vnet, l_kind
@@ -26,7 +28,7 @@ cdef class ProtoInput:
     cdef public MemView mem
 
     cpdef _end(self, m, reason, consumer)
-    @cython.locals(cost=cython.longlong, cnt=Stat)
-    cpdef long long input(self, Mbuf m, proto, dict out, long long now) except? -1
+    @cython.locals(cost=cython.longlong, cnt=Stat, ulp=Py_ssize_t, off=Py_ssize_t)
+    cpdef long long input(self, Mbuf m, Py_ssize_t proto, dict out, long long now) except? -1
     @cython.locals(w=cython.longlong, b=list)
     cpdef _to_vnet(self, Mbuf m, dict out, long long done, kind)

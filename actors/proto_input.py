@@ -29,6 +29,12 @@ from .mbuf import M_BCAST, M_MCAST, Uma, m_freem
 from .udp_input import tcp_input_hdr, udp_input_hdr
 from .base import make_tap
 
+# C constants when compiled: input's tests box no int
+_IP = NETISR_IP
+_IP6 = NETISR_IPV6
+_TCP = IPPROTO_TCP
+_UDP = IPPROTO_UDP
+
 
 class ProtoInput:
     """Protocol input for one thread: its counters, drops, reassembly, tap."""
@@ -194,12 +200,12 @@ class ProtoInput:
         cost.  A datagram for a socket is appended to out[(vnet actor,
         window)], stamped with the time it leaves this thread."""
         cnt = self.counters
-        if proto == NETISR_IP:
+        if proto == _IP:
             cost = self.c_ip
             r = ip_input(m, self.vnets, cnt)
             if self.mem is not None:    # "ours?": the address hash (read-mostly)
                 cost += self.mem.touch_shared(self.cpu, self.ifaddr_rec, IFADDR_LINES)
-        elif proto == NETISR_IPV6:
+        elif proto == _IP6:
             cost = self.c_ip6
             r = ip6_input(m, self.vnets, cnt)
             if self.mem is not None:
@@ -223,7 +229,7 @@ class ProtoInput:
                 self._end(m, "ip6s_badfrag", None)
                 return cost
         ulp, off = r
-        if ulp == IPPROTO_TCP:                       # checked here, the rest in the vnet
+        if ulp == _TCP:                              # checked here, the rest in the vnet
             cost += self.c_tcp
             r = tcp_input_hdr(m, off, proto == NETISR_IPV6, cnt)
             if r is not None:
@@ -231,12 +237,12 @@ class ProtoInput:
                 return cost
             self._to_vnet(m, out, now + cost, "pkts.tcp")
             return cost
-        if ulp != IPPROTO_UDP:                       # ICMP / ICMPv6: consumed here
+        if ulp != _UDP:                              # ICMP / ICMPv6: consumed here
             r = (icmp6_input if proto == NETISR_IPV6 else icmp_input)(m, off, cnt)
             self._end(m, r, "icmp6" if proto == NETISR_IPV6 else "icmp")
             return cost
         cost += self.c_udp
-        r = udp_input_hdr(m, off, proto == NETISR_IPV6, cnt)
+        r = udp_input_hdr(m, off, proto == _IP6, cnt)
         if r is not None:
             self._end(m, r, None)
             return cost

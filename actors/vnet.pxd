@@ -33,7 +33,8 @@ cdef class Vnet(Actor):
     cdef public object name, Q, c_lookup, c_tcp, c_udp, control, counters
     cdef public long long delivered, lat_max, lat_sum, reordered
     cdef public long long[::1] lat_hist
-    cdef public object dispatch, drops, end, later
+    cdef public object dispatch, drops, later
+    cdef public long long end
     cdef public object listeners, lo_index, locking, npcb, pcb_inputs
     cdef public object pcb_overlaps, pub_c, rlat_hist, senders, seq
     cdef public object sink, sink_pcb, sockets, tcbinfo, tcp_conns, tcp_queued
@@ -57,7 +58,7 @@ cdef class Vnet(Actor):
     cpdef _drop(self, m, reason)
     @cython.locals(s=Socket, pcb=Pcb, mem=MemView, mb=Mbuf, st=Storage, d=bytes, o=Py_ssize_t,
                    l4=Py_ssize_t, arrivals=list, pend=_Pend, info=PcbInfo, addrs=bint,
-                   key=cython.longlong, what=cython.longlong)
+                   key=cython.longlong, what=cython.longlong, ln=cython.longlong)
     cpdef step(self, start, end, list inbox)
     @cython.locals(pcb=Pcb, stamp=cython.longlong, owed=cython.longlong,
                    gap=cython.longlong, t_end=cython.longlong, wait=cython.longlong)

@@ -304,7 +304,8 @@ class Vnet(Actor):
                 what = 0 if kind == "pkts.udp" else 2
                 snd = msg[1]
                 for mb in msg[5]:
-                    arrivals.append((mb.stamp_ns * 4 + what, snd, mb))
+                    key = mb.stamp_ns
+                    arrivals.append((key * 4 + what, snd, mb))
             elif kind == "cstate":
                 c, touched, demand = msg[5]
                 self.pub_c[c] = touched
@@ -357,7 +358,8 @@ class Vnet(Actor):
             d = st.data
             o = mb.off
             v6 = d[o] >> 4 == 6
-            l4 = o + mb.l3hlen
+            l4 = mb.l3hlen
+            l4 += o
             # the flow's key: the addresses and the ports, one slice of the
             # headers when no options or extension headers come between
             # (the addresses alone only when a table has entries that need them)
@@ -390,7 +392,8 @@ class Vnet(Actor):
             self._touch_pcb(mb, s, self.t_pend)
             if s.buf and s.read_ns is not None:
                 self._read(s, now)
-            if s.cc + mb.len > s.hiwat:
+            ln = mb.len
+            if s.cc + ln > s.hiwat:
                 s.fullsock += 1
                 self._drop(mb, "udps_fullsock")
                 continue
@@ -539,7 +542,8 @@ class Vnet(Actor):
         self.delivered += 1
         if self.tap is not None:
             self.tap.add(m, False, s.tap_label)
-        lat = now - m.arrival_ns
+        lat = m.arrival_ns
+        lat = now - lat
         self.lat_sum += lat
         if lat > self.lat_max:
             self.lat_max = lat
