@@ -11,6 +11,7 @@ from actors.mbuf cimport Mbuf
 
 # a line's size, a C constant in the pricing arithmetic (no module lookup)
 cdef long long LINE
+cdef Py_ssize_t _LOCAL, _LLC, _XCORE, _XPKG, _DRAM, _DRAM_REMOTE
 
 @cython.locals(names=list)
 cpdef str cpu_name(Py_ssize_t c)

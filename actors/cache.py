@@ -56,6 +56,10 @@ from array import array
 LINE = 64
 LEVELS = ("local", "llc", "xcore", "xpkg", "dram", "dram_remote")
 L_LOCAL, L_LLC, L_XCORE, L_XPKG, L_DRAM, L_DRAM_REMOTE = range(6)
+# the same as C constants when compiled (the pricing returns and indexes
+# with them per touch: no module lookup and unboxing each time)
+_LOCAL, _LLC, _XCORE, _XPKG, _DRAM, _DRAM_REMOTE = L_LOCAL, L_LLC, L_XCORE, L_XPKG, L_DRAM, \
+    L_DRAM_REMOTE
 COST_KEYS = ("mem_local", "mem_llc", "mem_xcore", "mem_xpkg", "mem_dram", "mem_dram_remote")
 NOWHERE = -1            # record core for a line only memory holds (never cached, or DMA'd)
 
@@ -142,15 +146,15 @@ class MemView:
         pkg = self.pkg
         p = pkg[c]
         if rc < 0:
-            return L_DRAM if p == 0 else L_DRAM_REMOTE
+            return _DRAM if p == 0 else _DRAM_REMOTE
         rp = pkg[rc]
         if self.now_c[rc] - rat < self.l2:
             if rc == c:
-                return L_LOCAL
-            return L_XCORE if rp == p else L_XPKG
+                return _LOCAL
+            return _XCORE if rp == p else _XPKG
         if self.now_p[rp] - rpat < self.llc:
-            return L_LLC if rp == p else L_XPKG
-        return L_DRAM if p == 0 else L_DRAM_REMOTE
+            return _LLC if rp == p else _XPKG
+        return _DRAM if p == 0 else _DRAM_REMOTE
 
     def _price(self, lv: int, lines: int) -> int:
         """ns for `lines` lines at level lv (the table for up to 32 lines)."""
@@ -174,7 +178,7 @@ class MemView:
         stores `self.now(c)` as the new record."""
         p = self.pkg[c]
         if rec is None or rec[0] < 0:
-            lv = L_DRAM if p == 0 else L_DRAM_REMOTE
+            lv = _DRAM if p == 0 else _DRAM_REMOTE
         else:
             lv = self.level(c, rec[0], rec[1], rec[2])
         ns = self._price(lv, lines)
@@ -188,7 +192,7 @@ class MemView:
         p = self.pkg[c]
         rc = rec[0]
         if rc < 0:
-            lv = L_DRAM if p == 0 else L_DRAM_REMOTE
+            lv = _DRAM if p == 0 else _DRAM_REMOTE
         else:
             lv = self.level(c, rc, rec[1], rec[2])
         ns = self._price(lv, lines)
@@ -204,7 +208,7 @@ class MemView:
         p = self.pkg[c]
         rc = m.line_cpu
         if rc < 0:
-            lv = L_DRAM if p == 0 else L_DRAM_REMOTE
+            lv = _DRAM if p == 0 else _DRAM_REMOTE
         else:
             lv = self.level(c, rc, m.line_at, m.line_pat)
         ns = self._price(lv, lines)
@@ -221,7 +225,7 @@ class MemView:
         becomes c's."""
         p = self.pkg[c]
         lv = self.level(c, m.line_cpu, m.line_at, m.line_pat)
-        dl = L_DRAM if p == 0 else L_DRAM_REMOTE
+        dl = _DRAM if p == 0 else _DRAM_REMOTE
         ns = self._price(lv, hdr_lines) + self._price(dl, data_lines)
         self.cnt[c * 6 + lv] += hdr_lines
         self.cnt[c * 6 + dl] += data_lines
@@ -247,15 +251,15 @@ class MemView:
         p = self.pkg[c]
         mine = rec[2 * c]
         if mine >= 0 and self.now_c[c] - mine < self.l2:
-            lv = L_LOCAL
+            lv = _LOCAL
         else:
-            lv = L_DRAM if p == 0 else L_DRAM_REMOTE
+            lv = _DRAM if p == 0 else _DRAM_REMOTE
             pnow = self.now_p[p]
             pkg = self.pkg
             for oc in range(len(rec) // 2):
                 opat = rec[2 * oc + 1]
                 if opat >= 0 and pkg[oc] == p and pnow - opat < self.llc:
-                    lv = L_LLC
+                    lv = _LLC
                     break
         ns = self.charge(c, lv, lines)
         rec[2 * c] = self.now_c[c]
@@ -266,8 +270,8 @@ class MemView:
         """A line ping-ponging between two cores: where c finds what `other`
         just wrote (a queue head both write)."""
         if other == c:
-            return L_LOCAL
-        return L_XCORE if self.pkg[other] == self.pkg[c] else L_XPKG
+            return _LOCAL
+        return _XCORE if self.pkg[other] == self.pkg[c] else _XPKG
 
     # -- reporting ------------------------------------------------------------------
     def report(self, out: list, end: int) -> None:
