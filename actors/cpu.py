@@ -248,11 +248,15 @@ class Cpu(Actor):
         if self._unsorted:
             _by_start(pend)
             self._unsorted = False
-        if pend[0][0] >= horizon:
+        ot = pend[0][0]
+        if ot >= horizon:
             return                      # nothing old enough to judge yet
         k = 0
         n = len(pend)
-        while k < n and pend[k][0] < horizon:
+        while k < n:
+            ot = pend[k][0]
+            if ot >= horizon:
+                break
             k += 1
         ready = pend[:k]
         self.spans = pend[k:]
@@ -282,12 +286,13 @@ class Cpu(Actor):
                         break
                     active.append(o)
                     j += 1
-                still = []
-                for o in active:
-                    ot = o[1]
-                    if ot > t0:
-                        still.append(o)
-                active = still
+                if active:
+                    still = []
+                    for o in active:
+                        ot = o[1]
+                        if ot > t0:
+                            still.append(o)
+                    active = still
                 pri = b[4]
                 thread = b[5]
                 worse = better = False
