@@ -4,7 +4,8 @@
 # call directly (cpdef: a C call where the caller's variable is declared a
 # KThread or a Tap, a Python call otherwise).  `charge` and `add` take
 # their times as C int64 (integer ns, far below 2**63), so the hot loops
-# that call them in C box nothing; the other values stay Python objects.
+# that call them in C box nothing; the thread's clock, quantum and totals
+# are C int64 too; the other values stay Python objects.
 
 cimport cython
 from actors.mbuf cimport Mbuf
@@ -17,8 +18,8 @@ cdef class Tap:
     cpdef add(self, Mbuf m, dropped, what)
 
 cdef class KThread:
-    cdef public object name, actor, cpu, pri, Q, clock, busy_total, debt_total
-    cdef public object burst_t0, migrations
+    cdef public object name, actor, cpu, pri, burst_t0
+    cdef public long long Q, clock, busy_total, debt_total, migrations
     cdef public long long[::1] state
     cdef public dict use, moved, bursts, events
     cdef public long long pw, pns, nintr

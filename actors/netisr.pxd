@@ -23,13 +23,13 @@ cdef class NetisrConfig:
 cdef class Netisr(Actor):
     cdef public object name, wsid, cpu, ws_cpu, Q, bound, hybrid, loopback
     cdef public object c_migr, c_wake, moved, nics, points, pub_c
-    cdef public object running, sleep_at, svc, svc_n, svc_sum
+    cdef public object running, sleep_at, svc
+    cdef public long long svc_n, svc_sum, wait_ns, waited, wake_n, wake_sum, wakeups
     cdef public list snap
     cdef public Py_ssize_t snap_i, snap_proto
     cdef public dict queues
     cdef public long long[::1] queued, handled, qdrops, wmark, qlim
-    cdef public object vnet_actors, wait_ns, waited, wake, wake_n
-    cdef public object wake_sum, wakeups
+    cdef public object vnet_actors, wake
     cdef public Tap tap
     cdef public Loads loads
     cdef public Uma uma
