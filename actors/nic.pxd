@@ -19,14 +19,16 @@ cdef long long _CSUM_IP_OK, _CSUM_IP_BAD, _CSUM_L4_OK
 cdef Py_ssize_t _V4, _V6, _VLAN, _QINQ, _TCP, _UDP
 
 cdef class RxQueue:
-    cdef public object direct, drops, floating, hybrid, index, interrupts
-    cdef public object last_intr, packets, pk, running, vec_cpu, vector
+    cdef public object direct, floating, hybrid, index
+    cdef public object pk, running, vec_cpu, vector
+    cdef public long long drops, interrupts, last_intr, packets
     cdef public list ring
     cdef public Py_ssize_t ring_h
     cdef public KThread thread, irq
 
 cdef class Nic(Actor):
-    cdef public object name, Q, accept_any, arrived, c_csw, c_drop, c_intr, c_migr
+    cdef public object name, Q, accept_any, c_csw, c_drop, c_intr, c_migr
+    cdef public long long arrived
     cdef public object c_pkt, c_pkt_direct, c_vlan, direct, drops
     cdef public object hybrid, if_index, if_vnet, indir, irq_balance, itr_ns
     cdef public object last_q, link_input, linktype, mac, ncpu, pis, points
