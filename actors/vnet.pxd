@@ -55,6 +55,8 @@ cdef class Vnet(Actor):
                    start=cython.longlong, run0=cython.longlong, done=cython.longlong)
     cpdef _locked_input(self, Mbuf m, fam, faddr, fport, laddr, lport, long long t_end, thread,
                         infos, long long c_udp, sink=*)
+    @cython.locals(buf=list, k=Py_ssize_t, m=Mbuf)
+    cpdef _read(self, Socket s, now)
     cpdef _drop(self, m, reason)
     @cython.locals(s=Socket, pcb=Pcb, mem=MemView, mb=Mbuf, st=Storage, d=bytes, o=Py_ssize_t,
                    l4=Py_ssize_t, arrivals=list, pend=_Pend, info=PcbInfo, addrs=bint,
