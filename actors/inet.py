@@ -10,6 +10,7 @@ arithmetic, so a residue of 0 means 0xffff there.
 from __future__ import annotations
 
 import ipaddress
+import sys
 
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
@@ -23,11 +24,15 @@ ETHERTYPE_QINQ = 0x88A8
 
 _from = int.from_bytes
 
+_LITTLE = sys.byteorder == "little"
+
 try:                        # compiled (actors/_core.py): word_sum loops in C
     import cython
     COMPILED = cython.compiled
 except ImportError:         # plain Python without Cython installed
     COMPILED = False
+_FAST8 = COMPILED and _LITTLE   # word_sum's 8-byte loads (C constants when compiled)
+_LO32 = 0xFFFFFFFF
 
 
 def cksum_sum(data: bytes, initial: int = 0) -> int:
@@ -60,10 +65,21 @@ def word_sum(data: bytes, start: int, end: int) -> int:
 
 
 def _word_sum_c(data: bytes, start: int, end: int) -> int:
-    # the loop compiled code runs (typed in inet.pxd); 0 <= start < end <= len(data)
+    # the loop compiled code runs (typed in inet.pxd); 0 <= start < end <= len(data).
+    # Compiled on a little-endian machine it takes 8 bytes a step: one load
+    # (_le8, inet.pxd) is four byte-swapped words, and 2**32 = 1 (mod 0xffff),
+    # so its two halves add up to their sum's residue; the byte-swapped
+    # words' sum times 256 is the words' sum (mod 0xffff, RFC 1071 2.(B)).
     p = data
     s = 0
     i = start
+    if _FAST8:
+        t = 0
+        while i + 8 <= end:
+            x = _le8(p + i)
+            t += (x >> 32) + (x & _LO32)
+            i += 8
+        s = (t % 0xFFFF) << 8
     while i + 1 < end:
         s += (p[i] << 8) | p[i + 1]
         i += 2
