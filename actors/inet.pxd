@@ -7,7 +7,7 @@
 cimport cython
 from libc.string cimport memcpy
 
-cdef bint _LITTLE, _FAST8
+cdef bint _LITTLE, _FAST8, _SOURCE
 cdef unsigned long long _LO32
 
 cdef inline unsigned long long _le8(const unsigned char *p) noexcept nogil:

@@ -32,6 +32,8 @@ try:                        # compiled (actors/_core.py): word_sum loops in C
 except ImportError:         # plain Python without Cython installed
     COMPILED = False
 _FAST8 = COMPILED and _LITTLE   # word_sum's 8-byte loads (C constants when compiled)
+_SOURCE = not COMPILED
+_TZ_MEMO = {}       # toeplitz_at's terms from source: id(table) -> (table, {(bytes, pos): terms})
 _LO32 = 0xFFFFFFFF
 
 
@@ -112,10 +114,23 @@ def toeplitz_at(tab, data: bytes, start: int, n: int, pos: int) -> int:
     frame in place: no key bytes made."""
     if start < 0 or n < 0 or start + n > len(data):
         raise IndexError("toeplitz_at: bytes outside the data")
+    if _SOURCE:                 # from source the loop is slow: the terms of bytes
+        ent = _TZ_MEMO.get(id(tab))     # seen before are kept, per table (held, so
+        if ent is None or ent[0] is not tab:    # that its id is not reused)
+            ent = _TZ_MEMO[id(tab)] = (tab, {})
+        memo = ent[1]
+        key = (data[start:start + n], pos)
+        hm = memo.get(key)
+        if hm is not None:
+            return hm
     p = data
     h = 0
     for i in range(n):
         h ^= tab[(pos + i) * 256 + p[start + i]]
+    if _SOURCE:
+        if len(memo) > 65536:
+            memo.clear()
+        memo[key] = h
     return h
 
 
