@@ -1,9 +1,9 @@
 # Cython declarations for actors/inet.py, read only when the model is
 # compiled (actors/_core.py): the word-sum loop runs over the bytes in C,
 # 8 bytes a load on a little-endian machine (64-bit sums: a frame's words
-# cannot overflow them), bslice copies a
-# slice out of the bytes in place, frozen copies a bytearray into bytes, and
-# toeplitz_at reads hash-table entries for bytes of a frame in place.
+# cannot overflow them), bslice copies a slice out of the bytes in place,
+# frozen copies a bytearray into bytes, and toeplitz_at reads hash-table
+# entries for bytes of a frame in place.
 cimport cython
 from libc.string cimport memcpy
 

@@ -92,11 +92,13 @@ _CSUM_IP_OK = CSUM_IP_CHECKED | CSUM_IP_VALID
 _CSUM_IP_BAD = CSUM_IP_CHECKED
 _CSUM_L4_OK = CSUM_DATA_VALID | CSUM_PSEUDO_HDR
 PKT_KIND = {p: "pkts." + n for p, n in ISR_NAMES.items()}
+# the ethertypes and protocols the receive parser tests (C constants when
+# compiled: comparing a C integer with a Python constant boxes the integer)
 _V4 = 0x0800
 _V6 = 0x86DD
 _VLAN = 0x8100
 _QINQ = 0x88A8
-_TCP = IPPROTO_TCP         # (these six C constants when compiled: no int boxed to compare)
+_TCP = IPPROTO_TCP
 _UDP = IPPROTO_UDP
 
 
@@ -221,7 +223,7 @@ class Nic(Actor):
         Like VLAN-aware RSS on ix/igb, the parser looks past up to two
         802.1Q / 802.1ad tags.  The hash and the checksums are computed
         from the frame's bytes in place (inet.toeplitz_at, inet.word_sum):
-        no key bytes are made and nothing is remembered."""
+        compiled, no key bytes are made and nothing is remembered."""
         n = len(f)
         if n < 14:
             return self._rx_set(0, M_HASHTYPE_NONE, 0)
