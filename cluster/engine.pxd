@@ -6,17 +6,19 @@
 cimport cython
 
 cpdef list canonical(list msgs)
+@cython.locals(mx=set)
+cdef _mark(dict mixed, object w, object dest)
 
 cdef class Host:
     cdef public list actors
     cdef public dict by_name, seq, mail, mixed
     cdef public object Q, codec_check, window, messages
 
-    @cython.locals(mail=dict, box=dict, lst=list, m=tuple, mixed=dict, mx=set)
+    @cython.locals(mail=dict, box=dict, lst=list, m=tuple, mixed=dict)
     cpdef deliver(self, msgs)
     @cython.locals(box=dict, mail=dict, mine=dict, seqs=dict, rest=list,
                    dbox=dict, nbox=dict, lst=list, inbox=list, msg=tuple,
-                   mixed=dict, mx=set, dmx=set,
+                   mixed=dict, mx=set,
                    Qc=cython.longlong, endc=cython.longlong, t=cython.longlong,
                    dw=cython.longlong, nxt=cython.longlong)
     cpdef list step(self, known=*)

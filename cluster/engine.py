@@ -64,6 +64,15 @@ def decode_msgs(blob: bytes) -> list:
             for d, s, q, dest, k, p in msgpack.unpackb(blob, raw=False)]
 
 
+def _mark(mixed: dict, w: int, dest: str) -> None:
+    """Window w's box for `dest` needs canonical() before it is handed over."""
+    mx = mixed.get(w)
+    if mx is None:
+        mixed[w] = {dest}
+    else:
+        mx.add(dest)
+
+
 def relax_gc() -> None:
     """Collect young objects every 100,000 allocations instead of 700.
 
@@ -110,11 +119,7 @@ class Host:
                 box[m[3]] = [m]
             else:
                 lst.append(m)
-            mx = mixed.get(w)
-            if mx is None:
-                mixed[w] = {m[3]}
-            else:
-                mx.add(m[3])
+            _mark(mixed, w, m[3])
 
     def step(self, known=None) -> list:
         """Run one window; keep messages for our own actors, return the rest.
@@ -179,11 +184,7 @@ class Host:
                     if lst is not None:
                         lst.append(msg)
                         if not ordered:
-                            dmx = mixed.get(nxt)
-                            if dmx is None:
-                                mixed[nxt] = {dest}
-                            else:
-                                dmx.add(dest)
+                            _mark(mixed, nxt, dest)
                         continue
                 if dest in mine:
                     dw = t // Qc        # t >= end > 0: C division is floor division
@@ -194,11 +195,7 @@ class Host:
                         if dbox is None:
                             dbox = mail[dw] = {}
                     if t != endc or not ordered:
-                        dmx = mixed.get(dw)
-                        if dmx is None:
-                            mixed[dw] = {dest}
-                        else:
-                            dmx.add(dest)
+                        _mark(mixed, dw, dest)
                     lst = dbox.get(dest)
                     if lst is None:
                         dbox[dest] = [msg]
