@@ -20,15 +20,21 @@ from __future__ import annotations
 
 from .cache import zeros
 
-# The statistics every packet of the common paths bumps, in array order.
+# The statistics every packet of the common paths bumps (and every
+# fragment: reassembly), in array order.
 HOT = ("ips_total", "ips_delivered", "ip6s_total", "ip6s_delivered", "udps_ipackets",
-       "tcps_rcvtotal")
+       "tcps_rcvtotal", "ips_fragments", "ips_reassembled", "ip6s_fragments",
+       "ip6s_reassembled")
 IPS_TOTAL = 0
 IPS_DELIVERED = 1
 IP6S_TOTAL = 2
 IP6S_DELIVERED = 3
 UDPS_IPACKETS = 4
 TCPS_RCVTOTAL = 5
+IPS_FRAGMENTS = 6
+IPS_REASSEMBLED = 7
+IP6S_FRAGMENTS = 8
+IP6S_REASSEMBLED = 9
 NXTHIST = len(HOT)          # ip6s_nxthist.<n> for n in 0..255 follow
 NAMES = HOT + tuple(f"ip6s_nxthist.{n}" for n in range(256))
 INDEX = {name: i for i, name in enumerate(NAMES)}

@@ -41,7 +41,8 @@ per-bucket limits (`maxfragbucketsize`), the drain on mbuf shortage.
 
 from __future__ import annotations
 
-from .inet import in_cksum
+from .counter import IP6S_REASSEMBLED, IPS_REASSEMBLED
+from .inet import frozen, word_sum
 from .mbuf import m_alloc
 
 IPV4_FRAGTTL_NS = 30 * 10**9
@@ -54,7 +55,7 @@ class FragQueue:
     def __init__(self, now: int):
         self.frags = []         # [off, end, mbuf, data bytes] sorted by off
         self.created = now
-        self.total = None       # datagram length once the last fragment is in
+        self.total = -1         # datagram length once the last fragment is in (-1: not yet)
         self.first = None       # (link+IP header bytes up to the payload) of offset 0
 
 
@@ -64,6 +65,8 @@ class Reass:
     def __init__(self, v6: bool, maxpackets: int, maxfrags: int, ttl_ns: int):
         self.v6 = v6
         self.p = "ip6s_" if v6 else "ips_"
+        self.dropped = self.p + "fragdropped"
+        self.i_done = IP6S_REASSEMBLED if v6 else IPS_REASSEMBLED   # its counter's index
         self.maxpackets = maxpackets
         self.maxfrags = maxfrags
         self.ttl = ttl_ns
@@ -84,50 +87,65 @@ class Reass:
         for k in old:
             self._drop_queue(k, "fragtimeout", cnt, end_fn)
 
+    def _fragdropped(self, m, cnt, end_fn) -> None:
+        cnt[self.dropped] += 1
+        end_fn(m, self.dropped)
+
     def input(self, m, key, off: int, mf: bool, hdr, data: bytes, now: int, cnt, end_fn):
         """Add a fragment (`hdr`: what the caller needs of the first fragment).
         Returns (payload, fragments, first fragment's hdr) when the datagram
         is complete - the caller checks its length and builds it - else None
         (the fragment is queued, or dropped: `end_fn(m, reason)` ends the way
         of every mbuf dropped here)."""
-        p = self.p
-        q = self.q.get(key)
+        qs = self.q
+        q = qs.get(key)
         if q is None:
-            if len(self.q) >= self.maxpackets:           # evict the oldest queue
-                self._drop_queue(next(iter(self.q)), "fragtimeout", cnt, end_fn)
-            q = self.q[key] = FragQueue(now)
+            if len(qs) >= self.maxpackets:              # evict the oldest queue
+                self._drop_queue(next(iter(qs)), "fragtimeout", cnt, end_fn)
+            q = FragQueue(now)
+            qs[key] = q
         end = off + len(data)
         frags = q.frags
+        n = len(frags)
         # where the newcomer goes
         i = 0
-        while i < len(frags) and frags[i][0] < off:
+        while i < n:
+            f = frags[i]
+            fo = f[0]
+            if fo >= off:
+                break
             i += 1
         if self.v6:
             for f in frags:
-                if f[0] < end and off < f[1]:            # overlap
-                    exact = f[0] == off and f[1] == end and f[3] == data
-                    cnt[p + "fragdropped"] += 1
-                    end_fn(m, p + "fragdropped")
+                fo = f[0]
+                fe = f[1]
+                if fo < end and off < fe:                # overlap
+                    exact = fo == off and fe == end and f[3] == data
+                    self._fragdropped(m, cnt, end_fn)
                     if not exact:
                         self._drop_queue(key, "fragdropped", cnt, end_fn)
                     return None
         else:
-            if i > 0 and frags[i - 1][1] > off:          # predecessor wins
-                cut = frags[i - 1][1] - off
-                if cut >= len(data):
-                    cnt[p + "fragdropped"] += 1
-                    end_fn(m, p + "fragdropped")
-                    return None
-                data = data[cut:]
-                off += cut
-            while i < len(frags) and frags[i][0] < end:  # newcomer overrides successors
+            if i > 0:
+                fe = frags[i - 1][1]
+                if fe > off:                             # predecessor wins
+                    cut = fe - off
+                    if cut >= len(data):
+                        self._fragdropped(m, cnt, end_fn)
+                        return None
+                    data = data[cut:]
+                    off += cut
+            while i < len(frags):                        # newcomer overrides successors
                 f = frags[i]
-                if f[1] <= end:
+                fo = f[0]
+                if fo >= end:
+                    break
+                fe = f[1]
+                if fe <= end:
                     frags.pop(i)
-                    cnt[p + "fragdropped"] += 1
-                    end_fn(f[2], p + "fragdropped")
+                    self._fragdropped(f[2], cnt, end_fn)
                 else:
-                    f[3] = f[3][end - f[0]:]
+                    f[3] = f[3][end - fo:]
                     f[0] = end
                     break
         frags.insert(i, [off, end, m, data])
@@ -135,34 +153,52 @@ class Reass:
             q.first = hdr
         if not mf:
             q.total = end
-        if len(frags) > self.maxfrags and (q.total is None or not self._complete(q)):
+        if len(frags) > self.maxfrags and (q.total < 0 or not _complete(q)):
             self._drop_queue(key, "fragdropped", cnt, end_fn)
             return None
-        if q.total is None or q.first is None or not self._complete(q):
+        if q.total < 0 or q.first is None or not _complete(q):
             return None
-        del self.q[key]
-        cnt[p + "reassembled"] += 1
-        return b"".join(f[3] for f in frags), frags, q.first
+        del qs[key]
+        cnt.v[self.i_done] += 1
+        return b"".join([f[3] for f in frags]), frags, q.first
 
-    @staticmethod
-    def _complete(q: FragQueue) -> bool:
-        at = 0
-        for f in q.frags:
-            if f[0] > at:
-                return False
-            at = max(at, f[1])
-        return at >= q.total
+
+def _complete(q: FragQueue) -> bool:
+    """Are the fragments contiguous from 0 to the datagram's length?"""
+    at = 0
+    for f in q.frags:
+        fo = f[0]
+        if fo > at:
+            return False
+        fe = f[1]
+        if fe > at:
+            at = fe
+    return at >= q.total
+
+
+def in_cksum_hdr(d: bytes, start: int, end: int) -> int:
+    """in_cksum of d[start:end] (its checksum field zeroed), for a header
+    that is not all zero (an IP header never is): the sum's residue 0 is
+    then 0xffff in ones' complement, whose complement is 0."""
+    s = word_sum(d, start, end)
+    return 0 if s == 0 else 0xFFFF - s
 
 
 def rebuild_v4(first: bytes, l2: int, hl: int, payload: bytes, uma):
     """The reassembled IPv4 datagram: link header + IP header (fixed) + data."""
-    iph = bytearray(first[l2:l2 + hl])
     total = hl + len(payload)
-    iph[2:4] = total.to_bytes(2, "big")
-    iph[6:8] = b"\0\0"
-    iph[10:12] = b"\0\0"
-    iph[10:12] = in_cksum(bytes(iph)).to_bytes(2, "big")
-    m = m_alloc(uma, first[:l2] + bytes(iph) + payload)
+    buf = bytearray(first[:l2 + hl])
+    buf[l2 + 2] = total >> 8
+    buf[l2 + 3] = total & 0xFF
+    buf[l2 + 6] = 0
+    buf[l2 + 7] = 0
+    buf[l2 + 10] = 0
+    buf[l2 + 11] = 0
+    c = in_cksum_hdr(frozen(buf), l2, l2 + hl)
+    buf[l2 + 10] = c >> 8
+    buf[l2 + 11] = c & 0xFF
+    buf += payload
+    m = m_alloc(uma, frozen(buf))
     m.off = l2
     m.len = total
     return m
@@ -172,9 +208,12 @@ def rebuild_v6(first: bytes, l2: int, unfrag: int, payload: bytes, uma):
     """The reassembled IPv6 datagram: link header and unfragmentable part of
     the first fragment (whose chain already names the fragment header's next
     header in its place), payload length set, then the data."""
-    head = bytearray(first[l2:l2 + unfrag])
-    head[4:6] = (unfrag - 40 + len(payload)).to_bytes(2, "big")
-    m = m_alloc(uma, first[:l2] + bytes(head) + payload)
+    buf = bytearray(first[:l2 + unfrag])
+    plen = unfrag - 40 + len(payload)
+    buf[l2 + 4] = (plen >> 8) & 0xFF
+    buf[l2 + 5] = plen & 0xFF
+    buf += payload
+    m = m_alloc(uma, frozen(buf))
     m.off = l2
     m.len = unfrag + len(payload)
     return m

@@ -11,6 +11,8 @@ from actors.counter cimport Stat
 from actors.ip_input cimport ip_input, ip_deliver
 from actors.ip6_input cimport ip6_input, ip6_nexthdr
 from actors.udp_input cimport udp_input_hdr
+from actors.inet cimport bslice, frozen
+from actors.ip_reass cimport Reass, rebuild_v4, rebuild_v6
 
 cdef Py_ssize_t _IP, _IP6, _TCP, _UDP
 
@@ -19,7 +21,8 @@ cdef class ProtoInput:
     cdef public object l_out, l_vnet, l_kind
     cdef public list l_batch
     cdef public object cpu
-    cdef public object absorbed, consumed, reass4, reass6
+    cdef public object absorbed, consumed
+    cdef public Reass reass4, reass6
     cdef public Stat counters
     cdef public long long[::1] ifaddr_rec, ifaddr6_rec
     cdef public dict vnets, vnet_actor, drops
@@ -28,6 +31,16 @@ cdef class ProtoInput:
     cdef public MemView mem
 
     cpdef _end(self, m, reason, consumer)
+    @cython.locals(tap=Tap, uma=Uma, f=list, fm=Mbuf)
+    cdef _absorb(self, list frags, Mbuf datagram)
+    cdef _adopt(self, Mbuf m2, Mbuf first)
+    @cython.locals(d=bytes, o=Py_ssize_t, offw=Py_ssize_t, mf=bint, off=Py_ssize_t, data=bytes,
+                   res=tuple, first=tuple, fhl=Py_ssize_t, payload=bytes, frags=list, m2=Mbuf)
+    cdef Mbuf _reass4(self, Mbuf m, Py_ssize_t hl, long long now, Stat cnt)
+    @cython.locals(d=bytes, o=Py_ssize_t, f=Py_ssize_t, nxt=Py_ssize_t, offw=Py_ssize_t, mf=bint,
+                   off=Py_ssize_t, data=bytes, first=bytearray, res=tuple, hdr=tuple,
+                   unfrag=Py_ssize_t, payload=bytes, frags=list, m2=Mbuf)
+    cdef Mbuf _reass6(self, Mbuf m, Py_ssize_t foff, Py_ssize_t nxt_off, long long now, Stat cnt)
     @cython.locals(cost=cython.longlong, cnt=Stat, ulp=Py_ssize_t, off=Py_ssize_t)
     cpdef long long input(self, Mbuf m, Py_ssize_t proto, dict out, long long now) except? -1
     @cython.locals(w=cython.longlong, b=list)

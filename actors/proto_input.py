@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .counter import Stat
+from .counter import IP6S_FRAGMENTS, IPS_FRAGMENTS, Stat
 from .cache import IFADDR_LINES, shared_rec
 from .costs import to_ns
 from .ether_input import NETISR_IP, NETISR_IPV6
 from .icmp_input import arp_input, icmp6_input, icmp_input
-from .inet import IPPROTO_TCP, IPPROTO_UDP
+from .inet import IPPROTO_TCP, IPPROTO_UDP, bslice, frozen
 from .ip6_input import ip6_input, ip6_nexthdr
 from .ip_input import ip_deliver, ip_input
 from .ip_reass import IPV4_FRAGTTL_NS, IPV6_FRAGTTL_NS, Reass, rebuild_v4, rebuild_v6
@@ -104,91 +104,103 @@ class ProtoInput:
         m_freem(self.uma, m)
 
     # -- reassembly ----------------------------------------------------------
-    def _absorb(self, frags, datagram) -> None:
+    def _absorb(self, frags: list, datagram) -> None:
         """The fragments went into `datagram`: their mbufs are freed; all but
         one of the frames are accounted as absorbed (the datagram carries on
         for the last)."""
+        tap = self.tap
+        uma = self.uma
         for f in frags:
-            if self.tap is not None:
-                self.tap.add(f[2], False, f"fragment reassembled into datagram {datagram.pkt_id}")
-            m_freem(self.uma, f[2])
+            fm = f[2]
+            if tap is not None:
+                tap.add(fm, False, f"fragment reassembled into datagram {datagram.pkt_id}")
+            m_freem(uma, fm)
         self.absorbed += len(frags) - 1
 
     def _adopt(self, m2, first) -> None:
         """The reassembled datagram takes the packet header of its first fragment."""
-        for f in ("rcvif", "vnet", "flowid", "hashtype", "fib", "vlan", "arrival_ns",
-                  "stamp_ns", "pkt_id", "line_cpu", "line_at", "line_pat"):
-            setattr(m2, f, getattr(first, f))
+        m2.rcvif = first.rcvif
+        m2.vnet = first.vnet
+        m2.flowid = first.flowid
+        m2.hashtype = first.hashtype
+        m2.fib = first.fib
+        m2.vlan = first.vlan
+        m2.arrival_ns = first.arrival_ns
+        m2.stamp_ns = first.stamp_ns
+        m2.pkt_id = first.pkt_id
+        m2.line_cpu = first.line_cpu
+        m2.line_at = first.line_at
+        m2.line_pat = first.line_pat
         m2.flags |= first.flags & (M_BCAST | M_MCAST)
 
-    def _reass4(self, m, r, now: int, cnt):
-        hl = r[1]
+    def _reass4(self, m, hl: int, now: int, cnt):
         d = m.st.data
         o = m.off
         offw = (d[o + 6] << 8) | d[o + 7]
-        mf = bool(offw & 0x2000)
+        mf = (offw & 0x2000) != 0
         off = (offw & 0x1FFF) << 3
-        data = d[o + hl:o + m.len]
+        data = bslice(d, o + hl, o + m.len)
         if not data or (mf and len(data) & 7):
             cnt["ips_toosmall"] += 1
             cnt["ips_fragdropped"] += 1
             self._end(m, "ips_toosmall", None)
             return None
-        cnt["ips_fragments"] += 1
-        key = (d[o + 12:o + 20], d[o + 4:o + 6], d[o + 9])
-        res = self.reass4.input(m, key, off, mf, (d[:o + hl], o, hl, m), data, now, cnt,
-                                self._end_frag)
+        cnt.v[IPS_FRAGMENTS] += 1
+        key = (bslice(d, o + 12, o + 20), bslice(d, o + 4, o + 6), d[o + 9])
+        res = self.reass4.input(m, key, off, mf, (bslice(d, 0, o + hl), o, hl, m), data, now,
+                                cnt, self._end_frag)
         if res is None:
             return None
-        payload, frags, (first, l2, fhl, fm) = res
+        payload, frags, first = res
+        fhl = first[2]
         if fhl + len(payload) > 65535:
             cnt["ips_toolong"] += 1
             for f in frags:
                 cnt["ips_fragdropped"] += 1
                 self._end(f[2], "ips_toolong", None)
             return None
-        m2 = rebuild_v4(first, l2, fhl, payload, self.uma)
-        self._adopt(m2, fm)
+        m2 = rebuild_v4(first[0], first[1], fhl, payload, self.uma)
+        self._adopt(m2, first[3])
         self._absorb(frags, m2)
         return m2
 
-    def _reass6(self, m, r, now: int, cnt):
-        _, foff, nxt_off = r
+    def _reass6(self, m, foff: int, nxt_off: int, now: int, cnt):
         d = m.st.data
         o = m.off
         f = o + foff
         nxt = d[f]
         offw = (d[f + 2] << 8) | d[f + 3]
-        mf = bool(offw & 1)
+        mf = (offw & 1) != 0
         off = offw & 0xFFF8
-        data = d[f + 8:o + m.len]
+        data = bslice(d, f + 8, o + m.len)
         # the fragment header's next header takes its place in the chain
-        first = bytearray(d[:f])
+        first = bytearray(bslice(d, 0, f))
         first[o + nxt_off] = nxt
         if off == 0 and not mf:                      # an atomic fragment (RFC 6946)
             cnt["ip6s_atomicfrags"] += 1
-            m2 = rebuild_v6(bytes(first), o, foff, data, self.uma)
+            m2 = rebuild_v6(frozen(first), o, foff, data, self.uma)
             self._adopt(m2, m)
             self._absorb([[0, 0, m, b""]], m2)
             return m2
         if mf and (len(data) & 7 or not data):
             self._end(m, "ip6s_badfrag", None)   # ICMPv6 parameter problem, not a fragment
             return None
-        cnt["ip6s_fragments"] += 1
-        key = (d[o + 8:o + 40], d[f + 4:f + 8])
-        res = self.reass6.input(m, key, off, mf, (bytes(first), o, foff, m), data, now, cnt,
+        cnt.v[IP6S_FRAGMENTS] += 1
+        key = (bslice(d, o + 8, o + 40), bslice(d, f + 4, f + 8))
+        res = self.reass6.input(m, key, off, mf, (frozen(first), o, foff, m), data, now, cnt,
                                 self._end_frag)
         if res is None:
             return None
-        payload, frags, (first, l2, unfrag, fm) = res
+        payload, frags, hdr = res
+        unfrag = hdr[2]
         if unfrag - 40 + len(payload) > 65535:
             cnt["ip6s_toolong"] += 1
             for fr in frags:
                 cnt["ip6s_fragdropped"] += 1
                 self._end(fr[2], "ip6s_toolong", None)
             return None
-        m2 = rebuild_v6(first, l2, unfrag, payload, self.uma)
-        self._adopt(m2, fm)
+        m2 = rebuild_v6(hdr[0], hdr[1], unfrag, payload, self.uma)
+        self._adopt(m2, hdr[3])
         self._absorb(frags, m2)
         return m2
 
@@ -218,7 +230,10 @@ class ProtoInput:
             return cost
         if r[0] < 0:                                 # a fragment: reassemble first
             cost += self.c_reass
-            m = (self._reass6 if proto == NETISR_IPV6 else self._reass4)(m, r, now, cnt)
+            if proto == _IP6:
+                m = self._reass6(m, r[1], r[2], now, cnt)
+            else:
+                m = self._reass4(m, r[1], now, cnt)
             if m is None:
                 return cost
             r = ip6_nexthdr(m, cnt, first=False) if proto == NETISR_IPV6 else ip_deliver(m, r[1], cnt)

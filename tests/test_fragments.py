@@ -3,10 +3,16 @@ extension-header chain, against fragments and headers built by scapy."""
 
 import random
 
+from hypothesis import given, settings, strategies as st
+
 from scapy.layers.inet import IP, UDP, fragment
 from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
                                 IPv6ExtHdrRouting, fragment6)
 from scapy.layers.l2 import Ether
+
+from actors.inet import cksum_sum, in_cksum
+from actors.ip_reass import rebuild_v4, rebuild_v6
+from actors.mbuf import Uma
 
 from test_link_input import MAC, replay
 
@@ -190,3 +196,47 @@ def test_ipv4_options():
     check_accounted(m, 3)
     assert m["totals"]["delivered_by"] == {"socket": 1}
     assert m["totals"]["dropped"] == {"ips_cantforward": 1, "ips_badoptions": 1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=14, max_size=22), st.integers(0, 10), st.binary(min_size=20, max_size=20),
+       st.binary(max_size=1500))
+def test_rebuilt_datagram_headers(l2, opt_words, iph, payload):
+    """The datagram ip_reass / frag6_input rebuild, against the fields set
+    one by one and the header checksum computed by in_cksum (RFC 1071)."""
+    hl = 20 + 4 * opt_words
+    hdr = bytes([0x40 | hl >> 2]) + iph[1:] + bytes(range(hl - 20))
+    uma = Uma()
+    m = rebuild_v4(l2 + hdr + b"trailing", len(l2), hl, payload, uma)
+    d = m.st.data
+    want = bytearray(hdr)
+    want[2:4] = (hl + len(payload)).to_bytes(2, "big")
+    want[6:8] = want[10:12] = b"\0\0"
+    want[10:12] = in_cksum(bytes(want)).to_bytes(2, "big")
+    assert d == l2 + bytes(want) + payload
+    assert (m.off, m.len) == (len(l2), hl + len(payload))
+    assert cksum_sum(d[m.off:m.off + hl]) == 0xFFFF         # the header verifies
+    unfrag = 40 + 8 * opt_words
+    head6 = bytes([0x60]) + iph[1:] + bytes(range(unfrag - 20))
+    m6 = rebuild_v6(l2 + head6 + b"fraghdr!", len(l2), unfrag, payload, uma)
+    want6 = bytearray(head6)
+    want6[4:6] = (unfrag - 40 + len(payload)).to_bytes(2, "big")
+    assert m6.st.data == l2 + bytes(want6) + payload
+    assert (m6.off, m6.len) == (len(l2), unfrag + len(payload))
+
+
+def test_rebuilt_header_whose_sum_is_zero():
+    """A header whose words sum to 0 mod 0xffff: in_cksum writes 0 there,
+    not 0xffff (both verify; FreeBSD's in_cksum gives 0)."""
+    payload = bytes(100)
+    hdr = bytearray(bytes.fromhex("4500") + bytes(2) + bytes.fromhex("1234 2000 4011 0000 c6336407 0a000001"))
+    hdr[2:4] = (20 + len(payload)).to_bytes(2, "big")
+    hdr[6:8] = b"\0\0"
+    s = sum(int.from_bytes(hdr[i:i + 2], "big") for i in range(0, 20, 2)) % 0xFFFF
+    ident = (0x1234 - s) % 0xFFFF          # the id word that brings the sum to 0
+    hdr[4:6] = ident.to_bytes(2, "big")
+    hdr[2:4] = b"\0\0"                     # the rebuild sets the length and offset again
+    hdr[6:8] = b"\x20\x00"
+    m = rebuild_v4(bytes(14) + bytes(hdr), 14, 20, payload, Uma())
+    assert m.st.data[14 + 10:14 + 12] == b"\0\0"
+    assert in_cksum(bytes(m.st.data[14:34])) == 0
