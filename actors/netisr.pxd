@@ -11,7 +11,7 @@ from actors.base cimport Actor, KThread, Tap
 from actors.cache cimport MemView
 from actors.mbuf cimport Mbuf, Uma, m_freem
 from actors.proto_input cimport ProtoInput
-from actors.sched cimport Loads
+from actors.sched cimport Loads, pick_thread_cpu, steal
 
 cdef class NetisrConfig:
     cdef public object nws, ncpus, rr, hybrid

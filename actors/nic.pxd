@@ -13,7 +13,7 @@ from actors.ether_input cimport ether_input
 from actors.inet cimport toeplitz_at, word_sum
 from actors.netisr cimport NetisrConfig
 from actors.proto_input cimport ProtoInput
-from actors.sched cimport Loads
+from actors.sched cimport Loads, pick_ithread_cpu
 
 cdef long long _CSUM_IP_OK, _CSUM_IP_BAD, _CSUM_L4_OK
 cdef Py_ssize_t _V4, _V6, _VLAN, _QINQ, _TCP, _UDP

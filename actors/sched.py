@@ -41,6 +41,8 @@ from __future__ import annotations
 
 IDLE_FRACTION = 0.05
 BUSY_FRACTION = 0.5
+_IDLE = IDLE_FRACTION       # C doubles when compiled (no value boxed to compare)
+_BUSY = BUSY_FRACTION
 
 
 class Loads:
@@ -52,45 +54,99 @@ class Loads:
     def __init__(self, ncpu: int, quantum_ns: int, pkg: list):
         self.by_cpu = [[] for _ in range(ncpu)]
         self.Q = quantum_ns
-        self.pkg = pkg
+        self.pkg = list(pkg)
 
     def set(self, cpu: int, demand: list) -> None:
         self.by_cpu[cpu] = demand
 
     def total(self, c: int, me: str = "") -> int:
-        return sum(ns for _, t, ns in self.by_cpu[c] if t != me)
+        s = 0
+        for e in self.by_cpu[c]:
+            if e[1] != me:
+                ns = e[2]
+                s += ns
+        return s
 
     def at_or_above(self, c: int, pri: int, me: str = "") -> int:
-        return sum(ns for p, t, ns in self.by_cpu[c] if p <= pri and t != me)
+        s = 0
+        for e in self.by_cpu[c]:
+            p = e[0]
+            if p <= pri and e[1] != me:
+                ns = e[2]
+                s += ns
+        return s
 
     def can_run(self, c: int, pri: int, me: str = "") -> bool:
-        return self.at_or_above(c, pri, me) < BUSY_FRACTION * self.Q
+        return self.at_or_above(c, pri, me) < _BUSY * self.Q
 
     def idle(self, c: int, me: str = "") -> bool:
-        return self.total(c, me) < IDLE_FRACTION * self.Q
+        return self.total(c, me) < _IDLE * self.Q
+
+
+def _before(a0: int, a1: int, a2: int, a3: int, b0: int, b1: int, b2: int, b3: int) -> bool:
+    """(a0, a1, a2, a3) < (b0, b1, b2, b3), as tuples compare."""
+    if a0 != b0:
+        return a0 < b0
+    if a1 != b1:
+        return a1 < b1
+    if a2 != b2:
+        return a2 < b2
+    return a3 < b3
 
 
 def pick_ithread_cpu(loads: Loads, pri: int, vec_cpu: int, last: int, me: str = "") -> int:
-    """sched_pickcpu for an interrupt thread woken by a vector on vec_cpu."""
+    """sched_pickcpu for an interrupt thread woken by a vector on vec_cpu:
+    among vec_cpu's package, the least of (cannot run at once, load, not
+    the last CPU, not vec_cpu, number)."""
     if loads.idle(vec_cpu, me):
         return vec_cpu
-    p = loads.pkg[vec_cpu]
-    cands = [c for c in range(len(loads.by_cpu)) if loads.pkg[c] == p]
-    return min(cands, key=lambda c: (not loads.can_run(c, pri, me), loads.total(c, me),
-                                     c != last, c != vec_cpu, c))
+    pkg = loads.pkg
+    p = pkg[vec_cpu]
+    best = -1
+    b0 = b1 = b2 = b3 = 0
+    for c in range(len(loads.by_cpu)):
+        pc = pkg[c]
+        if pc != p:
+            continue
+        k0 = 0 if loads.can_run(c, pri, me) else 1
+        k1 = loads.total(c, me)
+        k2 = 1 if c != last else 0
+        k3 = 1 if c != vec_cpu else 0
+        if best < 0 or _before(k0, k1, k2, k3, b0, b1, b2, b3):
+            best = c            # c rises: a tie keeps the lower number, as the key's c would
+            b0 = k0
+            b1 = k1
+            b2 = k2
+            b3 = k3
+    return best
 
 
 def pick_thread_cpu(loads: Loads, pri: int, last: int, waker: int | None, me: str = "") -> int:
-    """sched_pickcpu for a thread that is not an interrupt thread."""
+    """sched_pickcpu for a thread that is not an interrupt thread: its last
+    CPU if it can run there at once; else the least of (cannot run at
+    once, load, not the last CPU's package, not the last CPU, number); and
+    the waker's CPU instead in the case the module comment gives."""
     if loads.can_run(last, pri, me):
         return last
-    lp = loads.pkg[last]
-    best = min(range(len(loads.by_cpu)),
-               key=lambda c: (not loads.can_run(c, pri, me), loads.total(c, me),
-                              loads.pkg[c] != lp, c != last, c))
+    pkg = loads.pkg
+    lp = pkg[last]
+    best = -1
+    b0 = b1 = b2 = b3 = 0
+    for c in range(len(loads.by_cpu)):
+        k0 = 0 if loads.can_run(c, pri, me) else 1
+        k1 = loads.total(c, me)
+        pc = pkg[c]
+        k2 = 1 if pc != lp else 0
+        k3 = 1 if c != last else 0
+        if best < 0 or _before(k0, k1, k2, k3, b0, b1, b2, b3):
+            best = c
+            b0 = k0
+            b1 = k1
+            b2 = k2
+            b3 = k3
     if (waker is not None and waker != best and not loads.idle(best, me)
             and loads.can_run(waker, pri, me)
-            and loads.total(waker, me) <= loads.total(best, me) + loads.Q):
+            and loads.total(waker, me) <= b1 + loads.Q):
         return waker
     return best
 
@@ -102,12 +158,17 @@ def steal(loads: Loads, pri: int, cur: int, me: str = "") -> int:
     the first idle CPU of its package, else of any package; or stays."""
     if loads.can_run(cur, pri, me):
         return cur
-    n = len(loads.by_cpu)
-    idle = [c for c in range(n) if c != cur and loads.idle(c, me)]
-    if not idle:
-        return cur
-    p = loads.pkg[cur]
-    return min(idle, key=lambda c: (loads.pkg[c] != p, c))
+    pkg = loads.pkg
+    p = pkg[cur]
+    other = -1                  # the first idle CPU of another package
+    for c in range(len(loads.by_cpu)):
+        if c != cur and loads.idle(c, me):
+            pc = pkg[c]
+            if pc == p:
+                return c
+            if other < 0:
+                other = c
+    return cur if other < 0 else other
 
 
 def float_vector_cpu(vector: int, k: int, ncpu: int) -> int:

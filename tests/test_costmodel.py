@@ -311,6 +311,72 @@ def test_an_unbound_netisr_leaves_a_cpu_its_ithread_saturates():
             or bound["totals"]["dropped_total"] > free["totals"]["dropped_total"])
 
 
+
+# The placement rules as the module comment states them, with min() over
+# tuple keys: the reference the loops in actors/sched.py must agree with.
+def _ref_total(by, c, me=""):
+    return sum(ns for _, t, ns in by[c] if t != me)
+
+
+def _ref_can_run(by, Q, c, pri, me=""):
+    return sum(ns for p, t, ns in by[c] if p <= pri and t != me) < 0.5 * Q
+
+
+def _ref_idle(by, Q, c, me=""):
+    return _ref_total(by, c, me) < 0.05 * Q
+
+
+def _ref_ithread(by, Q, pkg, pri, vec, last, me):
+    if _ref_idle(by, Q, vec, me):
+        return vec
+    cands = [c for c in range(len(by)) if pkg[c] == pkg[vec]]
+    return min(cands, key=lambda c: (not _ref_can_run(by, Q, c, pri, me), _ref_total(by, c, me),
+                                     c != last, c != vec, c))
+
+
+def _ref_thread(by, Q, pkg, pri, last, waker, me):
+    if _ref_can_run(by, Q, last, pri, me):
+        return last
+    best = min(range(len(by)), key=lambda c: (not _ref_can_run(by, Q, c, pri, me),
+                                              _ref_total(by, c, me), pkg[c] != pkg[last],
+                                              c != last, c))
+    if (waker is not None and waker != best and not _ref_idle(by, Q, best, me)
+            and _ref_can_run(by, Q, waker, pri, me)
+            and _ref_total(by, waker, me) <= _ref_total(by, best, me) + Q):
+        return waker
+    return best
+
+
+def _ref_steal(by, Q, pkg, pri, cur, me):
+    if _ref_can_run(by, Q, cur, pri, me):
+        return cur
+    idle = [c for c in range(len(by)) if c != cur and _ref_idle(by, Q, c, me)]
+    if not idle:
+        return cur
+    return min(idle, key=lambda c: (pkg[c] != pkg[cur], c))
+
+
+_THREADS = ["ix0:rxq0", "netisr 0", "netisr 1", "user", "app"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(1, 6).flatmap(lambda n: st.tuples(
+    st.lists(st.lists(st.tuples(st.sampled_from([16, 40, 160]), st.sampled_from(_THREADS),
+                                st.integers(0, 12_000)), max_size=4), min_size=n, max_size=n),
+    st.lists(st.integers(0, 2), min_size=n, max_size=n),
+    st.integers(0, n - 1), st.integers(0, n - 1), st.one_of(st.none(), st.integers(0, n - 1)))),
+    st.sampled_from([16, 40, 160]), st.sampled_from(_THREADS + [""]))
+def test_placement_rules_agree_with_their_statement(case, pri, me):
+    by, pkg, a, b, waker = case
+    Q = 10_000
+    loads = Loads(len(by), Q, pkg)
+    for c, d in enumerate(by):
+        loads.set(c, d)
+    assert pick_ithread_cpu(loads, pri, a, b, me) == _ref_ithread(by, Q, pkg, pri, a, b, me)
+    assert pick_thread_cpu(loads, pri, a, waker, me) == _ref_thread(by, Q, pkg, pri, a, waker, me)
+    assert steal(loads, pri, a, me) == _ref_steal(by, Q, pkg, pri, a, me)
+
+
 def test_a_balanced_vector_goes_to_the_least_loaded_cpu():
     from actors.sched import balance_vector_cpu
     loads = Loads(4, 10_000, [0, 0, 0, 0])
