@@ -20,6 +20,8 @@ cpdef long long word_sum(object data, Py_ssize_t start, Py_ssize_t end) except? 
 @cython.locals(s=cython.ulonglong, t=cython.ulonglong, x=cython.ulonglong, i=Py_ssize_t,
                p=cython.p_uchar)
 cpdef long long _word_sum_c(bytes data, Py_ssize_t start, Py_ssize_t end) except? -1
+@cython.locals(s=cython.longlong)
+cpdef long long hdr_cksum(bytes d, Py_ssize_t start, Py_ssize_t end) except? -1
 @cython.locals(n=Py_ssize_t, p=cython.p_uchar)
 cpdef bytes bslice(bytes data, Py_ssize_t start, Py_ssize_t end)
 @cython.locals(p=cython.p_uchar)

@@ -148,6 +148,14 @@ def in_cksum(data: bytes, initial: int = 0) -> int:
     return ~cksum_sum(data, initial) & 0xFFFF
 
 
+def hdr_cksum(d: bytes, start: int, end: int) -> int:
+    """in_cksum of d[start:end] (its checksum field zeroed), for a header
+    that is not all zero (an IP header never is): the sum's residue 0 is
+    then 0xffff in ones' complement, whose complement is 0."""
+    s = word_sum(d, start, end)
+    return 0 if s == 0 else 0xFFFF - s
+
+
 def pseudo_sum(d: bytes, ip_off: int, v6: bool, proto: int, length: int) -> int:
     """Partial sum (not folded) of the IPv4/IPv6 pseudo header of the IP
     header at d[ip_off:], for upper-layer `proto` and `length` bytes."""

@@ -6,7 +6,7 @@
 # lists of Python objects, and no arithmetic changes.
 cimport cython
 from actors.counter cimport Stat
-from actors.inet cimport frozen, word_sum
+from actors.inet cimport frozen, hdr_cksum
 from actors.mbuf cimport Mbuf, Uma, m_alloc
 
 cdef class FragQueue:
@@ -30,9 +30,6 @@ cdef class Reass:
 
 @cython.locals(f=list, at=cython.longlong, fo=cython.longlong, fe=cython.longlong)
 cdef bint _complete(FragQueue q) except -1
-
-@cython.locals(s=cython.longlong)
-cpdef long long in_cksum_hdr(bytes d, Py_ssize_t start, Py_ssize_t end) except? -1
 
 @cython.locals(total=Py_ssize_t, buf=bytearray, c=Py_ssize_t, m=Mbuf)
 cpdef Mbuf rebuild_v4(bytes first, Py_ssize_t l2, Py_ssize_t hl, bytes payload, Uma uma)

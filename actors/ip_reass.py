@@ -42,7 +42,7 @@ per-bucket limits (`maxfragbucketsize`), the drain on mbuf shortage.
 from __future__ import annotations
 
 from .counter import IP6S_REASSEMBLED, IPS_REASSEMBLED
-from .inet import frozen, word_sum
+from .inet import frozen, hdr_cksum
 from .mbuf import m_alloc
 
 IPV4_FRAGTTL_NS = 30 * 10**9
@@ -176,14 +176,6 @@ def _complete(q: FragQueue) -> bool:
     return at >= q.total
 
 
-def in_cksum_hdr(d: bytes, start: int, end: int) -> int:
-    """in_cksum of d[start:end] (its checksum field zeroed), for a header
-    that is not all zero (an IP header never is): the sum's residue 0 is
-    then 0xffff in ones' complement, whose complement is 0."""
-    s = word_sum(d, start, end)
-    return 0 if s == 0 else 0xFFFF - s
-
-
 def rebuild_v4(first: bytes, l2: int, hl: int, payload: bytes, uma):
     """The reassembled IPv4 datagram: link header + IP header (fixed) + data."""
     total = hl + len(payload)
@@ -194,7 +186,7 @@ def rebuild_v4(first: bytes, l2: int, hl: int, payload: bytes, uma):
     buf[l2 + 7] = 0
     buf[l2 + 10] = 0
     buf[l2 + 11] = 0
-    c = in_cksum_hdr(frozen(buf), l2, l2 + hl)
+    c = hdr_cksum(frozen(buf), l2, l2 + hl)
     buf[l2 + 10] = c >> 8
     buf[l2 + 11] = c & 0xFF
     buf += payload

@@ -6,7 +6,7 @@
 # the id into its template bytearray in C; the other values stay Python
 # objects.
 cimport cython
-from actors.inet cimport frozen
+from actors.inet cimport frozen, hdr_cksum
 
 cdef class TrafficSource:
     cdef public object index, next_id, rate, start_ns, stop_ns, poisson, rng, flow_cdf
@@ -18,3 +18,8 @@ cdef class TrafficSource:
     @cython.locals(good=bytearray, bad=bytearray, b=bytearray, at=Py_ssize_t, i=Py_ssize_t,
                    base=cython.ulonglong, s=cython.ulonglong, ck=cython.ulonglong)
     cpdef bytes frame(self, long long f, long long size, unsigned long long pkt_id, long long corrupt)
+
+@cython.locals(hl=Py_ssize_t, h=Py_ssize_t, e=Py_ssize_t, cut=Py_ssize_t, mid=Py_ssize_t,
+               n=Py_ssize_t, off=Py_ssize_t, m=Py_ssize_t, c=Py_ssize_t, nxt=Py_ssize_t,
+               a=bytearray, b=bytearray, x=bytearray, first=bint)
+cpdef tuple fragment2(bytes frame, unsigned long long ident)

@@ -30,7 +30,7 @@ from bisect import bisect_left
 
 import numpy as np
 
-from .inet import IPPROTO_UDP, ETHERTYPE_IP, ETHERTYPE_IPV6, frozen, in_cksum
+from .inet import IPPROTO_UDP, ETHERTYPE_IP, ETHERTYPE_IPV6, frozen, hdr_cksum, in_cksum
 
 # a frame's UDP checksum, then its 8-byte packet id, written into its template
 _CKID_INTO = struct.Struct("!HQ").pack_into
@@ -237,34 +237,70 @@ class TrafficSource:
 
 def fragment2(frame: bytes, ident: int):
     """Split an Ethernet + IPv4/IPv6 datagram into two fragments (the first
-    half of the IP payload rounded down to 8 bytes, then the rest)."""
-    if frame[12:14] == b"\x08\x00":
+    half of the IP payload rounded down to 8 bytes, then the rest; the
+    datagram's own length, not the frame's, says where its payload ends)."""
+    if frame[12] == 8 and frame[13] == 0:
         hl = (frame[14] & 15) * 4
-        ip = frame[14:14 + hl]
-        pay = frame[14 + hl:14 + int.from_bytes(frame[16:18], "big")]
-        cut = max(8, (len(pay) // 2) & ~7)
-        out = []
-        for off, part, mf in ((0, pay[:cut], 0x2000), (cut, pay[cut:], 0)):
-            h = bytearray(ip)
-            h[2:4] = (hl + len(part)).to_bytes(2, "big")
-            h[4:6] = (ident & 0xFFFF).to_bytes(2, "big")
-            h[6:8] = (mf | (off >> 3)).to_bytes(2, "big")
-            h[10:12] = b"\0\0"
-            h[10:12] = in_cksum(bytes(h)).to_bytes(2, "big")
-            out.append(frame[:14] + bytes(h) + part)
-        return out[0], out[1]
-    ip6 = frame[14:54]
-    pay = frame[54:54 + int.from_bytes(frame[18:20], "big")]
-    cut = max(8, (len(pay) // 2) & ~7)
-    out = []
-    for off, part, m in ((0, pay[:cut], 1), (cut, pay[cut:], 0)):
-        h = bytearray(ip6)
-        h[4:6] = (8 + len(part)).to_bytes(2, "big")
-        nxt = h[6]
-        h[6] = 44
-        fh = bytes([nxt, 0]) + (off | m).to_bytes(2, "big") + (ident & 0xFFFFFFFF).to_bytes(4, "big")
-        out.append(frame[:14] + bytes(h) + fh + part)
-    return out[0], out[1]
+        h = 14 + hl                                 # the payload's start
+        e = 14 + ((frame[16] << 8) | frame[17])     # ... and its end
+        if e > len(frame):
+            e = len(frame)
+        if e < h:
+            e = h
+        cut = ((e - h) // 2) & ~7
+        if cut < 8:
+            cut = 8
+        mid = h + cut if h + cut < e else e
+        a = bytearray(frame[:mid])
+        b = bytearray(frame[:h])
+        b += frame[mid:e]
+        n = mid - h
+        a[16] = (hl + n) >> 8 & 0xFF
+        a[17] = (hl + n) & 0xFF
+        n = e - mid
+        b[16] = (hl + n) >> 8 & 0xFF
+        b[17] = (hl + n) & 0xFF
+        for x in (a, b):
+            x[18] = ident >> 8 & 0xFF
+            x[19] = ident & 0xFF
+            x[24] = 0
+            x[25] = 0
+        a[20] = 0x20                                # MF, offset 0
+        a[21] = 0
+        off = cut >> 3
+        b[20] = off >> 8 & 0xFF                     # offset cut / 8, MF clear
+        b[21] = off & 0xFF
+        c = hdr_cksum(frozen(a), 14, h)
+        a[24] = c >> 8
+        a[25] = c & 0xFF
+        c = hdr_cksum(frozen(b), 14, h)
+        b[24] = c >> 8
+        b[25] = c & 0xFF
+        return frozen(a), frozen(b)
+    e = 54 + ((frame[18] << 8) | frame[19])
+    if e > len(frame):
+        e = len(frame)
+    if e < 54:
+        e = 54
+    cut = ((e - 54) // 2) & ~7
+    if cut < 8:
+        cut = 8
+    mid = 54 + cut if 54 + cut < e else e
+    nxt = frame[20]
+    a = bytearray(frame[:54])
+    b = bytearray(frame[:54])
+    for x, first in ((a, True), (b, False)):
+        n = (mid - 54) if first else (e - mid)
+        x[18] = (8 + n) >> 8 & 0xFF
+        x[19] = (8 + n) & 0xFF
+        x[20] = 44                                  # a fragment header follows
+        off = 0 if first else cut
+        m = 1 if first else 0
+        x += bytes((nxt, 0, (off | m) >> 8 & 0xFF, (off | m) & 0xFF, ident >> 24 & 0xFF,
+                    ident >> 16 & 0xFF, ident >> 8 & 0xFF, ident & 0xFF))
+    a += frame[54:mid]
+    b += frame[mid:e]
+    return frozen(a), frozen(b)
 
 
 # link types of captures -> the NIC's link layer
