@@ -16,7 +16,7 @@ discovery and MLD, ARP cache updates and replies.
 
 from __future__ import annotations
 
-from .inet import IPPROTO_ICMPV6, cksum_sum, pseudo_sum
+from .inet import IPPROTO_ICMPV6, cksum_ok, pseudo_sum
 
 
 def icmp_input(m, off: int, cnt):
@@ -26,7 +26,7 @@ def icmp_input(m, off: int, cnt):
     n = m.len - off
     if n < 8:
         return "icps_tooshort"
-    if cksum_sum(d[s:s + n]) != 0xFFFF:
+    if not cksum_ok(d, s, s + n):
         return "icps_checksum"
     cnt[f"icps_inhist.{d[s]}"] += 1
     return None
@@ -40,7 +40,7 @@ def icmp6_input(m, off: int, cnt):
     if n < 4:
         return "icp6s_tooshort"
     ps = pseudo_sum(d, o, True, IPPROTO_ICMPV6, n)
-    if cksum_sum(d[s:s + n], ps) != 0xFFFF:
+    if not cksum_ok(d, s, s + n, ps):
         return "icp6s_checksum"
     cnt[f"icp6s_inhist.{d[s]}"] += 1
     return None

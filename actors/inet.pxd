@@ -22,6 +22,7 @@ cpdef long long word_sum(object data, Py_ssize_t start, Py_ssize_t end) except? 
 cpdef long long _word_sum_c(bytes data, Py_ssize_t start, Py_ssize_t end) except? -1
 @cython.locals(s=cython.longlong)
 cpdef long long hdr_cksum(bytes d, Py_ssize_t start, Py_ssize_t end) except? -1
+cpdef bint cksum_ok(bytes d, Py_ssize_t start, Py_ssize_t end, initial=*) except -1
 @cython.locals(n=Py_ssize_t, p=cython.p_uchar)
 cpdef bytes bslice(bytes data, Py_ssize_t start, Py_ssize_t end)
 @cython.locals(p=cython.p_uchar)

@@ -156,6 +156,16 @@ def hdr_cksum(d: bytes, start: int, end: int) -> int:
     return 0 if s == 0 else 0xFFFF - s
 
 
+def cksum_ok(d: bytes, start: int, end: int, initial=0) -> bool:
+    """Does d[start:end] plus `initial` (a pseudo-header sum, unfolded) sum
+    to 0xffff in ones' complement - a checksum that verifies - as
+    cksum_sum(d[start:end], initial) == 0xffff says, without the slice: the
+    residue is 0, and the sum is not truly zero."""
+    if (word_sum(d, start, end) + initial) % 0xFFFF != 0:
+        return False
+    return initial != 0 or any(d[start:end])
+
+
 def pseudo_sum(d: bytes, ip_off: int, v6: bool, proto: int, length: int) -> int:
     """Partial sum (not folded) of the IPv4/IPv6 pseudo header of the IP
     header at d[ip_off:], for upper-layer `proto` and `length` bytes."""

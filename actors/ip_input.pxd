@@ -3,7 +3,7 @@
 # C bytes (shifts of at most 8 bits: no overflow) and the mbuf's fields
 # directly; callers that cimport them call them in C.
 cimport cython
-from actors.inet cimport bslice
+from actors.inet cimport bslice, cksum_ok
 from actors.mbuf cimport Mbuf
 from actors.counter cimport Stat
 

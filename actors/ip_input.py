@@ -24,7 +24,7 @@ no TTL decrement), multicast membership, raw sockets.
 
 from __future__ import annotations
 
-from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, bslice, cksum_sum
+from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, bslice, cksum_ok
 from .counter import IPS_DELIVERED, IPS_TOTAL
 from .mbuf import CSUM_IP_CHECKED, CSUM_IP_VALID, m_adj
 
@@ -54,7 +54,7 @@ def ip_input(m, vnets: dict, cnt):
     if fl & _IP_CHECKED:
         if not fl & _IP_VALID:
             return "ips_badsum"
-    elif cksum_sum(d[o:o + hl]) != 0xFFFF:
+    elif not cksum_ok(d, o, o + hl):
         return "ips_badsum"
     iplen = (d[o + 2] << 8) | d[o + 3]
     if iplen < hl:

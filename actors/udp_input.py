@@ -14,7 +14,7 @@ udps_noport and udps_fullsock - runs against the vnet's state (actors/vnet.py).
 
 from __future__ import annotations
 
-from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_sum, pseudo_sum
+from .inet import IPPROTO_TCP, IPPROTO_UDP, cksum_ok, pseudo_sum
 from .counter import TCPS_RCVTOTAL, UDPS_IPACKETS
 from .mbuf import CSUM_DATA_VALID, CSUM_PSEUDO_HDR, m_adj
 
@@ -44,7 +44,7 @@ def udp_input_hdr(m, off: int, v6: bool, cnt):
     if (m.csum_flags & _VALID) == _VALID:
         return None
     ps = pseudo_sum(d, o, v6, IPPROTO_UDP, ulen)
-    if cksum_sum(d[u:u + ulen], ps) != 0xFFFF:
+    if not cksum_ok(d, u, u + ulen, ps):
         return "udps_badsum"
     return None
 
@@ -65,7 +65,7 @@ def tcp_input_hdr(m, off: int, v6: bool, cnt):
         return "tcps_rcvshort"
     if (m.csum_flags & _VALID) != _VALID:
         ps = pseudo_sum(d, o, v6, IPPROTO_TCP, n)
-        if cksum_sum(d[t:t + n], ps) != 0xFFFF:
+        if not cksum_ok(d, t, t + n, ps):
             return "tcps_rcvbadsum"
     doff = (d[t + 12] >> 4) << 2
     if doff < 20 or doff > n:

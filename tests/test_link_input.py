@@ -282,3 +282,21 @@ def test_flow_key_is_the_same_with_and_without_options():
     assert v["delivered"] == len(frames)
     assert v["flows_seen"] == 3         # one IPv4 flow, one IPv6 flow, the other port
     assert v["reordered"] == 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.binary(max_size=80), st.integers(0, 80).map(bytes)), st.integers(0, 90),
+       st.integers(0, 90), st.one_of(st.just(0), st.integers(0, 2**256), st.integers(0, 0xFFFF)))
+def test_cksum_ok_is_cksum_sum_without_the_slice(d, a, b, initial):
+    """The in-place checksum test the input paths use says what RFC 1071's
+    sum over the slice says, zero buffers and ranges past the end included."""
+    from actors.inet import cksum_ok, cksum_sum
+    if b < a:
+        a, b = b, a
+    assert cksum_ok(d, a, b, initial) == (cksum_sum(d[a:b], initial) == 0xFFFF)
+    # and a buffer made to verify: a word that brings the sum to 0 mod 0xffff
+    pad = d + b"\0" * (len(d) & 1)
+    fix = -(int.from_bytes(pad, "big") + initial) % 0xFFFF
+    buf = pad + fix.to_bytes(2, "big")
+    assert cksum_ok(buf, 0, len(buf), initial) == (initial != 0 or any(buf))
+    assert cksum_sum(buf, initial) == (0xFFFF if initial != 0 or any(buf) else 0)
