@@ -210,29 +210,41 @@ class TrafficSource:
                 return T, F, S, C
 
     def frames(self, start: int, end: int) -> list:
-        """(t_ns, frame bytes, packet id) for the arrivals in [start, end)."""
-        T, F, S, C = self.arrivals(start, end)
+        """(t_ns, frame bytes, packet id) for the arrivals in [start, end):
+        those arrivals() lists, read from the block where they lie."""
+        if self.stop_ns is not None and end > self.stop_ns:
+            end = self.stop_ns
         pid = self.next_id
         tag = self.tag
         out = []
-        for t, f, size, c in zip(T, F, S, C):
-            fr = self.frame(f, size, pid, c)
-            if c & 4:                      # sent as two fragments, 1 ns apart
-                a, b = fragment2(fr, pid)
+        while True:
+            if self.pos >= BLOCK:
+                self._refill()
+            times, flows, sizes, corrupt = self.blk
+            p = self.pos
+            k = bisect_left(times, end, p)      # as in arrivals()
+            for i in range(p, k):
+                t = times[i]
+                c = corrupt[i]
+                fr = self.frame(flows[i], sizes[i], pid, c)
+                if c & 4:                      # sent as two fragments, 1 ns apart
+                    a, b = fragment2(fr, pid)
+                    if tag is not None:
+                        a = a[:12] + tag + a[12:]
+                        b = b[:12] + tag + b[12:]
+                    out.append((t, a, pid))
+                    out.append((t + 1, b, pid + 1))
+                    pid += 2
+                    continue
                 if tag is not None:
-                    a = a[:12] + tag + a[12:]
-                    b = b[:12] + tag + b[12:]
-                out.append((t, a, pid))
-                out.append((t + 1, b, pid + 1))
-                pid += 2
-                continue
-            if tag is not None:
-                fr = fr[:12] + tag + fr[12:]
-            out.append((t, fr, pid))
-            pid += 1
+                    fr = fr[:12] + tag + fr[12:]
+                out.append((t, fr, pid))
+                pid += 1
+            self.pos = k
+            if k < BLOCK:
+                break
         self.next_id = pid
         return out
-
 
 
 def fragment2(frame: bytes, ident: int):
