@@ -54,6 +54,9 @@ NETISR_ETHER = 5
 NETISR_IPV6 = 6
 _ET_IP = ETHERTYPE_IP
 _ET_IP6 = ETHERTYPE_IPV6
+_ET_VLAN = ETHERTYPE_VLAN        # (and these: the tag loop's tests)
+_ET_QINQ = ETHERTYPE_QINQ
+_MAX_TAGS = MAX_TAGS
 ETHERTYPE_TO_ISR = {ETHERTYPE_IP: NETISR_IP, ETHERTYPE_IPV6: NETISR_IPV6,
                     ETHERTYPE_ARP: NETISR_ARP}
 ISR_NAMES = {NETISR_IP: "ip", NETISR_ARP: "arp", NETISR_ETHER: "ether", NETISR_IPV6: "ip6"}
@@ -95,13 +98,16 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
     p = off + 12                             # position of the type/length field
     end = off + n
     tags = 0
-    while et == ETHERTYPE_VLAN or et == ETHERTYPE_QINQ:
+    while et == _ET_VLAN or et == _ET_QINQ:
         if p + 6 > end:
             return "if_ierrors"              # a tag cut short
         vid = ((d[p + 2] << 8) | d[p + 3]) & 0x0FFF
         if vid:
             tags += 1
-            name = (vlans or {}).get((m.rcvif, vid)) if tags <= MAX_TAGS else None
+            if tags > _MAX_TAGS or vlans is None:
+                return "if_noproto"
+            vt = vlans
+            name = vt.get((m.rcvif, vid))
             if name is None:
                 return "if_noproto"
             m.rcvif = name
@@ -122,7 +128,7 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
             m.len = length - 8               # padding after the LLC payload is trimmed
             return isr
         return "llc_unsupported"
-    isr = isrs.get(et)
+    isr = NETISR_IP if et == _ET_IP else NETISR_IPV6 if et == _ET_IP6 else isrs.get(et)
     if isr is None:
         return "ether_unknown_type"
     hdr = p + 2 - off
