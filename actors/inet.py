@@ -92,7 +92,8 @@ def _word_sum_c(data: bytes, start: int, end: int) -> int:
 
 def bslice(data: bytes, start: int, end: int) -> bytes:
     """data[start:end], for 0 <= start, as Python slices it (end clamped to
-    the data; empty when start >= end).  Compiled, one copy out of the
+    the data; empty when start >= end, so also for a negative end, which is
+    never counted from the tail).  Compiled, one copy out of the
     bytes in place: no slice object and no boxed indices, which a slice of
     a typed bytes object costs in Cython (PySequence_GetSlice)."""
     if start < 0:
