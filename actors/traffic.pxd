@@ -18,7 +18,7 @@ cdef class TrafficSource:
     @cython.locals(good=bytearray, bad=bytearray, b=bytearray, at=Py_ssize_t, i=Py_ssize_t,
                    base=cython.ulonglong, s=cython.ulonglong, ck=cython.ulonglong)
     cpdef bytes frame(self, long long f, long long size, unsigned long long pkt_id, long long corrupt)
-    @cython.locals(pid=cython.ulonglong, tag=bytes, out=list, times=list, flows=list, sizes=list,
+    @cython.locals(pid=cython.ulonglong, l2=Py_ssize_t, out=list, times=list, flows=list, sizes=list,
                    corrupt=list, p=Py_ssize_t, k=Py_ssize_t, i=Py_ssize_t, c=cython.longlong,
                    fr=bytes, a=bytes, b=bytes)
     cpdef list frames(self, start, end)
@@ -26,4 +26,4 @@ cdef class TrafficSource:
 @cython.locals(hl=Py_ssize_t, h=Py_ssize_t, e=Py_ssize_t, cut=Py_ssize_t, mid=Py_ssize_t,
                n=Py_ssize_t, off=Py_ssize_t, m=Py_ssize_t, c=Py_ssize_t, nxt=Py_ssize_t,
                a=bytearray, b=bytearray, x=bytearray, first=bint)
-cpdef tuple fragment2(bytes frame, unsigned long long ident)
+cpdef tuple fragment2(bytes frame, unsigned long long ident, Py_ssize_t l2=*)

@@ -105,16 +105,18 @@ class TrafficSource:
 
     # -- frames ---------------------------------------------------------------
     def _template(self, f: int, size: int):
-        """Flow f's frames of `size` on the wire: the frame with its IPv4
-        header checksum right and with it wrong (IPv6: the same), each a
-        bytearray the packet's UDP checksum and id are written into (the
-        10 bytes from `at`), and the UDP checksum's sum without the id."""
+        """Flow f's frames of `size` on the wire (and the source's VLAN
+        tags after the MAC addresses, `size` not counting them): the frame
+        with its IPv4 header checksum right and with it wrong (IPv6: the
+        same), each a bytearray the packet's UDP checksum and id are
+        written into (the 10 bytes from `at`), and the UDP checksum's sum
+        without the id."""
         key = (f << 16) | size              # sizes are below 2**16 (scenario: 64..9018)
         t = self.templates.get(key)
         if t is not None:
             return t
         fam, smac, src, dst, sport, dport = self.flows[f]
-        eth = self.dst_mac + smac
+        eth = self.dst_mac + smac + (self.tag or b"")
         if fam == "inet":
             flen = max(size - FCS, 14 + 20 + 8 + 8)
             plen = flen - 14 - 28           # UDP payload
@@ -143,7 +145,7 @@ class TrafficSource:
         return t
 
     def frame(self, f: int, size: int, pkt_id: int, corrupt: int) -> bytes:
-        """Flow f's frame of `size` carrying packet id `pkt_id` (0 <= id
+        """Flow f's frame of `size` (tags not counted) carrying packet id `pkt_id` (0 <= id
         < 2**64), its UDP checksum right for it; `corrupt` bit 0 spoils the
         IPv4 header checksum, bit 1 the UDP checksum."""
         good, bad, at, base = self._template(f, size)
@@ -215,7 +217,7 @@ class TrafficSource:
         if self.stop_ns is not None and end > self.stop_ns:
             end = self.stop_ns
         pid = self.next_id
-        tag = self.tag
+        l2 = 14 if self.tag is None else 14 + len(self.tag)
         out = []
         while True:
             if self.pos >= BLOCK:
@@ -226,18 +228,13 @@ class TrafficSource:
             for i in range(p, k):
                 t = times[i]
                 c = corrupt[i]
-                fr = self.frame(flows[i], sizes[i], pid, c)
+                fr = self.frame(flows[i], sizes[i], pid, c)     # tagged already
                 if c & 4:                      # sent as two fragments, 1 ns apart
-                    a, b = fragment2(fr, pid)
-                    if tag is not None:
-                        a = a[:12] + tag + a[12:]
-                        b = b[:12] + tag + b[12:]
+                    a, b = fragment2(fr, pid, l2)
                     out.append((t, a, pid))
                     out.append((t + 1, b, pid + 1))
                     pid += 2
                     continue
-                if tag is not None:
-                    fr = fr[:12] + tag + fr[12:]
                 out.append((t, fr, pid))
                 pid += 1
             self.pos = k
@@ -247,14 +244,15 @@ class TrafficSource:
         return out
 
 
-def fragment2(frame: bytes, ident: int):
+def fragment2(frame: bytes, ident: int, l2: int = 14):
     """Split an Ethernet + IPv4/IPv6 datagram into two fragments (the first
     half of the IP payload rounded down to 8 bytes, then the rest; the
-    datagram's own length, not the frame's, says where its payload ends)."""
-    if frame[12] == 8 and frame[13] == 0:
-        hl = (frame[14] & 15) * 4
-        h = 14 + hl                                 # the payload's start
-        e = 14 + ((frame[16] << 8) | frame[17])     # ... and its end
+    datagram's own length, not the frame's, says where its payload ends).
+    `l2`: the link header's length, tags included (the type field ends it)."""
+    if frame[l2 - 2] == 8 and frame[l2 - 1] == 0:
+        hl = (frame[l2] & 15) * 4
+        h = l2 + hl                                 # the payload's start
+        e = l2 + ((frame[l2 + 2] << 8) | frame[l2 + 3])     # ... and its end
         if e > len(frame):
             e = len(frame)
         if e < h:
@@ -267,50 +265,51 @@ def fragment2(frame: bytes, ident: int):
         b = bytearray(frame[:h])
         b += frame[mid:e]
         n = mid - h
-        a[16] = (hl + n) >> 8 & 0xFF
-        a[17] = (hl + n) & 0xFF
+        a[l2 + 2] = (hl + n) >> 8 & 0xFF
+        a[l2 + 3] = (hl + n) & 0xFF
         n = e - mid
-        b[16] = (hl + n) >> 8 & 0xFF
-        b[17] = (hl + n) & 0xFF
+        b[l2 + 2] = (hl + n) >> 8 & 0xFF
+        b[l2 + 3] = (hl + n) & 0xFF
         for x in (a, b):
-            x[18] = ident >> 8 & 0xFF
-            x[19] = ident & 0xFF
-            x[24] = 0
-            x[25] = 0
-        a[20] = 0x20                                # MF, offset 0
-        a[21] = 0
+            x[l2 + 4] = ident >> 8 & 0xFF
+            x[l2 + 5] = ident & 0xFF
+            x[l2 + 10] = 0
+            x[l2 + 11] = 0
+        a[l2 + 6] = 0x20                            # MF, offset 0
+        a[l2 + 7] = 0
         off = cut >> 3
-        b[20] = off >> 8 & 0xFF                     # offset cut / 8, MF clear
-        b[21] = off & 0xFF
-        c = hdr_cksum(frozen(a), 14, h)
-        a[24] = c >> 8
-        a[25] = c & 0xFF
-        c = hdr_cksum(frozen(b), 14, h)
-        b[24] = c >> 8
-        b[25] = c & 0xFF
+        b[l2 + 6] = off >> 8 & 0xFF                 # offset cut / 8, MF clear
+        b[l2 + 7] = off & 0xFF
+        c = hdr_cksum(frozen(a), l2, h)
+        a[l2 + 10] = c >> 8
+        a[l2 + 11] = c & 0xFF
+        c = hdr_cksum(frozen(b), l2, h)
+        b[l2 + 10] = c >> 8
+        b[l2 + 11] = c & 0xFF
         return frozen(a), frozen(b)
-    e = 54 + ((frame[18] << 8) | frame[19])
+    h = l2 + 40
+    e = h + ((frame[l2 + 4] << 8) | frame[l2 + 5])
     if e > len(frame):
         e = len(frame)
-    if e < 54:
-        e = 54
-    cut = ((e - 54) // 2) & ~7
+    if e < h:
+        e = h
+    cut = ((e - h) // 2) & ~7
     if cut < 8:
         cut = 8
-    mid = 54 + cut if 54 + cut < e else e
-    nxt = frame[20]
-    a = bytearray(frame[:54])
-    b = bytearray(frame[:54])
+    mid = h + cut if h + cut < e else e
+    nxt = frame[l2 + 6]
+    a = bytearray(frame[:h])
+    b = bytearray(frame[:h])
     for x, first in ((a, True), (b, False)):
-        n = (mid - 54) if first else (e - mid)
-        x[18] = (8 + n) >> 8 & 0xFF
-        x[19] = (8 + n) & 0xFF
-        x[20] = 44                                  # a fragment header follows
+        n = (mid - h) if first else (e - mid)
+        x[l2 + 4] = (8 + n) >> 8 & 0xFF
+        x[l2 + 5] = (8 + n) & 0xFF
+        x[l2 + 6] = 44                              # a fragment header follows
         off = 0 if first else cut
         m = 1 if first else 0
         x += bytes((nxt, 0, (off | m) >> 8 & 0xFF, (off | m) & 0xFF, ident >> 24 & 0xFF,
                     ident >> 16 & 0xFF, ident >> 8 & 0xFF, ident & 0xFF))
-    a += frame[54:mid]
+    a += frame[h:mid]
     b += frame[mid:e]
     return frozen(a), frozen(b)
 

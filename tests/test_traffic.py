@@ -428,3 +428,23 @@ def test_fragment2_matches_its_reference(family, size, pid, iplen, cut_tail):
         raw[at:at + 2] = iplen.to_bytes(2, "big")
     raw = bytes(raw[:max(54, len(raw) - cut_tail)])
     assert fragment2(raw, pid) == _fragment2_ref(raw, pid)
+    # a tagged frame (802.1Q, or QinQ): the tags kept in both fragments
+    for tag in (bytes.fromhex("81000064"), bytes.fromhex("88a8012c8100012d")):
+        tagged = raw[:12] + tag + raw[12:]
+        want = tuple(x[:12] + tag + x[12:] for x in _fragment2_ref(raw, pid))
+        assert fragment2(tagged, pid, 14 + len(tag)) == want
+
+
+@pytest.mark.parametrize("vlan", [100, [300, 301]])
+def test_tagged_source_frames_are_the_untagged_ones_with_the_tags(vlan):
+    """A VLAN source's frames (fragments too) carry its tags after the MAC
+    addresses and are otherwise its untagged twin's, byte for byte."""
+    spec = {"fragment_ratio": 0.3, "family": "mix", "sizes": [[64, 1], [1500, 1]]}
+    plain, tagged = source(**spec), source(vlan=vlan, **spec)
+    tag = tagged.tag
+    a, b = plain.frames(0, 200_000), tagged.frames(0, 200_000)
+    assert len(a) == len(b) > 100 and tag is not None
+    assert any(fr[12 + len(tag):14 + len(tag)] in (b"\x08\x00", b"\x86\xdd") for _, fr, _ in b)
+    for (t1, f1, id1), (t2, f2, id2) in zip(a, b):
+        assert (t1, id1) == (t2, id2)
+        assert f2 == f1[:12] + tag + f1[12:]
