@@ -10,6 +10,10 @@ from actors.base cimport Actor
 @cython.locals(o=tuple, t=cython.longlong, last=cython.longlong)
 cpdef _by_start(list bursts)
 
+@cython.locals(last=tuple, r=tuple, i=Py_ssize_t, w0=cython.longlong, w1=cython.longlong,
+               p0=cython.longlong, p1=cython.longlong)
+cdef bint _in_order(list reports) except -1
+
 @cython.locals(last=list, d=list, i=Py_ssize_t)
 cdef bint _strictly_ordered(list demand)
 
@@ -29,7 +33,8 @@ cdef class Cpu(Actor):
                    Q=cython.longlong, e=cython.longlong, now_w=cython.longlong, w=cython.longlong,
                    used=cython.longlong, avail=cython.longlong, got=cython.longlong,
                    wanted=cython.longlong, busy=cython.longlong,
-                   lo=cython.longlong, old=cython.longlong, tot=cython.longlong)
+                   lo=cython.longlong, old=cython.longlong, tot=cython.longlong,
+                   s0=cython.longlong)
     cpdef list step(self, start, end, list inbox)
     @cython.locals(ml=cython.longlong[::1], i=Py_ssize_t)
     cdef _mem(self, long long nbytes, list counts, long long ns)

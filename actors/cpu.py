@@ -63,6 +63,27 @@ def _by_start(bursts: list) -> None:
         last = t
 
 
+def _in_order(reports: list) -> bool:
+    """Are the reports (window, priority, ...) in order already, their
+    windows and priorities rising strictly?  (Mostly one report a thread,
+    in inbox order: interrupt threads' before the netisrs'.)  A tie needs
+    the full tuple compare: the caller sorts."""
+    last = reports[0]
+    for i in range(1, len(reports)):
+        r = reports[i]
+        w0 = last[0]
+        w1 = r[0]
+        if w1 < w0:
+            return False
+        if w1 == w0:
+            p0 = last[1]
+            p1 = r[1]
+            if p1 <= p0:
+                return False
+        last = r
+    return True
+
+
 def _strictly_ordered(demand: list) -> bool:
     """Are the entries in (priority, thread) order with no two the same?
     (They come in inbox order, mostly one per thread by priority already.)"""
@@ -139,7 +160,7 @@ class Cpu(Actor):
                     self._mem(body[6], body[7], body[8])
             elif kind == "mem":     # [actor, bytes, lines per level, ns]
                 self._mem(body[1], body[2], body[3])
-        if len(reports) > 1:
+        if len(reports) > 1 and not _in_order(reports):
             reports.sort()
         future = self.future
         if future:
@@ -183,9 +204,10 @@ class Cpu(Actor):
             self.spans.extend(spans)
             self._unsorted = True
         self.last_start = start
-        if start // Q % self.judge == 0:
+        s0 = start
+        if s0 // Q % self.judge == 0:
             self._switches(start)
-        old = start // Q - self.KEEP    # forget the windows before this one
+        old = s0 // Q - self.KEEP       # forget the windows before this one
         if lo < old:
             if cap:
                 while lo < old:
