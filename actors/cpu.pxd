@@ -10,6 +10,10 @@ from actors.base cimport Actor
 @cython.locals(o=tuple, t=cython.longlong, last=cython.longlong)
 cpdef _by_start(list bursts)
 
+cdef long long _P_INTR, _P_ITHD, _P_SWI, _P_USER
+
+cdef Py_ssize_t _class_index(long long pri) noexcept
+
 @cython.locals(last=tuple, r=tuple, i=Py_ssize_t, w0=cython.longlong, w1=cython.longlong,
                p0=cython.longlong, p1=cython.longlong)
 cdef bint _in_order(list reports) except -1
@@ -23,11 +27,13 @@ cdef class Cpu(Actor):
     cdef public long long csw_vol, csw_invol, bursts
     cdef public object subscribers
     cdef public long long[::1] mem_lines
-    cdef public dict cap, granted, future, events
+    cdef public dict cap, g_other, future, events
+    cdef public long long[::1] g_ns, g_seen
     cdef public list spans, judged
 
     @cython.locals(reports=list, spans=list, debts=dict, demand=list, load=list, dm=list,
-                   last=list, cap=dict, granted=dict,
+                   last=list, cap=dict, g_ns=cython.longlong[::1], g_seen=cython.longlong[::1],
+                   ci=Py_ssize_t,
                    events=dict, future=dict, classes=dict,
                    r=tuple, body=list, f=dict,
                    Q=cython.longlong, e=cython.longlong, now_w=cython.longlong, w=cython.longlong,
@@ -36,6 +42,8 @@ cdef class Cpu(Actor):
                    lo=cython.longlong, old=cython.longlong, tot=cython.longlong,
                    s0=cython.longlong)
     cpdef list step(self, start, end, list inbox)
+    @cython.locals(ci=Py_ssize_t)
+    cdef _grant(self, str cls, long long ns)
     @cython.locals(ml=cython.longlong[::1], i=Py_ssize_t)
     cdef _mem(self, long long nbytes, list counts, long long ns)
     @cython.locals(pend=list, ready=list, cover=list, active=list, k=Py_ssize_t, n=Py_ssize_t,

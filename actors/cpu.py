@@ -42,8 +42,30 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from .base import Actor, PRI_CLASS
+from .base import Actor, PRI_CLASS, PRI_INTR, PRI_ITHD, PRI_SWI_NET, PRI_USER
 from .cache import LEVELS, zeros
+
+# The scheduling classes whose grants are summed in C (PRI_CLASS's, in
+# _class_index order); a priority outside them is its own class, str(pri).
+_CLASSES = (PRI_CLASS[PRI_INTR], PRI_CLASS[PRI_ITHD], PRI_CLASS[PRI_SWI_NET], PRI_CLASS[PRI_USER])
+_P_INTR = PRI_INTR          # C constants when compiled
+_P_ITHD = PRI_ITHD
+_P_SWI = PRI_SWI_NET
+_P_USER = PRI_USER
+
+
+def _class_index(pri: int) -> int:
+    """pri's place in _CLASSES, or -1."""
+    if pri == _P_ITHD:
+        return 1
+    if pri == _P_SWI:
+        return 2
+    if pri == _P_INTR:
+        return 0
+    if pri == _P_USER:
+        return 3
+    return -1
+
 
 # Bursts are ordered by start time alone: what the sweep counts for a burst
 # depends on which bursts cover its start, not on the order of bursts that
@@ -109,7 +131,9 @@ class Cpu(Actor):
         self.subscribers = list(subscribers)
         self.cap = {}           # window index -> capacity not yet granted
         self.cap_lo = 0         # no window below this one is in cap
-        self.granted = {}       # class -> ns granted in total
+        self.g_ns = zeros(4)    # ns granted in total to the classes of _CLASSES
+        self.g_seen = zeros(4)  # ... 1 once a class has had a grant (of 0 ns too)
+        self.g_other = {}       # other priorities' classes (str(pri)) -> ns
         self.wanted = 0         # ns asked for in total
         self.busy_ns = 0        # granted in windows the run has reached
         self.future = {}        # window -> class -> granted, for windows still ahead
@@ -131,7 +155,8 @@ class Cpu(Actor):
         Q = self.Q
         full = self.Q       # a window's capacity, as the value cap's entries hold
         cap = self.cap
-        granted = self.granted
+        g_ns = self.g_ns
+        g_seen = self.g_seen
         events = self.events
         classes = PRI_CLASS
         debts = {}
@@ -166,7 +191,7 @@ class Cpu(Actor):
         if future:
             for wk in sorted([x for x in future if x * Q < end]):
                 for cls, got in future.pop(wk).items():
-                    granted[cls] = granted.get(cls, 0) + got
+                    self._grant(cls, got)
                     self.busy_ns += got
         e = end
         now_w = -(-e // Q)              # windows w with w * Q < end: begun by now
@@ -184,13 +209,18 @@ class Cpu(Actor):
             if w < lo:
                 lo = w
             wanted += used
-            cls = classes.get(pri)
-            if cls is None:
-                cls = str(pri)
             if w < now_w:
-                granted[cls] = granted.get(cls, 0) + got
+                ci = _class_index(pri)
+                if ci >= 0:
+                    g_ns[ci] += got
+                    g_seen[ci] = 1
+                else:
+                    self._grant(str(pri), got)
                 busy += got
             else:           # a thread running ahead: count it when its window comes
+                cls = classes.get(pri)
+                if cls is None:
+                    cls = str(pri)
                 f = future.get(wk)
                 if f is None:
                     f = future[wk] = {}
@@ -236,6 +266,24 @@ class Cpu(Actor):
                 self.published = st
                 for a in self.subscribers:
                     out.append((a, "cstate", st, end))
+        return out
+
+    def _grant(self, cls: str, ns: int) -> None:
+        """ns granted to a thread of class `cls` (a PRI_CLASS name or str(pri))."""
+        ci = _CLASSES.index(cls) if cls in _CLASSES else -1
+        if ci >= 0:
+            self.g_ns[ci] += ns
+            self.g_seen[ci] = 1
+        else:
+            self.g_other[cls] = self.g_other.get(cls, 0) + ns
+
+    @property
+    def granted(self) -> dict:
+        """class -> ns granted in total (the classes that have had a grant)."""
+        out = dict(self.g_other)
+        for ci in range(len(_CLASSES)):
+            if self.g_seen[ci]:
+                out[_CLASSES[ci]] = self.g_ns[ci]
         return out
 
     def _mem(self, nbytes: int, counts: list, ns: int) -> None:
