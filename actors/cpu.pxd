@@ -10,7 +10,7 @@ from actors.base cimport Actor
 @cython.locals(o=tuple, t=cython.longlong, last=cython.longlong)
 cpdef _by_start(list bursts)
 
-cdef long long _P_INTR, _P_ITHD, _P_SWI, _P_USER
+cdef long long _P_INTR, _P_ITHD, _P_SWI, _P_USER, _RING, _RMASK
 
 cdef Py_ssize_t _class_index(long long pri) noexcept
 
@@ -28,12 +28,13 @@ cdef class Cpu(Actor):
     cdef public object subscribers
     cdef public long long[::1] mem_lines
     cdef public dict cap, g_other, future, events
-    cdef public long long[::1] g_ns, g_seen
+    cdef public long long[::1] g_ns, g_seen, ring_w, ring_c
     cdef public list spans, judged
 
     @cython.locals(reports=list, spans=list, debts=dict, demand=list, load=list, dm=list,
                    last=list, cap=dict, g_ns=cython.longlong[::1], g_seen=cython.longlong[::1],
-                   ci=Py_ssize_t,
+                   ci=Py_ssize_t, ring_w=cython.longlong[::1], ring_c=cython.longlong[::1],
+                   slot=Py_ssize_t,
                    events=dict, future=dict, classes=dict,
                    r=tuple, body=list, f=dict,
                    Q=cython.longlong, e=cython.longlong, now_w=cython.longlong, w=cython.longlong,

@@ -45,6 +45,10 @@ from operator import itemgetter
 from .base import Actor, PRI_CLASS, PRI_INTR, PRI_ITHD, PRI_SWI_NET, PRI_USER
 from .cache import LEVELS, zeros
 
+_RING = 64          # windows of capacity in the ring (more than KEEP + the windows ahead)
+_RMASK = _RING - 1
+
+
 # The scheduling classes whose grants are summed in C (PRI_CLASS's, in
 # _class_index order); a priority outside them is its own class, str(pri).
 _CLASSES = (PRI_CLASS[PRI_INTR], PRI_CLASS[PRI_ITHD], PRI_CLASS[PRI_SWI_NET], PRI_CLASS[PRI_USER])
@@ -129,8 +133,16 @@ class Cpu(Actor):
         self.Q = quantum_ns
         self.package = package
         self.subscribers = list(subscribers)
-        self.cap = {}           # window index -> capacity not yet granted
-        self.cap_lo = 0         # no window below this one is in cap
+        # window index -> capacity not yet granted: the windows from cap_lo
+        # (KEEP back; none below it is remembered) to cap_lo + _RING in a
+        # ring (ring_w: the window a slot holds, ring_c: its capacity), any
+        # other in the dict `cap` (a report far behind or ahead: rare)
+        self.cap = {}
+        self.cap_lo = 0
+        self.ring_w = zeros(_RING)
+        self.ring_c = zeros(_RING)
+        for i in range(_RING):
+            self.ring_w[i] = -1
         self.g_ns = zeros(4)    # ns granted in total to the classes of _CLASSES
         self.g_seen = zeros(4)  # ... 1 once a class has had a grant (of 0 ns too)
         self.g_other = {}       # other priorities' classes (str(pri)) -> ns
@@ -198,16 +210,23 @@ class Cpu(Actor):
         wanted = 0
         busy = 0
         lo = self.cap_lo
+        ring_w = self.ring_w
+        ring_c = self.ring_c
         for r in reports:
             wk = r[0]
             pri = r[1]
             used = r[4]
-            avail = cap.get(wk, full)
-            got = used if used <= avail else avail
-            cap[wk] = avail - got
             w = wk
-            if w < lo:
-                lo = w
+            if lo <= w < lo + _RING:
+                slot = w & _RMASK
+                avail = ring_c[slot] if ring_w[slot] == w else full
+                got = used if used <= avail else avail
+                ring_w[slot] = w
+                ring_c[slot] = avail - got
+            else:
+                avail = cap.get(wk, full)
+                got = used if used <= avail else avail
+                cap[wk] = avail - got
             wanted += used
             if w < now_w:
                 ci = _class_index(pri)
@@ -239,13 +258,16 @@ class Cpu(Actor):
             self._switches(start)
         old = s0 // Q - self.KEEP       # forget the windows before this one
         if lo < old:
-            if cap:
-                while lo < old:
-                    cap.pop(lo, None)
-                    lo += 1
-            else:
-                lo = old
-        self.cap_lo = lo
+            lo = old
+            self.cap_lo = lo
+        if cap:                         # the dict's windows: forgotten, into the ring, or kept
+            for wk in sorted(cap):
+                w = wk
+                if w < lo + _RING:
+                    got = cap.pop(wk)
+                    if w >= lo:
+                        ring_w[w & _RMASK] = w
+                        ring_c[w & _RMASK] = got
         out = [(actor, "debt", [thread, d], end) for (actor, thread), d in sorted(debts.items())] \
             if debts else []
         if self.subscribers:

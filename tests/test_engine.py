@@ -167,17 +167,19 @@ def test_cpu_uncontended_threads_pay_nothing():
 
 
 _threads = [("a", "ta", PRI_ITHD), ("b", "tb", 40), ("c", "tc", PRI_USER)]
-_reports = st.lists(st.lists(st.tuples(st.integers(0, 2), st.integers(-24, 2), st.integers(0, Q)),
+_reports = st.lists(st.lists(st.tuples(st.integers(0, 2), st.one_of(st.integers(-24, 2), st.integers(40, 80)),
+                                       st.integers(0, Q)),
                              max_size=6), min_size=1, max_size=40)
 
 
 @settings(max_examples=300, deadline=None)
 @given(_reports)
 def test_cpu_grants_each_window_once_by_priority(steps):
-    """Whatever the threads report, late or ahead, a CPU grants each window
-    at most its quantum, in priority order, a window it has forgotten (more
-    than KEEP windows back) as a fresh one, and owes back as debt exactly
-    what it did not grant: the same as the plain rule, step by step."""
+    """Whatever the threads report, late or ahead (far ahead too: past the
+    CPU's ring of windows), a CPU grants each window at most its quantum,
+    in priority order, a window it has forgotten (more than KEEP windows
+    back) as a fresh one, and owes back as debt exactly what it did not
+    grant: the same as the plain rule, step by step."""
     cpu = Cpu(0, 1.0, Q)
     cap = {}
     granted = 0
