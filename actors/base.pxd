@@ -37,7 +37,8 @@ cdef class KThread:
     cpdef move(self, cpu, migrate=*)
     cpdef pay_debt(self, start, debt)
     cpdef pay_stall(self, start, ns)
-    @cython.locals(ev=dict, bursts=dict, n=cython.longlong, e=dict, evs=list)
+    @cython.locals(ev=dict, bursts=dict, n=cython.longlong, e=dict, evs=list, pw=cython.longlong,
+                   pns=cython.longlong, w0=cython.longlong, v0=cython.longlong)
     cpdef report(self, list out, end)
 
 # The base of the actor classes (Cpu, Nic, Netisr, Vnet declare their fields

@@ -262,8 +262,22 @@ class KThread:
             if not (self.pns or self.use or bursts or ev or n):
                 return                  # asleep all window: nothing to say
             if self.use:
-                self._flush()
-                use = sorted(self.use.items())
+                if self.pns and len(self.use) == 1:
+                    # one earlier window in the dict and the latest in (pw, pns):
+                    # the two in window order, as sorting the flushed dict would
+                    for w0, v0 in self.use.items():
+                        pw = self.pw
+                        pns = self.pns
+                        self.pns = 0
+                        if w0 == pw:
+                            use = [(w0, v0 + pns)]
+                        elif w0 < pw:
+                            use = [(w0, v0), (pw, pns)]
+                        else:
+                            use = [(pw, pns), (w0, v0)]
+                else:
+                    self._flush()
+                    use = sorted(self.use.items())
                 for _, v in use:
                     self.busy_total += v
             elif self.pns:          # time in one window only: no dict to sort

@@ -250,6 +250,8 @@ def test_thread_reports_every_ns_it_was_charged(ops):
         assert len(dests) == len(set(dests))        # one report per CPU
         for dest, kind, payload, _ in out:
             assert kind == "use"
+            ws = [w for w, _ in payload[3]]
+            assert ws == sorted(set(ws))                # each window once, in order
             for w, ns in payload[3]:
                 k = (dest, w)
                 got[k] = got.get(k, 0) + ns
