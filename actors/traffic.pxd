@@ -23,6 +23,9 @@ cdef class TrafficSource:
                    fr=bytes, a=bytes, b=bytes)
     cpdef list frames(self, start, end)
 
+cdef Py_ssize_t _payload_end(bytes frame, Py_ssize_t h, Py_ssize_t e) except? -1
+cdef Py_ssize_t _cut(Py_ssize_t n) noexcept
+
 @cython.locals(hl=Py_ssize_t, h=Py_ssize_t, e=Py_ssize_t, cut=Py_ssize_t, mid=Py_ssize_t,
                n=Py_ssize_t, off=Py_ssize_t, m=Py_ssize_t, c=Py_ssize_t, nxt=Py_ssize_t,
                a=bytearray, b=bytearray, x=bytearray, first=bint)

@@ -244,6 +244,21 @@ class TrafficSource:
         return out
 
 
+def _payload_end(frame: bytes, h: int, e: int) -> int:
+    """Where a payload from h that its header says ends at e ends in the
+    frame: as frame[h:e] would (cut at the frame's end, empty if e < h)."""
+    if e > len(frame):
+        e = len(frame)
+    return e if e > h else h
+
+
+def _cut(n: int) -> int:
+    """The first fragment's share of an n-byte payload: half, rounded down
+    to 8 bytes, at least 8."""
+    cut = (n // 2) & ~7
+    return cut if cut > 8 else 8
+
+
 def fragment2(frame: bytes, ident: int, l2: int = 14):
     """Split an Ethernet + IPv4/IPv6 datagram into two fragments (the first
     half of the IP payload rounded down to 8 bytes, then the rest; the
@@ -252,14 +267,8 @@ def fragment2(frame: bytes, ident: int, l2: int = 14):
     if frame[l2 - 2] == 8 and frame[l2 - 1] == 0:
         hl = (frame[l2] & 15) * 4
         h = l2 + hl                                 # the payload's start
-        e = l2 + ((frame[l2 + 2] << 8) | frame[l2 + 3])     # ... and its end
-        if e > len(frame):
-            e = len(frame)
-        if e < h:
-            e = h
-        cut = ((e - h) // 2) & ~7
-        if cut < 8:
-            cut = 8
+        e = _payload_end(frame, h, l2 + ((frame[l2 + 2] << 8) | frame[l2 + 3]))
+        cut = _cut(e - h)
         mid = h + cut if h + cut < e else e
         a = bytearray(frame[:mid])
         b = bytearray(frame[:h])
@@ -288,14 +297,8 @@ def fragment2(frame: bytes, ident: int, l2: int = 14):
         b[l2 + 11] = c & 0xFF
         return frozen(a), frozen(b)
     h = l2 + 40
-    e = h + ((frame[l2 + 4] << 8) | frame[l2 + 5])
-    if e > len(frame):
-        e = len(frame)
-    if e < h:
-        e = h
-    cut = ((e - h) // 2) & ~7
-    if cut < 8:
-        cut = 8
+    e = _payload_end(frame, h, h + ((frame[l2 + 4] << 8) | frame[l2 + 5]))
+    cut = _cut(e - h)
     mid = h + cut if h + cut < e else e
     nxt = frame[l2 + 6]
     a = bytearray(frame[:h])
