@@ -7,8 +7,15 @@
 cimport cython
 from actors.base cimport Actor
 
-@cython.locals(o=tuple, t=cython.longlong, last=cython.longlong)
-cpdef _by_start(list bursts)
+cdef Py_ssize_t _NB
+
+@cython.locals(i=Py_ssize_t, r=Py_ssize_t, j=Py_ssize_t, c=Py_ssize_t, t=cython.longlong,
+               t1=cython.longlong, c2=cython.longlong, c3=cython.longlong,
+               c4=cython.longlong, c5=cython.longlong)
+cpdef _sort_rows(long long[::1] rows, Py_ssize_t n)
+
+@cython.locals(nv=cython.longlong[::1], i=Py_ssize_t)
+cdef object _grown(long long[::1] rows, Py_ssize_t n)
 
 cdef long long _P_INTR, _P_ITHD, _P_SWI, _P_USER, _RING, _RMASK
 
@@ -22,14 +29,16 @@ cdef bint _in_order(list reports) except -1
 cdef bint _strictly_ordered(list demand)
 
 cdef class Cpu(Actor):
-    cdef public object name, index, package, ghz, published, _unsorted
+    cdef public object name, index, package, ghz, published
     cdef public long long Q, last_start, judge, cap_lo, busy_ns, wanted, touched, mem_ns
     cdef public long long csw_vol, csw_invol, bursts
     cdef public object subscribers
     cdef public long long[::1] mem_lines
     cdef public dict cap, g_other, future, events
     cdef public long long[::1] g_ns, g_seen, ring_w, ring_c
-    cdef public list spans, judged
+    cdef public long long[::1] spans, act
+    cdef public Py_ssize_t nsp
+    cdef public dict tids
 
     @cython.locals(reports=list, spans=list, debts=dict, demand=list, load=list, dm=list,
                    last=list, cap=dict, g_ns=cython.longlong[::1], g_seen=cython.longlong[::1],
@@ -47,9 +56,12 @@ cdef class Cpu(Actor):
     cdef _grant(self, str cls, long long ns)
     @cython.locals(ml=cython.longlong[::1], i=Py_ssize_t)
     cdef _mem(self, long long nbytes, list counts, long long ns)
-    @cython.locals(pend=list, ready=list, cover=list, active=list, k=Py_ssize_t, n=Py_ssize_t,
-                   nc=Py_ssize_t, j=Py_ssize_t, b=tuple, o=tuple, Q=cython.longlong,
-                   horizon=cython.longlong, old=cython.longlong, t0=cython.longlong,
-                   starts=cython.longlong, ot=cython.longlong, pri=cython.longlong,
-                   opri=cython.longlong, still=list, keep=list)
+    @cython.locals(n=Py_ssize_t, r=Py_ssize_t, sp=cython.longlong[::1], b=list, tv=object)
+    cdef _add_bursts(self, list bursts, pri, thread)
+    @cython.locals(sp=cython.longlong[::1], act=cython.longlong[::1],
+                   n=Py_ssize_t, h=Py_ssize_t, o=Py_ssize_t, r=Py_ssize_t, c=Py_ssize_t,
+                   j=Py_ssize_t, na=Py_ssize_t, m=Py_ssize_t, i=Py_ssize_t, x=Py_ssize_t,
+                   Q=cython.longlong, horizon=cython.longlong, old=cython.longlong,
+                   t0=cython.longlong, starts=cython.longlong, pri=cython.longlong,
+                   th=cython.longlong, worse=bint, better=bint)
     cpdef _switches(self, start)

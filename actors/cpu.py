@@ -40,8 +40,6 @@ scores, and SMT siblings sharing a core.
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 from .base import Actor, PRI_CLASS, PRI_INTR, PRI_ITHD, PRI_SWI_NET, PRI_USER
 from .cache import LEVELS, zeros
 
@@ -71,22 +69,51 @@ def _class_index(pri: int) -> int:
     return -1
 
 
-# Bursts are ordered by start time alone: what the sweep counts for a burst
-# depends on which bursts cover its start, not on the order of bursts that
-# start together, and integer keys sort much faster than tuples.
-_start = itemgetter(0)
+# A burst is a row of _NB int64 in the CPU's burst table: its start and end,
+# whether it starts and ends an activation (KThread; starts is -1 once the
+# burst is judged), the thread's priority and the thread's number (Cpu.tids).
+BURST_ROW = 6
+_NB = BURST_ROW         # (a C constant when compiled)
 
 
-def _by_start(bursts: list) -> None:
-    """Sort bursts by start time, in place; most lists come sorted already
-    (one pass finds that, where the sort would build a key for each)."""
-    last = -(1 << 62)
-    for o in bursts:
-        t = o[0]
-        if t < last:
-            bursts.sort(key=_start)
-            return
-        last = t
+def _sort_rows(rows, n: int) -> None:
+    """Sort the first n bursts of `rows` by start time, in place: an
+    insertion sort, as the bursts come in runs already in order (each
+    thread's, one window after another) and move back only past the few
+    other threads' bursts of their window.  Bursts are ordered by start
+    alone: what the sweep counts for a burst depends on which bursts cover
+    its start, not on the order of bursts that start together."""
+    for i in range(1, n):
+        r = i * _NB
+        t = rows[r]
+        if rows[r - _NB] <= t:
+            continue
+        t1 = rows[r + 1]
+        c2 = rows[r + 2]
+        c3 = rows[r + 3]
+        c4 = rows[r + 4]
+        c5 = rows[r + 5]
+        j = r - _NB
+        while j >= 0 and rows[j] > t:
+            for c in range(_NB):
+                rows[j + _NB + c] = rows[j + c]
+            j -= _NB
+        j += _NB
+        rows[j] = t
+        rows[j + 1] = t1
+        rows[j + 2] = c2
+        rows[j + 3] = c3
+        rows[j + 4] = c4
+        rows[j + 5] = c5
+
+
+def _grown(rows, n: int):
+    """A copy of the int64 table `rows` with room for at least n values."""
+    new = zeros(max(n, 2 * len(rows)))
+    nv = new
+    for i in range(len(rows)):
+        nv[i] = rows[i]
+    return new
 
 
 def _in_order(reports: list) -> bool:
@@ -156,10 +183,13 @@ class Cpu(Actor):
         self.csw_invol = 0
         self.events = {}        # "intr", "migr" -> count
         self.bursts = 0
-        self.spans = []         # bursts not yet judged
-        self.judged = []        # judged bursts that may still cover a later start
+        # the bursts reported and not yet forgotten: the first nsp rows of
+        # `spans` (rows of _NB int64, see _sort_rows and _switches)
+        self.spans = zeros(16 * _NB)
+        self.nsp = 0
+        self.act = zeros(16)    # the sweep's active bursts (row numbers)
+        self.tids = {}          # thread name -> its number in the rows
         self.published = None   # the last cstate sent
-        self._unsorted = False
         self.last_start = 0     # the latest window's start (metrics judge up to it)
         self.judge = judge      # windows between two sweeps (the counts do not depend on it)
 
@@ -174,7 +204,6 @@ class Cpu(Actor):
         debts = {}
         demand = []             # [pri, thread, ns] a "use" message; summed per thread below
         reports = []
-        spans = []
         for m in inbox:
             kind = m[4]
             body = m[5]
@@ -188,8 +217,8 @@ class Cpu(Actor):
                         reports.append((u[0], pri, thread, actor, u[1]))
                         tot += u[1]
                     demand.append([pri, thread, tot])
-                for b in body[4]:
-                    spans.append((b[0], b[1], b[2], b[3], pri, thread))
+                if body[4]:
+                    self._add_bursts(body[4], pri, thread)
                 for ev in body[5]:
                     k = ev[0]
                     events[k] = events.get(k, 0) + ev[1]
@@ -249,9 +278,6 @@ class Cpu(Actor):
                 debts[k] = debts.get(k, 0) + used - got
         self.wanted += wanted
         self.busy_ns += busy
-        if spans:
-            self.spans.extend(spans)
-            self._unsorted = True
         self.last_start = start
         s0 = start
         if s0 // Q % self.judge == 0:
@@ -319,6 +345,26 @@ class Cpu(Actor):
 
     LAG = 2         # windows after which every burst covering a time has been reported
 
+    def _add_bursts(self, bursts: list, pri: int, thread: str) -> None:
+        """A thread's reported bursts ([t0, t1, starts, ends] each) into the table."""
+        tv = self.tids.get(thread)
+        if tv is None:
+            tv = self.tids[thread] = len(self.tids)
+        n = self.nsp
+        if (n + len(bursts)) * _NB > len(self.spans):
+            self.spans = _grown(self.spans, (n + len(bursts)) * _NB)
+        sp = self.spans
+        r = n * _NB
+        for b in bursts:
+            sp[r] = b[0]
+            sp[r + 1] = b[1]
+            sp[r + 2] = b[2]
+            sp[r + 3] = b[3]
+            sp[r + 4] = pri
+            sp[r + 5] = tv
+            r += _NB
+        self.nsp = n + len(bursts)
+
     def _switches(self, start: int) -> None:
         """Context switches from the reported bursts (see the module comment).
 
@@ -331,67 +377,64 @@ class Cpu(Actor):
         the sweep runs every `judge` windows (its fixed cost shared by more
         bursts) and once more when the metrics are read, up to the horizon
         of the latest window: the counts are those of a sweep every window.
-        A burst is (t0, t1, starts, ends, pri, thread)."""
-        pend = self.spans
-        if not pend:
+
+        The bursts kept are one table of int64 rows (see _sort_rows), judged
+        and not: a judged row's `starts` is -1.  C loops when compiled."""
+        n = self.nsp
+        if n == 0:
             return
         Q = self.Q
         horizon = start - self.LAG * Q
-        if self._unsorted:
-            _by_start(pend)
-            self._unsorted = False
-        ot = pend[0][0]
-        if ot >= horizon:
-            return                      # nothing old enough to judge yet
-        k = 0
-        n = len(pend)
-        while k < n:
-            ot = pend[k][0]
-            if ot >= horizon:
-                break
-            k += 1
-        ready = pend[:k]
-        self.spans = pend[k:]
-        # a sweep over the bursts by start time: `active` holds those begun by
-        # t0 and not yet over (ready is in start order, so t0 only grows).
-        # The bursts not ready start at or after the horizon, after every
-        # ready start: they never cover one, so the sweep leaves them out.
-        cover = self.judged + ready
-        _by_start(cover)
-        nc = len(cover)
+        sp = self.spans
+        _sort_rows(sp, n)
+        # the cover: the bursts starting before the horizon, judged or ready
+        # to be (the others start at or after it, after every ready start:
+        # they never cover one, so the sweep leaves them out)
+        h = 0
+        while h < n and sp[h * _NB] < horizon:
+            h += 1
+        if h == 0:
+            return
+        if h > len(self.act):
+            self.act = zeros(2 * h)
+        act = self.act
+        # a sweep over the cover by start time: `act` holds the bursts begun
+        # by t0 and not yet over (rows in start order, so t0 only grows)
         j = 0
-        active = []
-        for b in ready:
-            if b[3]:
+        na = 0
+        for i in range(h):
+            r = i * _NB
+            starts = sp[r + 2]
+            if starts < 0:
+                continue                # judged in an earlier sweep
+            if sp[r + 3]:
                 self.csw_vol += 1
-            starts = b[2]
+            sp[r + 2] = -1              # judged now
             if starts == 2:             # known to preempt its waker
                 self.bursts += 1
                 self.csw_invol += 1
             elif starts:
                 self.bursts += 1
-                t0 = b[0]
-                while j < nc:
-                    o = cover[j]
-                    ot = o[0]
-                    if ot > t0:
+                t0 = sp[r]
+                while j < h:
+                    if sp[j * _NB] > t0:
                         break
-                    active.append(o)
+                    act[na] = j
+                    na += 1
                     j += 1
-                if active:
-                    still = []
-                    for o in active:
-                        ot = o[1]
-                        if ot > t0:
-                            still.append(o)
-                    active = still
-                pri = b[4]
-                thread = b[5]
+                m = 0                   # keep those still running at t0
+                for x in range(na):
+                    if sp[act[x] * _NB + 1] > t0:
+                        act[m] = act[x]
+                        m += 1
+                na = m
+                pri = sp[r + 4]
+                th = sp[r + 5]
                 worse = better = False
-                for o in active:
-                    if o[5] != thread:
-                        opri = o[4]
-                        if opri <= pri:
+                for x in range(na):
+                    o = act[x] * _NB
+                    if sp[o + 5] != th:
+                        if sp[o + 4] <= pri:
                             better = True
                             break
                         worse = True
@@ -400,20 +443,22 @@ class Cpu(Actor):
                         self.csw_invol += 1
                     else:
                         self.csw_vol += 1
+        # forget the judged bursts that can no longer cover a later start
         old = horizon - self.LAG * Q
-        keep = []
-        for o in self.judged:
-            ot = o[1]
-            if ot >= old:
-                keep.append(o)
-        for o in ready:
-            ot = o[1]
-            if ot >= old:
-                keep.append(o)
-        self.judged = keep
+        m = 0
+        for i in range(n):
+            r = i * _NB
+            if i < h and sp[r + 1] < old:
+                continue
+            if m != i:
+                o = m * _NB
+                for c in range(_NB):
+                    sp[o + c] = sp[r + c]
+            m += 1
+        self.nsp = m
 
     def metrics(self):
-        if self.spans:
+        if self.nsp:
             self._switches(self.last_start)     # what is old enough by now
         return {"busy_ns": self.busy_ns, "by_class_ns": dict(sorted(self.granted.items())),
                 "wanted_ns": self.wanted, "package": self.package,

@@ -1,6 +1,8 @@
 """The window engine: canonical order, rounding to the window's end,
 independence of actors within a window, and CPU arbitration by debt."""
 
+from array import array
+
 from hypothesis import given, settings, strategies as st
 
 from actors.base import Actor, KThread, PRI_ITHD, PRI_USER
@@ -308,15 +310,25 @@ def test_thread_reports_every_ns_it_was_charged(ops):
     assert seen == {"starts": wakes, "ends": sleeps}
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 9)), max_size=40))
-def test_bursts_sorted_by_start_as_a_stable_sort(bursts):
-    """The CPU's burst sort (one pass when already in order) leaves bursts
-    as a stable sort by start time does."""
-    from actors.cpu import _by_start
-    got = list(bursts)
-    _by_start(got)
-    assert got == sorted(bursts, key=lambda b: b[0])
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(*[st.integers(-5, 50)] + [st.integers(-2**63, 2**63 - 1)] * 5),
+                max_size=40), st.integers(0, 3))
+def test_burst_rows_sorted_by_start(bursts, spare):
+    """The CPU's burst sort (an insertion sort of int64 rows, mostly in
+    order already) leaves the first n rows as a sort by start time does (the
+    rows of equal start in any order: the sweep does not depend on it),
+    every row whole, and the rows after them untouched."""
+    from actors.cpu import BURST_ROW as _NB, _sort_rows
+    from actors.cache import zeros
+    rows = zeros((len(bursts) + spare) * _NB)
+    for i, b in enumerate(bursts):
+        rows[i * _NB:(i + 1) * _NB] = array("q", b)
+    tail = list(rows[len(bursts) * _NB:])
+    _sort_rows(rows, len(bursts))
+    got = [tuple(rows[i * _NB:(i + 1) * _NB]) for i in range(len(bursts))]
+    assert [g[0] for g in got] == sorted(b[0] for b in bursts)
+    assert sorted(got) == sorted(bursts)
+    assert list(rows[len(bursts) * _NB:]) == tail
 
 
 @settings(max_examples=100, deadline=None)
