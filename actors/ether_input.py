@@ -63,11 +63,26 @@ ISR_NAMES = {NETISR_IP: "ip", NETISR_ARP: "arp", NETISR_ETHER: "ether", NETISR_I
 _SNAP_OUIS = (b"\x00\x00\x00", b"\x00\x00\xf8")
 
 
+def vlan_table(vlans) -> dict:
+    """The VLAN interfaces reached through a NIC, as ether_input looks
+    them up: parent ifnet name -> a list of 4096 (one entry a VID) holding
+    the VLAN interface's name or None (`vlans`: (parent, VID, name)s), so a
+    tag costs one lookup by name and one list index, not a tuple's hash."""
+    out = {}
+    for parent, vid, name in vlans:
+        tab = out.get(parent)
+        if tab is None:
+            tab = out[parent] = [None] * 4096
+        tab[vid] = name
+    return out
+
+
 def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
                 accept_any: bool = False):
     """Return the netisr protocol for `m` (link headers stripped), or a drop reason.
 
-    `vlans` maps (parent ifnet name, VID) to the VLAN interface's name."""
+    `vlans` maps a parent ifnet's name to its VLAN table (`vlan_table`):
+    the name of the VLAN interface for each VID, or None."""
     d = m.st.data
     off = m.off
     n = m.len
@@ -107,7 +122,10 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
             if tags > _MAX_TAGS or vlans is None:
                 return "if_noproto"
             vt = vlans
-            name = vt.get((m.rcvif, vid))
+            tab = vt.get(m.rcvif)
+            if tab is None:
+                return "if_noproto"
+            name = tab[vid]                  # (a list of 4096: vid < 4096)
             if name is None:
                 return "if_noproto"
             m.rcvif = name

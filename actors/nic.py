@@ -48,7 +48,7 @@ from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, Me
 from .sched import Loads, balance_vector_cpu, float_vector_cpu, pick_ithread_cpu
 from .proto_input import ProtoInput
 from .costs import to_ns
-from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input
+from .ether_input import ISR_NAMES, ether_input, rawip_input, sll_input, vlan_table
 from .inet import IPPROTO_TCP, IPPROTO_UDP, toeplitz_at, word_sum
 from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_HDR,
                    M_HASHTYPE_NONE, M_HASHTYPE_OPAQUE, M_HASHTYPE_RSS_IPV4, M_HASHTYPE_RSS_IPV6,
@@ -142,9 +142,9 @@ class Nic(Actor):
         self.linktype = cfg.get("linktype", "ether")
         self.link_input = {"raw": rawip_input, "sll": sll_input,
                            "sll2": lambda m: sll_input(m, True)}.get(self.linktype)
-        # VLAN interfaces reached through this NIC: (parent, VID) -> name, and
-        # every interface's vnet
-        self.vlans = {(v["parent"], v["vid"]): v["name"] for v in cfg.get("vlans", [])}
+        # VLAN interfaces reached through this NIC: parent -> VID -> name
+        # (ether_input.vlan_table), and every interface's vnet
+        self.vlans = vlan_table([(v["parent"], v["vid"], v["name"]) for v in cfg.get("vlans", [])])
         self.if_vnet = {v["name"]: v["vnet"] for v in cfg.get("vlans", [])}
         self.rxcsum = cfg.get("rxcsum", True)
         self.rss = cfg.get("rss", True)

@@ -85,6 +85,8 @@ CASES = [
      / IPv6(src="2001:db8:ffff::9", dst="2001:db8:201::1") / UDP(dport=5001) / b"q",
      ("delivered", "socket u6"), "vlan201"),                                           # QinQ
     (Ether(dst=MAC) / Dot1Q(vlan=999) / U4, ("dropped", "if_noproto"), "ix0"),
+    # a tag inside vlan100's, which has no VLAN interfaces of its own
+    (Ether(dst=MAC) / Dot1Q(vlan=100) / Dot1Q(vlan=201) / U4, ("dropped", "if_noproto"), "vlan100"),
     (Dot3(dst=MAC) / LLC(dsap=0xAA, ssap=0xAA, ctrl=3) / SNAP(OUI=0, code=0x0800) / U4,
      ("delivered", "socket u4"), "ix0"),
     (Dot3(dst="01:80:c2:00:00:00") / LLC(dsap=0x42, ssap=0x42, ctrl=3) / STP(), ("dropped", "llc_unsupported"), "ix0"),
