@@ -12,10 +12,10 @@ cdef Py_ssize_t _NB
 @cython.locals(i=Py_ssize_t, r=Py_ssize_t, j=Py_ssize_t, c=Py_ssize_t, t=cython.longlong,
                t1=cython.longlong, c2=cython.longlong, c3=cython.longlong,
                c4=cython.longlong, c5=cython.longlong)
-cpdef _sort_rows(long long[::1] rows, Py_ssize_t n)
+cpdef _sort_rows(long long[::1] rows, Py_ssize_t lo, Py_ssize_t hi)
 
 @cython.locals(nv=cython.longlong[::1], i=Py_ssize_t)
-cdef object _grown(long long[::1] rows, Py_ssize_t n)
+cdef object _grown(long long[::1] rows, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n)
 
 cdef long long _P_INTR, _P_ITHD, _P_SWI, _P_USER, _RING, _RMASK
 
@@ -37,7 +37,7 @@ cdef class Cpu(Actor):
     cdef public dict cap, g_other, future, events
     cdef public long long[::1] g_ns, g_seen, ring_w, ring_c
     cdef public long long[::1] spans, act
-    cdef public Py_ssize_t nsp
+    cdef public Py_ssize_t splo, nsp
     cdef public dict tids
 
     @cython.locals(reports=list, spans=list, debts=dict, demand=list, load=list, dm=list,
@@ -56,10 +56,11 @@ cdef class Cpu(Actor):
     cdef _grant(self, str cls, long long ns)
     @cython.locals(ml=cython.longlong[::1], i=Py_ssize_t)
     cdef _mem(self, long long nbytes, list counts, long long ns)
-    @cython.locals(n=Py_ssize_t, r=Py_ssize_t, sp=cython.longlong[::1], b=list, tv=object)
+    @cython.locals(n=Py_ssize_t, r=Py_ssize_t, lo=Py_ssize_t, sp=cython.longlong[::1], b=list,
+                   tv=object)
     cdef _add_bursts(self, list bursts, pri, thread)
     @cython.locals(sp=cython.longlong[::1], act=cython.longlong[::1],
-                   n=Py_ssize_t, h=Py_ssize_t, o=Py_ssize_t, r=Py_ssize_t, c=Py_ssize_t,
+                   lo=Py_ssize_t, n=Py_ssize_t, h=Py_ssize_t, o=Py_ssize_t, r=Py_ssize_t,
                    j=Py_ssize_t, na=Py_ssize_t, m=Py_ssize_t, i=Py_ssize_t, x=Py_ssize_t,
                    Q=cython.longlong, horizon=cython.longlong, old=cython.longlong,
                    t0=cython.longlong, starts=cython.longlong, pri=cython.longlong,

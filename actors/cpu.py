@@ -43,6 +43,12 @@ from __future__ import annotations
 from .base import Actor, PRI_CLASS, PRI_INTR, PRI_ITHD, PRI_SWI_NET, PRI_USER
 from .cache import LEVELS, zeros
 
+try:                        # compiled (actors/_core.py): the burst table is C int64
+    import cython
+    COMPILED = cython.compiled
+except ImportError:         # plain Python without Cython installed
+    COMPILED = False
+
 _RING = 64          # windows of capacity in the ring (more than KEEP + the windows ahead)
 _RMASK = _RING - 1
 
@@ -76,14 +82,14 @@ BURST_ROW = 6
 _NB = BURST_ROW         # (a C constant when compiled)
 
 
-def _sort_rows(rows, n: int) -> None:
-    """Sort the first n bursts of `rows` by start time, in place: an
-    insertion sort, as the bursts come in runs already in order (each
-    thread's, one window after another) and move back only past the few
-    other threads' bursts of their window.  Bursts are ordered by start
-    alone: what the sweep counts for a burst depends on which bursts cover
-    its start, not on the order of bursts that start together."""
-    for i in range(1, n):
+def _sort_rows(rows, lo: int, hi: int) -> None:
+    """Sort bursts lo..hi-1 of `rows` by start time, in place: an insertion
+    sort, as the bursts come in runs already in order (each thread's, one
+    window after another) and move back only past the few other threads'
+    bursts of their window.  Bursts are ordered by start alone: what the
+    sweep counts for a burst depends on which bursts cover its start, not
+    on the order of bursts that start together."""
+    for i in range(lo + 1, hi):
         r = i * _NB
         t = rows[r]
         if rows[r - _NB] <= t:
@@ -94,7 +100,7 @@ def _sort_rows(rows, n: int) -> None:
         c4 = rows[r + 4]
         c5 = rows[r + 5]
         j = r - _NB
-        while j >= 0 and rows[j] > t:
+        while j >= lo * _NB and rows[j] > t:
             for c in range(_NB):
                 rows[j + _NB + c] = rows[j + c]
             j -= _NB
@@ -107,12 +113,20 @@ def _sort_rows(rows, n: int) -> None:
         rows[j + 5] = c5
 
 
-def _grown(rows, n: int):
-    """A copy of the int64 table `rows` with room for at least n values."""
-    new = zeros(max(n, 2 * len(rows)))
+def _table(n: int):
+    """A burst table of n values at zero: C int64 (an array a typed
+    memoryview reads) when compiled; from source a list, whose items Python
+    reads and writes several times faster than an array's."""
+    return zeros(n) if COMPILED else [0] * n
+
+
+def _grown(rows, lo: int, hi: int, n: int):
+    """Rows lo..hi-1 of the burst table `rows`, moved to the front of a
+    table with room for at least n values (the same one when it has)."""
+    new = rows if n <= len(rows) else _table(max(n, 2 * len(rows)))
     nv = new
-    for i in range(len(rows)):
-        nv[i] = rows[i]
+    for i in range((hi - lo) * _NB):
+        nv[i] = rows[lo * _NB + i]
     return new
 
 
@@ -183,11 +197,12 @@ class Cpu(Actor):
         self.csw_invol = 0
         self.events = {}        # "intr", "migr" -> count
         self.bursts = 0
-        # the bursts reported and not yet forgotten: the first nsp rows of
+        # the bursts reported and not yet forgotten: rows splo..nsp-1 of
         # `spans` (rows of _NB int64, see _sort_rows and _switches)
-        self.spans = zeros(16 * _NB)
+        self.spans = _table(16 * _NB)
+        self.splo = 0
         self.nsp = 0
-        self.act = zeros(16)    # the sweep's active bursts (row numbers)
+        self.act = _table(16)   # the sweep's active bursts (row numbers)
         self.tids = {}          # thread name -> its number in the rows
         self.published = None   # the last cstate sent
         self.last_start = 0     # the latest window's start (metrics judge up to it)
@@ -352,7 +367,11 @@ class Cpu(Actor):
             tv = self.tids[thread] = len(self.tids)
         n = self.nsp
         if (n + len(bursts)) * _NB > len(self.spans):
-            self.spans = _grown(self.spans, (n + len(bursts)) * _NB)
+            # full: the rows forgotten before splo make room, or a bigger table
+            lo = self.splo
+            self.spans = _grown(self.spans, lo, n, (n - lo + len(bursts)) * _NB)
+            n -= lo
+            self.splo = 0
         sp = self.spans
         r = n * _NB
         for b in bursts:
@@ -378,31 +397,33 @@ class Cpu(Actor):
         bursts) and once more when the metrics are read, up to the horizon
         of the latest window: the counts are those of a sweep every window.
 
-        The bursts kept are one table of int64 rows (see _sort_rows), judged
-        and not: a judged row's `starts` is -1.  C loops when compiled."""
+        The bursts kept are rows splo..nsp-1 of one int64 table (see
+        _sort_rows), judged and not: a judged row's `starts` is -1.  C loops
+        when compiled."""
+        lo = self.splo
         n = self.nsp
-        if n == 0:
+        if n == lo:
             return
         Q = self.Q
         horizon = start - self.LAG * Q
         sp = self.spans
-        _sort_rows(sp, n)
+        _sort_rows(sp, lo, n)
         # the cover: the bursts starting before the horizon, judged or ready
         # to be (the others start at or after it, after every ready start:
         # they never cover one, so the sweep leaves them out)
-        h = 0
+        h = lo
         while h < n and sp[h * _NB] < horizon:
             h += 1
-        if h == 0:
+        if h == lo:
             return
-        if h > len(self.act):
-            self.act = zeros(2 * h)
+        if h - lo > len(self.act):
+            self.act = _table(2 * (h - lo))
         act = self.act
         # a sweep over the cover by start time: `act` holds the bursts begun
         # by t0 and not yet over (rows in start order, so t0 only grows)
-        j = 0
+        j = lo
         na = 0
-        for i in range(h):
+        for i in range(lo, h):
             r = i * _NB
             starts = sp[r + 2]
             if starts < 0:
@@ -443,22 +464,17 @@ class Cpu(Actor):
                         self.csw_invol += 1
                     else:
                         self.csw_vol += 1
-        # forget the judged bursts that can no longer cover a later start
+        # forget the judged bursts that can no longer cover a later start:
+        # those in front (one still running keeps the later ones a while;
+        # those it keeps can cover no start to come, so the sweep passes them
+        # by), to be overwritten when the table is full (_add_bursts)
         old = horizon - self.LAG * Q
-        m = 0
-        for i in range(n):
-            r = i * _NB
-            if i < h and sp[r + 1] < old:
-                continue
-            if m != i:
-                o = m * _NB
-                for c in range(_NB):
-                    sp[o + c] = sp[r + c]
-            m += 1
-        self.nsp = m
+        while lo < h and sp[lo * _NB + 1] < old:
+            lo += 1
+        self.splo = lo
 
     def metrics(self):
-        if self.nsp:
+        if self.nsp > self.splo:
             self._switches(self.last_start)     # what is old enough by now
         return {"busy_ns": self.busy_ns, "by_class_ns": dict(sorted(self.granted.items())),
                 "wanted_ns": self.wanted, "package": self.package,

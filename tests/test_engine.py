@@ -312,23 +312,26 @@ def test_thread_reports_every_ns_it_was_charged(ops):
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(*[st.integers(-5, 50)] + [st.integers(-2**63, 2**63 - 1)] * 5),
-                max_size=40), st.integers(0, 3))
-def test_burst_rows_sorted_by_start(bursts, spare):
+                max_size=40), st.integers(0, 3), st.integers(0, 3))
+def test_burst_rows_sorted_by_start(bursts, before, after):
     """The CPU's burst sort (an insertion sort of int64 rows, mostly in
-    order already) leaves the first n rows as a sort by start time does (the
+    order already) leaves rows lo..hi-1 as a sort by start time does (the
     rows of equal start in any order: the sweep does not depend on it),
-    every row whole, and the rows after them untouched."""
+    every row whole, and the rows outside them untouched."""
     from actors.cpu import BURST_ROW as _NB, _sort_rows
     from actors.cache import zeros
-    rows = zeros((len(bursts) + spare) * _NB)
+    lo, hi = before, before + len(bursts)
+    rows = zeros((hi + after) * _NB)
+    for i in range(len(rows)):
+        rows[i] = 1000 - i              # outside lo..hi (later starts): must stay as it is
     for i, b in enumerate(bursts):
-        rows[i * _NB:(i + 1) * _NB] = array("q", b)
-    tail = list(rows[len(bursts) * _NB:])
-    _sort_rows(rows, len(bursts))
-    got = [tuple(rows[i * _NB:(i + 1) * _NB]) for i in range(len(bursts))]
+        rows[(lo + i) * _NB:(lo + i + 1) * _NB] = array("q", b)
+    outside = list(rows[:lo * _NB]) + list(rows[hi * _NB:])
+    _sort_rows(rows, lo, hi)
+    got = [tuple(rows[i * _NB:(i + 1) * _NB]) for i in range(lo, hi)]
     assert [g[0] for g in got] == sorted(b[0] for b in bursts)
     assert sorted(got) == sorted(bursts)
-    assert list(rows[len(bursts) * _NB:]) == tail
+    assert list(rows[:lo * _NB]) + list(rows[hi * _NB:]) == outside
 
 
 @settings(max_examples=100, deadline=None)
