@@ -35,20 +35,24 @@ cpdef Mbuf m_alloc(Uma uma, object data)
 @cython.locals(st=Storage)
 cpdef m_freem(Uma uma, Mbuf m)
 
-@cython.locals(m=Mbuf, st=Storage)
 cpdef list decode_batch(object blob)
+
+@cython.locals(m=Mbuf, st=Storage)
+cpdef list batch_from_parts(object parts)
 
 cpdef bytes encode_batch(object mbufs)
 
+cpdef list batch_parts(object mbufs)
+
 @cython.locals(m=Mbuf, st=Storage)
-cpdef bytes _encode_rows(object mbufs)
+cpdef list _encode_rows(object mbufs)
 
 @cython.locals(i=object)
 cpdef Py_ssize_t _name(dict names, object v) except? -2
 
 @cython.locals(m=Mbuf, st=Storage, n=Py_ssize_t, o=Py_ssize_t, ir=Py_ssize_t, iv=Py_ssize_t,
                iz=Py_ssize_t, izs=Py_ssize_t, data=list, tags=list, names=dict,
-               rv=cython.longlong[::1])
+               rv=cython.longlong[::1], k=Py_ssize_t, i=Py_ssize_t)
 cpdef object _encode_packed(object mbufs)
 
 @cython.locals(m=Mbuf, n=Py_ssize_t, k=Py_ssize_t, o=Py_ssize_t, out=list,

@@ -395,18 +395,25 @@ def encode_batch(mbufs: list) -> bytes:
     (HDR_FIELDS) and the mbuf's own zone; storages are [data, zones]; index
     is null when row i uses storage i (nothing shared), else the storage
     number of every row."""
+    return msgpack.packb(batch_parts(mbufs), use_bin_type=True)
+
+
+def batch_parts(mbufs: list) -> list:
+    """The wire form of a batch (see encode_batch) before msgpack packs it:
+    so that a message carrying batches (cluster/engine.py) is packed once,
+    the packets' bytes copied once."""
+    packed = _encode_packed(mbufs)
+    if packed is not None:
+        return packed
     if len(set(map(id, mbufs))) != len(mbufs):
         # Decoding would make two packets of one (and could balance the
         # count check below while a sharer outside is left dangling).
         dup = _first_repeat(mbufs)
         raise ValueError(f"mbuf pkt_id={dup.pkt_id} appears twice in the batch")
-    packed = _encode_packed(mbufs)
-    if packed is not None:
-        return packed
     return _encode_rows(mbufs)
 
 
-def _encode_rows(mbufs: list) -> bytes:
+def _encode_rows(mbufs: list) -> list:
     """The general wire form: a row of msgpack values per mbuf."""
     rows = []
     data = []
@@ -422,7 +429,7 @@ def _encode_rows(mbufs: list) -> bytes:
                      m.vlan, m.csum_flags, m.arrival_ns, m.stamp_ns, m.pkt_id, m.tags,
                      m.line_cpu, m.line_at, m.line_pat, m.l3hlen, m.zone))
     if not shared:
-        return msgpack.packb([CODEC_VERSION, data, None, rows], use_bin_type=True)
+        return [CODEC_VERSION, data, None, rows]
     sts = list(map(_ST, mbufs))
     index = {}
     table = []
@@ -439,15 +446,23 @@ def _encode_rows(mbufs: list) -> bytes:
             raise ValueError(
                 f"storage shared with {st.refcnt - refs} mbuf(s) outside the batch "
                 "cannot move between actors; m_dup it first")
-    return msgpack.packb([CODEC_VERSION, [(st.data, st.zones) for st, _ in table], idx, rows],
-                         use_bin_type=True)
+    return [CODEC_VERSION, [(st.data, st.zones) for st, _ in table], idx, rows]
 
 
 def decode_batch(blob: bytes) -> list:
     """Inverse of encode_batch: new mbufs, storage shared as it was in the batch."""
     try:
         # tuples, not lists: half the unpacking time (tags made lists below)
-        ver, sts, idx, rows = msgpack.unpackb(blob, raw=False, use_list=False)
+        parts = msgpack.unpackb(blob, raw=False, use_list=False)
+    except (ValueError, TypeError):
+        raise ValueError("not an mbuf batch of this codec version") from None
+    return batch_from_parts(parts)
+
+
+def batch_from_parts(parts) -> list:
+    """Inverse of batch_parts, from the unpacked wire form (lists or tuples)."""
+    try:
+        ver, sts, idx, rows = parts
     except (ValueError, TypeError):
         raise ValueError("not an mbuf batch of this codec version") from None
     if ver == CODEC_PACKED:
@@ -490,11 +505,15 @@ def _name(names: dict, v) -> int:
 
 
 def _encode_packed(mbufs: list):
-    """The packed wire form of a batch, or None when the batch does not fit
-    it (shared storage, a field out of int64 or not an int, a name not a
-    string): the caller then sends msgpack rows.  A freed mbuf also answers
-    None; the caller raises.  The rows are written as int64s straight into
-    an array (a C store each when compiled)."""
+    """The packed wire form of a batch (its parts, for msgpack), or None
+    when the batch does not fit it (shared storage, a field out of int64 or
+    not an int, a name not a string, an mbuf twice): the caller then sends
+    msgpack rows.  A freed mbuf also answers None; the caller raises.  The
+    rows are written as int64s straight into an array (a C store each when
+    compiled).  An mbuf is known to be in the batch already by its
+    storage's count, set to 2 while the batch is encoded (a lone storage's
+    count is 1: one seen twice is the same mbuf, or shared) and set back
+    before this returns, whatever happens."""
     n = len(mbufs)
     rows = array("q", bytes(n * _ROW_SIZE))
     rv = rows
@@ -502,65 +521,72 @@ def _encode_packed(mbufs: list):
     data = []
     tags = []
     o = 0
+    k = 0                       # mbufs whose storage is marked
     lr = lv = lz = lzs = _NONAME
     ir = iv = iz = izs = -1
-    for m in mbufs:
-        st = m.st
-        if m.freed or st.refcnt != 1:
-            return None
-        if not (type(m.off) is int and type(m.len) is int and type(m.flags) is int
-                and type(m.flowid) is int and type(m.hashtype) is int and type(m.fib) is int
-                and type(m.vlan) is int and type(m.csum_flags) is int
-                and type(m.arrival_ns) is int and type(m.stamp_ns) is int
-                and type(m.pkt_id) is int and type(m.line_cpu) is int
-                and type(m.line_at) is int and type(m.line_pat) is int
-                and type(m.l3hlen) is int):
-            return None
-        # names mostly repeat from one mbuf to the next: the same objects
-        if m.rcvif is not lr:
-            lr = m.rcvif
-            ir = _name(names, lr)
-        if m.vnet is not lv:
-            lv = m.vnet
-            iv = _name(names, lv)
-        if m.zone is not lz:
-            lz = m.zone
-            iz = _name(names, lz)
-        if st.zones is not lzs:
-            lzs = st.zones
-            izs = _name(names, lzs)
-        if ir < 0 or iv < 0 or iz < 0 or izs < 0:
-            return None
-        try:
-            rv[o] = m.off
-            rv[o + 1] = m.len
-            rv[o + 2] = m.flags
-            rv[o + 3] = m.flowid
-            rv[o + 4] = m.hashtype
-            rv[o + 5] = m.fib
-            rv[o + 6] = m.vlan
-            rv[o + 7] = m.csum_flags
-            rv[o + 8] = m.arrival_ns
-            rv[o + 9] = m.stamp_ns
-            rv[o + 10] = m.pkt_id
-            rv[o + 11] = m.line_cpu
-            rv[o + 12] = m.line_at
-            rv[o + 13] = m.line_pat
-            rv[o + 14] = m.l3hlen
-        except OverflowError:       # out of int64
-            return None
-        rv[o + 15] = ir
-        rv[o + 16] = iv
-        rv[o + 17] = iz
-        rv[o + 18] = izs
-        o += _NCOL
-        data.append(st.data)
-        if m.tags:
-            tags.append((len(data) - 1, m.tags))
+    try:
+        for m in mbufs:
+            st = m.st
+            if m.freed or st.refcnt != 1:
+                return None
+            st.refcnt = 2
+            k += 1
+            if not (type(m.off) is int and type(m.len) is int and type(m.flags) is int
+                    and type(m.flowid) is int and type(m.hashtype) is int and type(m.fib) is int
+                    and type(m.vlan) is int and type(m.csum_flags) is int
+                    and type(m.arrival_ns) is int and type(m.stamp_ns) is int
+                    and type(m.pkt_id) is int and type(m.line_cpu) is int
+                    and type(m.line_at) is int and type(m.line_pat) is int
+                    and type(m.l3hlen) is int):
+                return None
+            # names mostly repeat from one mbuf to the next: the same objects
+            if m.rcvif is not lr:
+                lr = m.rcvif
+                ir = _name(names, lr)
+            if m.vnet is not lv:
+                lv = m.vnet
+                iv = _name(names, lv)
+            if m.zone is not lz:
+                lz = m.zone
+                iz = _name(names, lz)
+            if st.zones is not lzs:
+                lzs = st.zones
+                izs = _name(names, lzs)
+            if ir < 0 or iv < 0 or iz < 0 or izs < 0:
+                return None
+            try:
+                rv[o] = m.off
+                rv[o + 1] = m.len
+                rv[o + 2] = m.flags
+                rv[o + 3] = m.flowid
+                rv[o + 4] = m.hashtype
+                rv[o + 5] = m.fib
+                rv[o + 6] = m.vlan
+                rv[o + 7] = m.csum_flags
+                rv[o + 8] = m.arrival_ns
+                rv[o + 9] = m.stamp_ns
+                rv[o + 10] = m.pkt_id
+                rv[o + 11] = m.line_cpu
+                rv[o + 12] = m.line_at
+                rv[o + 13] = m.line_pat
+                rv[o + 14] = m.l3hlen
+            except OverflowError:       # out of int64
+                return None
+            rv[o + 15] = ir
+            rv[o + 16] = iv
+            rv[o + 17] = iz
+            rv[o + 18] = izs
+            o += _NCOL
+            data.append(st.data)
+            if m.tags:
+                tags.append((len(data) - 1, m.tags))
+    finally:
+        for i in range(k):
+            m = mbufs[i]
+            m.st.refcnt = 1
     if not _LITTLE:
         rows.byteswap()
-    return msgpack.packb([CODEC_PACKED, [list(names), data], tags, rows.tobytes()],
-                         use_bin_type=True)
+    return [CODEC_PACKED, [list(names), data], tags, rows.tobytes()]
 
 
 def _decode_packed(tables, tags, rows) -> list:

@@ -181,7 +181,7 @@ def test_codec_roundtrip(data):
     if fits:
         assert len(wire[1][1]) == len(batch)
         # ... and it decodes to what the general form decodes to
-        general = decode_batch(mb._encode_rows(batch))
+        general = mb.batch_from_parts(mb._encode_rows(batch))
         assert [b.header() for b in general] == [b.header() for b in out]
         assert [b.data for b in general] == [b.data for b in out]
         assert [b.st.zones for b in general] == [b.st.zones for b in out]
@@ -228,6 +228,59 @@ def test_encode_refuses_same_mbuf_twice():
         encode_batch([solo, solo])
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["keep", "twice", "freed", "copy"]), min_size=1, max_size=12),
+       st.integers(0, 11))
+def test_encode_leaves_every_count_as_it_was(kinds, at):
+    """The packed encoder marks each storage it has seen (its count set to 2)
+    to find an mbuf sent twice; whatever the batch - refused for a repeat,
+    a freed mbuf or storage shared outside, or encoded - every count is
+    as it was afterwards."""
+    uma = Uma()
+    batch, keep = [], []
+    for i, k in enumerate(kinds):
+        m = m_alloc(uma, bytes([i]) * (200 + 300 * i))    # clusters: copies share them
+        keep.append(m)
+        if k == "freed":
+            m_freem(uma, m)
+        elif k == "copy":
+            keep.append(m_copypacket(uma, m))   # a sharer outside the batch
+        batch.append(m)
+        if k == "twice":
+            batch.insert(min(at, len(batch)), m)
+    before = [(m.st.refcnt, m.freed) for m in keep]
+    try:
+        out = decode_batch(encode_batch(batch))
+    except (ValueError, UseAfterFree):
+        assert set(kinds) != {"keep"}
+    else:
+        assert set(kinds) == {"keep"} and len(out) == len(batch)
+    assert [(m.st.refcnt, m.freed) for m in keep] == before
+
+
+def test_messages_carry_batches_packed_once():
+    """encode_msgs packs a message's mbuf batch in the codec's wire form
+    inside the messages (one msgpack pass): decode_msgs gives the same
+    messages, the mbufs' headers and bytes whole, control payloads as they
+    were."""
+    from cluster.engine import decode_msgs, encode_msgs
+    uma = Uma()
+    a = [m_alloc(uma, bytes(range(i, i + 60 + i))) for i in range(5)]
+    a[2].tags = [[7, 9]]
+    b = [m_alloc(uma, b"z" * 3000)]
+    b.append(m_copypacket(uma, b[0]))          # shared storage: the rows form
+    msgs = [(10, "ix0", 0, "netisr0", "pkts.ip", a), (10, "cpu0", 3, "netisr0", "cstate", [0, 5, [[40, "t", 9]]]),
+            (20, "ix0", 1, "netisr1", "pkts.ip6", b)]
+    got = decode_msgs(encode_msgs(msgs))
+    assert [m[:5] for m in got] == [m[:5] for m in msgs]
+    assert got[1][5] == msgs[1][5]
+    for sent, back in ((a, got[0][5]), (b, got[2][5])):
+        assert [x.header() for x in back] == [x.header() for x in sent]
+        assert [x.data for x in back] == [x.data for x in sent]
+    assert back[0].st is back[1].st and back[0].st.refcnt == 2
+    assert all(x.st.refcnt == 1 for x in a)
+
+
 def test_encode_refuses_freed_mbuf():
     uma = Uma()
     m = m_alloc(uma, b"abc")
@@ -238,8 +291,7 @@ def test_encode_refuses_freed_mbuf():
 
 def test_decode_bad_version():
     uma = Uma()
-    blob = mb._encode_rows([m_alloc(uma, b"hello")])
-    ver, sts, idx, rows = msgpack.unpackb(blob, raw=False)
+    ver, sts, idx, rows = mb._encode_rows([m_alloc(uma, b"hello")])
     assert ver == CODEC_VERSION
     for bad in (CODEC_PACKED + 1, 0, -1, "1"):
         with pytest.raises(ValueError):
