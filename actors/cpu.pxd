@@ -2,8 +2,10 @@
 # compiled (actors/_core.py): Cpu becomes an extension type (its fields in
 # a C struct), its step and context-switch sweep called in C.  Its clock
 # values, totals and counters are C int64 (integer ns, bytes and counts,
-# far below 2**63); the reports, bursts and the per-window and per-class
-# tables stay Python objects (tuples, dicts), so no arithmetic changes.
+# far below 2**63), and so is the table of bursts it judges (int64 rows:
+# times in ns, flags, priorities, thread numbers); the reports and the
+# per-window and per-class tables stay Python objects (tuples, dicts), so
+# no arithmetic changes.
 cimport cython
 from actors.base cimport Actor
 
@@ -40,7 +42,7 @@ cdef class Cpu(Actor):
     cdef public Py_ssize_t splo, nsp
     cdef public dict tids
 
-    @cython.locals(reports=list, spans=list, debts=dict, demand=list, load=list, dm=list,
+    @cython.locals(reports=list, debts=dict, demand=list, load=list, dm=list,
                    last=list, cap=dict, g_ns=cython.longlong[::1], g_seen=cython.longlong[::1],
                    ci=Py_ssize_t, ring_w=cython.longlong[::1], ring_c=cython.longlong[::1],
                    slot=Py_ssize_t,
