@@ -87,6 +87,14 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
         out["runs"].append(dict(c, packets=packets[i], wall_s=best, pps=packets[i] / best,
                                 pps_median=packets[i] / med, us_per_window=best / w * 1e6,
                                 engine_us_per_window=iwall / w * 1e6))
+    from .placement import crossing, flows, groups_for
+    from .scenario import build
+    names = [a.name for a in build(scn)]
+    for r in out["runs"]:
+        if r["placement"] == "packed":
+            g = groups_for(names, "packed", r["workers"], scn)
+            r["groups"] = ["+".join(x) for x in g]
+            r["crossing_pps_estimate"] = crossing(g, flows(scn))
     base = next((r for r in out["runs"] if r["workers"] == 1), None)
     for r in out["runs"]:
         r["speedup_vs_1_worker"] = r["pps"] / base["pps"] if base else None

@@ -192,6 +192,10 @@ def cmd_bench(a) -> int:
                   f"{x['pps_median']:>9,.0f} {x['us_per_window']:>10,.0f} "
                   f"{x['engine_us_per_window']:>17,.0f} {x['speedup_vs_1_worker']:>8.2f}x "
                   f"{x['speedup_median_vs_1_worker']:>6.2f}x")
+        for x in r["runs"]:
+            if x.get("groups") and len(x["groups"]) > 1:
+                print(f"packed over {x['workers']}: " + "  ".join(f"pack{i}={g}" for i, g in enumerate(x["groups"]))
+                      + f"  (packets crossing, estimated: {x['crossing_pps_estimate']:,.0f}/s)")
         return 0
     from .bench import bench
     r = bench(a.scenario, duration_ms=a.duration_ms or 200.0, repeat=a.repeat, sets=a.set)

@@ -4,7 +4,8 @@ Placement.  `per-component` makes every CPU, NIC, netisr and vnet its own
 named Ray actor (`cpu3`, `ix0`, `netisr3`, `vnet.vnet0`: what `ray list
 actors` and the dashboard show), spread over the cluster's nodes; `packed`
 groups the components into a few Ray actors (`pack0`, `pack1`, ..., one per
-worker, default one per CPU Ray has), for laptops.  Each Ray actor is a thin
+worker, default one per CPU Ray has), for laptops, cut where the fewest
+packets cross between them (cluster/placement.py says how).  Each Ray actor is a thin
 shell over a `cluster.engine.Host`, the same object the local executor uses,
 so the model code runs unchanged and never sees Ray.
 
@@ -47,71 +48,12 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError  # noqa: E40
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from .engine import Host, decode_msgs, encode_msgs, is_pkts
+from .placement import PLACEMENTS, groups_for
 from .scenario import build
-
-PLACEMENTS = ("per-component", "packed")
-_KIND_ORDER = ("ix", "netisr", "vnet", "cpu")
 
 
 class RunError(RuntimeError):
     pass
-
-
-def _kind(name: str) -> int:
-    for i, k in enumerate(_KIND_ORDER):
-        if name.startswith(k):
-            return i
-    return len(_KIND_ORDER)
-
-
-# relative per-packet cost of each kind of component, from timing each
-# actor's step on bench-4nic (compiled model: NICs 53%, vnet 24%, netisrs
-# 22%, CPUs 1%)
-_COST = {"ix": 6.0, "netisr": 2.5, "vnet": 2.7, "cpu": 0.04}
-
-
-def _load(name: str, rates: dict, total: float, nws: int) -> float:
-    k = _KIND_ORDER[_kind(name)] if _kind(name) < len(_KIND_ORDER) else "cpu"
-    if k == "ix":
-        return _COST[k] * rates.get(name, 0.0)
-    if k == "netisr":
-        return _COST[k] * total / max(1, nws)
-    if k == "vnet":
-        return _COST[k] * total
-    return _COST["cpu"] * total
-
-
-def groups_for(names: list, placement: str, workers: int, scn: dict | None = None) -> list:
-    """Component names grouped into Ray actors.
-
-    packed: the components are laid out in pipeline order (NICs, netisrs,
-    vnets, CPUs) and cut into `workers` contiguous chunks of about equal
-    estimated load, so that a packet crosses between Ray actors about once
-    (NIC -> netisr) and the work is balanced."""
-    names = sorted(names)
-    if placement == "per-component":
-        return [[n] for n in names]
-    if placement != "packed":
-        raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}")
-    k = max(1, min(workers, len(names)))
-    order = sorted(names, key=lambda n: (_kind(n), n))
-    rates = {}
-    for t in (scn or {}).get("traffic", []):
-        rates[t["nic"]] = rates.get(t["nic"], 0.0) + float(t["rate_pps"])
-    total = sum(rates.values()) or 1.0
-    nws = sum(1 for n in names if n.startswith("netisr"))
-    loads = [_load(n, rates, total, nws) + 1e-9 for n in order]
-    target = sum(loads) / k
-    groups, cur, acc = [], [], 0.0
-    for n, ld in zip(order, loads):
-        left = len(order) - len(groups) - 1
-        if cur and acc + ld / 2 > target and len(groups) < k - 1 and left > 0:
-            groups.append(cur)
-            cur, acc = [], 0.0
-        cur.append(n)
-        acc += ld
-    groups.append(cur)
-    return [sorted(g) for g in groups if g]
 
 
 @ray.remote
