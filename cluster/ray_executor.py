@@ -9,16 +9,18 @@ packets cross between them (cluster/placement.py says how).  Each Ray actor is a
 shell over a `cluster.engine.Host`, the same object the local executor uses,
 so the model code runs unchanged and never sees Ray.
 
-Data path.  In window w the driver calls `step(w, *parts)` on every Ray actor,
-where `parts` are the object references that every actor returned for it in
-window w-1.  `step` returns a tiny status and a list with one entry per
-destination actor: nothing, a few bytes of control messages (CPU time
-reports and debts), or - whenever the messages carry packets - a reference
-to them, put in the object store by the sending worker and fetched by the
-receiving one (msgpack, with mbuf batches in the mbuf wire codec).  The
-driver only passes those lists along and waits on statuses: packets never
-travel through it.  It lets at most `max_inflight` windows run ahead of the oldest
-unconfirmed one, so memory stays flat on long runs.
+Data path.  In window w the driver calls `step(w, *lists)` on every Ray
+actor, where `lists` are the object references of what every actor returned
+in window w-1.  `step` returns one small object: the window and a list with
+one entry per destination actor - nothing, a few bytes of control messages
+(CPU time reports and debts), or, whenever the messages carry packets, a
+reference to them, put in the object store by the sending worker and
+fetched by the receiving one (msgpack, with mbuf batches in the mbuf wire
+codec).  The driver only passes those references along and checks them: it
+never fetches a packet.  It lets at most `max_inflight` windows run ahead of
+the oldest unconfirmed one, so memory stays flat on long runs.  (One return
+a window, not a status and the lists apart: a Ray object less per actor and
+window, which on a 2-core machine is driver time the workers get back.)
 
 Determinism.  Every Host sorts its inbox canonically (deliver time, sender,
 sequence number), whatever order the bytes arrived in, so metrics are
@@ -76,7 +78,7 @@ class HostActor:
         t0 = time.perf_counter()
         refs = []
         for lst in lists:
-            part = lst[self.index]
+            part = lst[1][self.index]
             if part is None:
                 continue
             if isinstance(part, bytes):
@@ -89,9 +91,10 @@ class HostActor:
         self.t_codec += time.perf_counter() - t0
 
     def step(self, w: int, *lists):
-        """Run window w.  Returns (w, parts): parts[k] is None, the encoded
-        messages for host k (control messages only), or a reference to them
-        in the object store (whenever they hold packets)."""
+        """Run window w; `lists` are what every host returned for window
+        w-1.  Returns (w, parts): parts[k] is None, the encoded messages for
+        host k (control messages only), or a reference to them in the object
+        store (whenever they hold packets)."""
         host = self.host
         if w == self.crash_at:
             os._exit(70)        # fault injection: this worker process dies here
@@ -240,13 +243,8 @@ class RayExecutor:
         pending = deque()
         step_every = max(1, windows // 100)
         for w in range(windows):
-            status, parts = [], []
-            for h in self.hosts:
-                st, pt = h.step.options(num_returns=2).remote(w, *prev)
-                status.append(st)
-                parts.append(pt)
-            prev = parts
-            pending.append((w, status))
+            prev = [h.step.remote(w, *prev) for h in self.hosts]
+            pending.append((w, prev))
             while len(pending) > self.max_inflight:
                 self._check(*pending.popleft())
             if progress is not None and (w % step_every == 0 or w == windows - 1):
