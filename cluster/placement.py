@@ -67,6 +67,14 @@ def _kname(name: str) -> str:
     return _KIND_ORDER[k] if k < len(_KIND_ORDER) else "cpu"
 
 
+def nic_rates(scn: dict) -> dict:
+    """Each NIC's offered packets a second (all its traffic sources)."""
+    rate = {}
+    for t in scn.get("traffic", []):
+        rate[t["nic"]] = rate.get(t["nic"], 0.0) + float(t.get("rate_pps", 0.0))
+    return rate
+
+
 def flows(scn: dict) -> dict:
     """Estimated packet flows: {(sender, receiver): packets a second}.
 
@@ -76,9 +84,7 @@ def flows(scn: dict) -> dict:
     wss = list(ns["workstreams"])
     pin = ns.get("pin", {})
     dispatch = ns.get("dispatch", "deferred")
-    rate = {}
-    for t in scn.get("traffic", []):
-        rate[t["nic"]] = rate.get(t["nic"], 0.0) + float(t.get("rate_pps", 0.0))
+    rate = nic_rates(scn)
     out = {}
 
     def add(a, b, r):
@@ -117,19 +123,19 @@ def loads(names: list, scn: dict | None, fl: dict | None = None) -> dict:
     if scn is None:
         return {n: IDLE for n in names}
     fl = flows(scn) if fl is None else fl
-    into, total = {}, 0.0
-    for (a, b), r in fl.items():
+    into = {}
+    for (_, b), r in fl.items():
         into[b] = into.get(b, 0.0) + r
-    rate = {}
-    for t in scn.get("traffic", []):
-        rate[t["nic"]] = rate.get(t["nic"], 0.0) + float(t.get("rate_pps", 0.0))
+    rate = nic_rates(scn)
     total = sum(rate.values())
+    # direct dispatch: the ithread runs the protocols' input itself
+    ix_cost = COST["ix"] + (COST["netisr"] if scn["netisr"].get("dispatch") == "direct" else 0.0)
     per_window = IDLE * 1e9 / scn["quantum_ns"]
     out = {}
     for n in names:
         k = _kname(n)
         if k == "ix":
-            work = COST["ix"] * rate.get(n, 0.0)
+            work = ix_cost * rate.get(n, 0.0)
         elif k == "cpu":
             work = COST["cpu"] * total
         else:
