@@ -22,8 +22,10 @@ from .run import make_executor
 from .scenario import load
 
 
-def _time(scn: dict, engine: str, repeat: int, **opts) -> tuple:
-    """(best wall seconds for the windows alone, packets) over `repeat` runs."""
+def _time(scn: dict, engine: str, repeat: int, split: list | None = None, **opts) -> tuple:
+    """(best wall seconds for the windows alone, packets) over `repeat` runs.
+    On Ray, `split` gets each run's wall seconds and its Ray actors' own
+    timing (seconds in the model's step and in the codec)."""
     best = None
     packets = 0
     for _ in range(max(1, repeat)):
@@ -33,6 +35,8 @@ def _time(scn: dict, engine: str, repeat: int, **opts) -> tuple:
             ex.run(scn["windows"])
             wall = time.perf_counter() - t0
             packets = sum(s["arrived"] for s in ex.summaries())
+            if split is not None and hasattr(ex, "timing"):
+                split.append((wall, ex.timing()))
         finally:
             ex.close()
         best = wall if best is None else min(best, wall)
@@ -75,18 +79,28 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     configs = [{"placement": "packed", "workers": w} for w in workers]
     configs.append({"placement": "per-component", "workers": None})
     walls = [[] for _ in configs]
+    splits = [[] for _ in configs]
     packets = [0] * len(configs)
     for _ in range(max(1, repeat)):
         for i, c in enumerate(configs):
-            wall, packets[i] = _time(scn, "ray", 1, **c)
+            wall, packets[i] = _time(scn, "ray", 1, split=splits[i], **c)
             walls[i].append(wall)
     w = scn["windows"]
     for i, c in enumerate(configs):
         iwall, _ = _time(idle, "ray", 1, **c)
         best, med = min(walls[i]), statistics.median(walls[i])
+        # the best run's split of a window: the busiest Ray actor's time in
+        # the model and with messages (fetching, decoding, encoding); the
+        # rest is Ray's and waiting
+        bw, tm = min(splits[i], key=lambda x: x[0])
+        step = max(t["step_s"] for t in tm.values())
+        codec = max(t["codec_s"] for t in tm.values())
         out["runs"].append(dict(c, packets=packets[i], wall_s=best, pps=packets[i] / best,
                                 pps_median=packets[i] / med, us_per_window=best / w * 1e6,
-                                engine_us_per_window=iwall / w * 1e6))
+                                engine_us_per_window=iwall / w * 1e6,
+                                model_us_per_window=step / w * 1e6,
+                                codec_us_per_window=codec / w * 1e6,
+                                other_us_per_window=max(0.0, bw - step - codec) / w * 1e6))
     from .placement import crossing, flows, groups_for
     from .scenario import build
     names = [a.name for a in build(scn)]

@@ -192,6 +192,11 @@ def cmd_bench(a) -> int:
                   f"{x['pps_median']:>9,.0f} {x['us_per_window']:>10,.0f} "
                   f"{x['engine_us_per_window']:>17,.0f} {x['speedup_vs_1_worker']:>8.2f}x "
                   f"{x['speedup_median_vs_1_worker']:>6.2f}x")
+        print("the best run's window, split (us): the busiest Ray actor's model step, and its "
+              "fetching, decoding and encoding of messages; the rest is Ray's and waiting")
+        for x in r["runs"]:
+            print(f"  {x['placement']:<15} {x['workers'] or '-':>7}  model {x['model_us_per_window']:>8,.0f}"
+                  f"  messages {x['codec_us_per_window']:>7,.0f}  rest {x['other_us_per_window']:>7,.0f}")
         for x in r["runs"]:
             if x.get("groups") and len(x["groups"]) > 1:
                 print(f"packed over {x['workers']}: " + "  ".join(f"pack{i}={g}" for i, g in enumerate(x["groups"]))

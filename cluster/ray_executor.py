@@ -66,7 +66,7 @@ class HostActor:
         mine = set(names)
         self.crash_at = crash_at
         self.t_step = 0.0       # wall seconds in the model's step
-        self.t_codec = 0.0      # ... in decoding and encoding messages
+        self.t_codec = 0.0      # ... fetching, decoding and encoding messages
         self.host = Host([a for a in build(scn) if a.name in mine], scn["quantum_ns"])
         self.host_of = host_of
         self.index = index
@@ -135,7 +135,7 @@ class HostActor:
         return self.host.teardown()
 
     def timing(self):
-        """Wall seconds spent in the model and in the codec (for `netcabal bench`)."""
+        """Wall seconds in the model and with messages (fetch, decode, encode), for `netcabal bench`."""
         return {"step_s": self.t_step, "codec_s": self.t_codec}
 
     def whereami(self):

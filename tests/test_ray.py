@@ -144,3 +144,11 @@ def test_bench_ray_alternates_placements_and_reports_best_and_median(local_ray):
     # so 2 workers get the pipeline cut (the NIC apart) and its packets cross
     assert runs[0]["groups"] == ["+".join(sorted(n for g in runs[1]["groups"] for n in g.split("+")))]
     assert runs[1]["groups"][0] == "ix0" and runs[1]["crossing_pps_estimate"] > 0
+    # and how a window of the best run splits: the busiest actor's model step
+    # and codec fit inside that run's window (timed in that run alone), the
+    # rest is what is left of it
+    for x in runs:
+        assert x["model_us_per_window"] > 0 and x["codec_us_per_window"] >= 0
+        inside = x["model_us_per_window"] + x["codec_us_per_window"]
+        assert inside <= x["us_per_window"]
+        assert x["other_us_per_window"] == pytest.approx(x["us_per_window"] - inside)
