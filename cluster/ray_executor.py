@@ -18,7 +18,9 @@ reference to them, put in the object store by the sending worker and
 fetched by the receiving one (msgpack, with mbuf batches in the mbuf wire
 codec).  The driver only passes those references along and checks them: it
 never fetches a packet.  It lets at most `max_inflight` windows run ahead of
-the oldest unconfirmed one, so memory stays flat on long runs.  (One return
+the oldest unconfirmed one, so memory stays flat on long runs; it fetches
+the statuses only every `CHECK_EVERY` windows and merely waits for the rest
+(see `run`).  (One return
 a window, not a status and the lists apart: a Ray object less per actor and
 window, which on a 2-core machine is driver time the workers get back.)
 
@@ -238,22 +240,50 @@ class RayExecutor:
             raise RunError(f"run failed in window {w}: Ray actor "
                            + "; ".join(bad or ["?"])) from None
 
+    CHECK_EVERY = 8     # windows between fetching the statuses (only waiting for the others)
+
     def run(self, windows: int, progress=None) -> None:
+        """Run the windows.  The driver waits for the oldest window in flight
+        before it submits past `max_inflight`; it fetches the statuses (to
+        see a failure) only every CHECK_EVERY windows - the others it only
+        waits for, which costs it less - and keeps enough recent windows to
+        name the first that failed: every window's steps take every host's
+        output of the window before, so a failure fails every window after."""
         prev = []
         pending = deque()
+        recent = deque(maxlen=self.max_inflight + 2 * self.CHECK_EVERY)
         step_every = max(1, windows // 100)
         for w in range(windows):
             prev = [h.step.remote(w, *prev) for h in self.hosts]
             pending.append((w, prev))
+            recent.append((w, prev))
             while len(pending) > self.max_inflight:
-                self._check(*pending.popleft())
+                ww, refs = pending.popleft()
+                if ww % self.CHECK_EVERY == self.CHECK_EVERY - 1:
+                    self._check_recent(recent, ww)
+                else:
+                    ray.wait(refs, num_returns=len(refs), fetch_local=False)
             if progress is not None and (w % step_every == 0 or w == windows - 1):
                 progress(w + 1, windows)
-        while pending:
-            self._check(*pending.popleft())
+        if pending:
+            self._check_recent(recent, pending[-1][0])
         if prev:
             self._check(windows, [h.finish.remote(*prev) for h in self.hosts])
         self.window = windows
+
+    def _check_recent(self, recent, upto: int) -> None:
+        """Fetch window `upto`'s statuses; if one failed, find the first
+        window in `recent` that failed and name it.  Then forget the
+        windows up to `upto`."""
+        try:
+            ray.get(next(refs for ww, refs in recent if ww == upto))
+        except (RayActorError, RayError):
+            for ww, refs in list(recent):
+                if ww <= upto:
+                    self._check(ww, refs)
+            raise
+        while recent and recent[0][0] <= upto:
+            recent.popleft()
 
     def _summaries(self):
         if self._summ is None:

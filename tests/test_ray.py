@@ -105,6 +105,23 @@ def test_killed_actor_is_named_with_its_window(local_ray, tmp_path):
     assert killed
 
 
+@pytest.mark.parametrize("fault,window", [("ix0@5", 5), ("netisr1@12", 12)])
+def test_fault_named_with_its_window_between_status_checks(local_ray, fault, window):
+    """The driver fetches statuses every few windows and only waits for the
+    others; a failure in a window it did not fetch is still named exactly."""
+    from cluster.ray_executor import RayExecutor, RunError
+    scn = load(QUICKSTART, ["scenario.duration_ms=2"])
+    ex = RayExecutor(scn, placement="packed", workers=2, fault=fault)
+    assert window % ex.CHECK_EVERY != ex.CHECK_EVERY - 1     # not a window it fetches
+    with pytest.raises(RunError) as e:
+        try:
+            ex.run(scn["windows"])
+        finally:
+            ex.close()
+    comp = fault.split("@")[0]
+    assert f"run failed in window {window}:" in str(e.value) and comp in str(e.value)
+
+
 def test_failed_run_leaves_no_results_folder(tmp_path):
     """`netcabal run --engine ray` with a component's process exiting mid-run:
     exit status 1, a one-line error naming it and the window, no folder."""
