@@ -1,7 +1,10 @@
 # Cython declarations for actors/mbuf.py, read only when the model is
 # compiled (actors/_core.py): Storage and Mbuf become extension types (their
 # fields in a C struct), and the functions that make, free and decode mbufs
-# see them as such.  Values stay Python objects: no arithmetic changes.
+# see them as such.  The fields of INT64_FIELDS (the view, the times, the
+# cache record) are C int64, so the hot loops read and write them with no
+# Python int made; a value beyond int64 raises OverflowError on assignment
+# (the model makes none).  The other values stay Python objects.
 # The packed codec reads and writes its rows through a C int64 view of an
 # array: a field outside int64 raises OverflowError there, as storing it in
 # the array would from source, and the batch goes in the rows form.
@@ -16,9 +19,9 @@ cdef class Storage:
     cdef public object data, zones, refcnt
 
 cdef class Mbuf:
-    cdef public object off, len, flags, rcvif, flowid, hashtype, fib, vnet, vlan
-    cdef public object csum_flags, arrival_ns, stamp_ns, pkt_id, tags, line_cpu
-    cdef public object line_at, line_pat, l3hlen, zone, freed
+    cdef public long long off, len, arrival_ns, stamp_ns, line_cpu, line_at, line_pat, l3hlen
+    cdef public object flags, rcvif, flowid, hashtype, fib, vnet, vlan, csum_flags, pkt_id, tags
+    cdef public object zone, freed
     cdef public Storage st
 
 @cython.locals(st=Storage)

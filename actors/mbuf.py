@@ -203,6 +203,13 @@ def zones_for(size: int) -> tuple:
 HDR_FIELDS = ("off", "len", "flags", "rcvif", "flowid", "hashtype", "fib", "vnet",
               "vlan", "csum_flags", "arrival_ns", "stamp_ns", "pkt_id", "tags",
               "line_cpu", "line_at", "line_pat", "l3hlen")
+# The fields the hot paths do arithmetic on - the view, the times and the
+# cache record - are C int64 when the model is compiled (actors/mbuf.pxd),
+# as the kernel's own are fixed-width: a value beyond int64 raises
+# OverflowError there.  The model never makes one (integer ns and byte
+# counts, far below 2**63); the others hold any integer msgpack holds.
+INT64_FIELDS = ("off", "len", "arrival_ns", "stamp_ns", "line_cpu", "line_at", "line_pat",
+                "l3hlen")
 
 
 class Mbuf:

@@ -35,6 +35,7 @@ from actors.mbuf import (
     CODEC_PACKED,
     CODEC_VERSION,
     HDR_FIELDS,
+    INT64_FIELDS,
     M_BCAST,
     M_EXT,
     M_NC_COPY,
@@ -96,15 +97,19 @@ STRUCT_BITS = M_EXT | M_NC_COPY
 
 def _randomize(data, m, wide: bool = True) -> None:
     """Set every header field of `m` to arbitrary valid values (off/len by
-    m_adj); integers from msgpack's whole range, or (wide=False) int64's."""
+    m_adj); integers from msgpack's whole range, or (wide=False) int64's -
+    but the times and the cache record always within int64, the range they
+    have when the model is compiled (INT64_FIELDS)."""
     ints = I64 if wide else INT64
     m.flags = (m.flags & STRUCT_BITS) | (
         data.draw(st.integers(0, 2**64 - 1 if wide else 2**63 - 1)) & ~STRUCT_BITS)
     for f in ("rcvif", "vnet"):
         setattr(m, f, data.draw(st.text(max_size=16)))
-    for f in ("flowid", "hashtype", "fib", "vlan", "csum_flags", "arrival_ns",
-              "stamp_ns", "pkt_id", "line_cpu", "line_at", "line_pat"):
+    for f in ("flowid", "hashtype", "fib", "vlan", "csum_flags", "pkt_id"):
         setattr(m, f, data.draw(ints))
+    for f in ("arrival_ns", "stamp_ns", "line_cpu", "line_at", "line_pat"):
+        assert f in INT64_FIELDS    # C int64 when compiled, whatever `wide` says
+        setattr(m, f, data.draw(INT64))
     m.tags = data.draw(tags_st)
     head = data.draw(st.integers(0, m.len + 2))
     tail = data.draw(st.integers(0, m.len + 2))
@@ -123,6 +128,29 @@ def _partition(mbufs) -> list:
 def test_hdr_fields_cover_every_slot():
     # The round trip below sets "every header field"; make sure that is all.
     assert set(HDR_FIELDS) | {"st", "zone", "freed"} == set(mb.Mbuf.__slots__)
+
+
+def test_int64_fields_are_the_compiled_c_fields():
+    """INT64_FIELDS names exactly the Mbuf fields mbuf.pxd declares C int64,
+    and, compiled, such a field refuses a value beyond int64 (OverflowError)
+    rather than wrapping it."""
+    import pathlib
+    import re
+    pxd = (pathlib.Path(mb.__file__).parent / "mbuf.pxd").read_text()
+    body = pxd.split("cdef class Mbuf:")[1].split("\n\n")[0]
+    c64 = [f.strip() for line in re.findall(r"cdef public long long (.*)", body)
+           for f in line.split(",")]
+    assert sorted(c64) == sorted(INT64_FIELDS)
+    assert set(INT64_FIELDS) <= set(HDR_FIELDS)
+    m = m_alloc(Uma(), b"x" * 60)
+    for f in INT64_FIELDS:
+        setattr(m, f, 2**63 - 1)
+        assert getattr(m, f) == 2**63 - 1
+        setattr(m, f, -(2**63))
+        assert getattr(m, f) == -(2**63)
+    if mb.__file__.endswith(".so"):         # compiled
+        with pytest.raises(OverflowError):
+            m.stamp_ns = 2**63
 
 
 @settings(max_examples=150, deadline=None,
