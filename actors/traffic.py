@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from bisect import bisect_left
 
 import numpy as np
 
@@ -183,8 +182,12 @@ class TrafficSource:
             corrupt = corrupt + 4 * (rng.random(BLOCK) < self.frag)
         sz = np.array(self.sizes)[np.minimum(sizes, len(self.sizes) - 1)]
         self.next_t = float(times[-1])
-        self.blk = (times[:-1].astype(np.int64).tolist(),
-                    np.minimum(flows, len(self.flows) - 1).tolist(), sz.tolist(), corrupt.tolist())
+        blk = tuple(np.ascontiguousarray(a, dtype=np.int64) for a in (
+            times[:-1], np.minimum(flows, len(self.flows) - 1), sz, corrupt))
+        self.blk = blk
+        # compiled, C int64 views of the block (frames() reads them with no
+        # Python int made each); from source just the arrays again
+        self.vt, self.vf, self.vs, self.vc = blk
         self.pos = 0
 
     def arrivals(self, start: int, end: int):
@@ -195,18 +198,18 @@ class TrafficSource:
         while True:
             if self.pos >= BLOCK:
                 self._refill()
-            times, flows, sizes, corrupt = self.blk
             p = self.pos
             # the first arrival at or after `end` (an arrival's time is the
             # integer part of a non-negative float: it is at or after the
             # integer `end` exactly when the float is); the ones before pos
             # came before the previous window's end
-            k = bisect_left(times, end, p)
+            k = _first_at(self.vt, end, p)
             if k > p:
-                T += times[p:k]
-                F += flows[p:k]
-                S += sizes[p:k]
-                C += corrupt[p:k]
+                times, flows, sizes, corrupt = self.blk
+                T += times[p:k].tolist()
+                F += flows[p:k].tolist()
+                S += sizes[p:k].tolist()
+                C += corrupt[p:k].tolist()
             self.pos = k
             if k < BLOCK:
                 return T, F, S, C
@@ -222,13 +225,21 @@ class TrafficSource:
         while True:
             if self.pos >= BLOCK:
                 self._refill()
-            times, flows, sizes, corrupt = self.blk
             p = self.pos
-            k = bisect_left(times, end, p)      # as in arrivals()
+            k = _first_at(self.vt, end, p)      # as in arrivals()
+            if COMPILED:                        # the block's C int64 views
+                times = self.vt
+                flows = self.vf
+                sizes = self.vs
+                corrupt = self.vc
+                o = 0
+            else:                               # Python ints, not numpy scalars
+                times, flows, sizes, corrupt = [a[p:k].tolist() for a in self.blk]
+                o = p
             for i in range(p, k):
-                t = times[i]
-                c = corrupt[i]
-                fr = self.frame(flows[i], sizes[i], pid, c)     # tagged already
+                t = times[i - o]
+                c = corrupt[i - o]
+                fr = self.frame(flows[i - o], sizes[i - o], pid, c)     # tagged already
                 if c & 4:                      # sent as two fragments, 1 ns apart
                     a, b = fragment2(fr, pid, l2)
                     out.append((t, a, pid))
@@ -242,6 +253,19 @@ class TrafficSource:
                 break
         self.next_id = pid
         return out
+
+
+def _first_at(times, end: int, lo: int) -> int:
+    """bisect_left(times, end, lo): the first index from lo whose time is
+    at or after `end` (compiled, a binary search over the C int64 view)."""
+    hi = len(times)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if times[mid] < end:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def _payload_end(frame: bytes, h: int, e: int) -> int:
