@@ -8,7 +8,8 @@ over 2 workers (and more with --workers), and per-component - timing only
 the windows, not starting Ray or placing the actors; plus the speed-up of
 the packed placement over its 1-worker rate, the placements' runs
 alternating.  Wall time is the best of `repeat` runs (on Ray, also their
-median); nothing here goes into metrics.json.
+median, and the speed-up of each round's run over the same round's 1-worker
+run); nothing here goes into metrics.json.
 """
 
 from __future__ import annotations
@@ -109,8 +110,15 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
             g = groups_for(names, "packed", r["workers"], scn)
             r["groups"] = ["+".join(x) for x in g]
             r["crossing_pps_estimate"] = crossing(g, flows(scn))
-    base = next((r for r in out["runs"] if r["workers"] == 1), None)
-    for r in out["runs"]:
+    bi = next((i for i, r in enumerate(out["runs"]) if r["workers"] == 1), None)
+    base = out["runs"][bi] if bi is not None else None
+    for i, r in enumerate(out["runs"]):
         r["speedup_vs_1_worker"] = r["pps"] / base["pps"] if base else None
         r["speedup_median_vs_1_worker"] = r["pps_median"] / base["pps_median"] if base else None
+        # run by run: each of this placement's runs against the 1-worker run
+        # of the same round (taken minutes apart at most, not hours), the
+        # reading a drifting machine disturbs least
+        pairs = [b / x for b, x in zip(walls[bi], walls[i])] if base else []
+        r["speedup_pairs_vs_1_worker"] = pairs
+        r["speedup_pair_median_vs_1_worker"] = statistics.median(pairs) if pairs else None
     return out

@@ -197,6 +197,12 @@ def cmd_bench(a) -> int:
         for x in r["runs"]:
             print(f"  {x['placement']:<15} {x['workers'] or '-':>7}  model {x['model_us_per_window']:>8,.0f}"
                   f"  messages {x['codec_us_per_window']:>7,.0f}  rest {x['other_us_per_window']:>7,.0f}")
+        print("speed-up round by round (each run against the 1-worker run of its round):")
+        for x in r["runs"]:
+            if x["workers"] != 1 and x["speedup_pairs_vs_1_worker"]:
+                print(f"  {x['placement']:<15} {x['workers'] or '-':>7}  "
+                      + " ".join(f"{v:.2f}x" for v in x["speedup_pairs_vs_1_worker"])
+                      + f"  (median {x['speedup_pair_median_vs_1_worker']:.2f}x)")
         for x in r["runs"]:
             if x.get("groups") and len(x["groups"]) > 1:
                 print(f"packed over {x['workers']}: " + "  ".join(f"pack{i}={g}" for i, g in enumerate(x["groups"]))

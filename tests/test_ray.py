@@ -157,6 +157,12 @@ def test_bench_ray_alternates_placements_and_reports_best_and_median(local_ray):
         assert x["us_per_window"] == pytest.approx(x["wall_s"] / r["windows"] * 1e6)
     assert runs[0]["speedup_vs_1_worker"] == 1.0 and runs[0]["speedup_median_vs_1_worker"] == 1.0
     assert runs[1]["speedup_vs_1_worker"] == pytest.approx(runs[1]["pps"] / runs[0]["pps"])
+    # round by round: one ratio per round, the 1-worker run's against itself 1
+    assert runs[0]["speedup_pairs_vs_1_worker"] == [1.0, 1.0, 1.0]
+    for x in runs[1:]:
+        pairs = x["speedup_pairs_vs_1_worker"]
+        assert len(pairs) == 3 and all(v > 0 for v in pairs)
+        assert x["speedup_pair_median_vs_1_worker"] == sorted(pairs)[1]
     # the packed runs say how they were grouped: the quickstart is one island,
     # so 2 workers get the pipeline cut (the NIC apart) and its packets cross
     assert runs[0]["groups"] == ["+".join(sorted(n for g in runs[1]["groups"] for n in g.split("+")))]
