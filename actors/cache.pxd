@@ -43,8 +43,9 @@ cdef class MemView:
                    opat=cython.longlong, oc=Py_ssize_t)
     cpdef long long touch_shared(self, Py_ssize_t c, long long[::1] rec,
                                  Py_ssize_t lines) except? -1
-    @cython.locals(c=Py_ssize_t, p=Py_ssize_t, t=cython.longlong, now_c=cython.longlong[::1],
-                   prev_c=cython.longlong[::1], cur_c=cython.longlong[::1], now_p=cython.longlong[::1])
+    @cython.locals(c=Py_ssize_t, p=Py_ssize_t, v=cython.longlong, now_c=cython.longlong[::1],
+                   prev_c=cython.longlong[::1], cur_c=cython.longlong[::1], now_p=cython.longlong[::1],
+                   pkg=cython.longlong[::1])
     cpdef publish(self, list pub_c)
     @cython.locals(c=Py_ssize_t, k=Py_ssize_t, i=Py_ssize_t, b=cython.longlong,
                    cur=cython.longlong[::1], cnt=cython.longlong[::1], nsl=cython.longlong[::1],

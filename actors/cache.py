@@ -129,13 +129,14 @@ class MemView:
         prev_c = self.prev_c
         cur_c = self.cur_c
         for c in range(len(now_c)):
-            now_c[c] = pub_c[c] + prev_c[c] + cur_c[c]
+            v = pub_c[c]                # (compiled: one C int64, no Python sum)
+            now_c[c] = v + prev_c[c] + cur_c[c]
         now_p = self.now_p
-        for p, cores in enumerate(self.t.pkg_cores):
-            t = 0
-            for c in cores:
-                t += now_c[c]
-            now_p[p] = t
+        pkg = self.pkg
+        for p in range(len(now_p)):
+            now_p[p] = 0
+        for c in range(len(now_c)):
+            now_p[pkg[c]] += now_c[c]
 
     def now(self, c: int) -> tuple:
         return c, self.now_c[c], self.now_p[self.pkg[c]]
