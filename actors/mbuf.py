@@ -51,6 +51,12 @@ from array import array
 
 import msgpack
 
+try:                        # compiled (actors/_core.py): INT64_FIELDS are C int64
+    import cython
+    COMPILED = cython.compiled
+except ImportError:         # plain Python without Cython installed
+    COMPILED = False
+
 # sys/sys/param.h and mbuf.h, modern amd64.
 MSIZE = 256
 MHLEN = 168
@@ -538,13 +544,18 @@ def _encode_packed(mbufs: list):
                 return None
             st.refcnt = 2
             k += 1
-            if not (type(m.off) is int and type(m.len) is int and type(m.flags) is int
-                    and type(m.flowid) is int and type(m.hashtype) is int and type(m.fib) is int
+            if not (type(m.flags) is int and type(m.flowid) is int
+                    and type(m.hashtype) is int and type(m.fib) is int
                     and type(m.vlan) is int and type(m.csum_flags) is int
+                    and type(m.pkt_id) is int):
+                return None
+            # INT64_FIELDS hold nothing but ints when compiled: asking would
+            # only box each of them
+            if not COMPILED and not (
+                    type(m.off) is int and type(m.len) is int
                     and type(m.arrival_ns) is int and type(m.stamp_ns) is int
-                    and type(m.pkt_id) is int and type(m.line_cpu) is int
-                    and type(m.line_at) is int and type(m.line_pat) is int
-                    and type(m.l3hlen) is int):
+                    and type(m.line_cpu) is int and type(m.line_at) is int
+                    and type(m.line_pat) is int and type(m.l3hlen) is int):
                 return None
             # names mostly repeat from one mbuf to the next: the same objects
             if m.rcvif is not lr:
