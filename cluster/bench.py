@@ -64,7 +64,7 @@ def bench(path, duration_ms: float = 200.0, repeat: int = 3, sets=()) -> dict:
 
 
 def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
-              address: str | None = None, sets=()) -> dict:
+              address: str | None = None, sets=(), windows_per_call: int | None = None) -> dict:
     """Each placement's figures on Ray.  The runs of the placements alternate
     (packed over 1 worker, over 2, ..., per-component, then again `repeat`
     times), so that a slow phase of a shared machine falls on all of them
@@ -77,8 +77,11 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     out = {"scenario": scn["name"], "virtual_ms": duration_ms, "windows": scn["windows"],
            "quantum_ns": scn["quantum_ns"], "repeat": repeat, "runs": [],
            "core": core_status()["core"]}
+    from .ray_executor import PER_CALL
     configs = [{"placement": "packed", "workers": w} for w in workers]
     configs.append({"placement": "per-component", "workers": None})
+    for c in configs:
+        c["windows_per_call"] = windows_per_call or PER_CALL[c["placement"]]
     walls = [[] for _ in configs]
     splits = [[] for _ in configs]
     packets = [0] * len(configs)
@@ -96,12 +99,14 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
         bw, tm = min(splits[i], key=lambda x: x[0])
         step = max(t["step_s"] for t in tm.values())
         codec = max(t["codec_s"] for t in tm.values())
+        exch = max(t["exchange_s"] for t in tm.values())
         out["runs"].append(dict(c, packets=packets[i], wall_s=best, pps=packets[i] / best,
                                 pps_median=packets[i] / med, us_per_window=best / w * 1e6,
                                 engine_us_per_window=iwall / w * 1e6,
                                 model_us_per_window=step / w * 1e6,
                                 codec_us_per_window=codec / w * 1e6,
-                                other_us_per_window=max(0.0, bw - step - codec) / w * 1e6))
+                                exchange_us_per_window=exch / w * 1e6,
+                                other_us_per_window=max(0.0, bw - step - codec - exch) / w * 1e6))
     from .placement import crossing, flows, groups_for
     from .scenario import build
     names = [a.name for a in build(scn)]

@@ -63,7 +63,7 @@ def cmd_run(a) -> int:
     opts = {}
     if a.engine == "ray":
         opts = {"placement": a.placement, "workers": a.workers, "address": a.address,
-                "fault": a.fault}
+                "fault": a.fault, "windows_per_call": a.windows_per_call}
     show = not a.json and sys.stdout.isatty()
     prog, ctx = _progress_bar(show)
     try:
@@ -178,7 +178,8 @@ def cmd_bench(a) -> int:
         from .bench import bench_ray
         workers = [int(x) for x in a.workers.split(",")]
         r = bench_ray(a.scenario, duration_ms=a.duration_ms or 20.0, repeat=a.repeat,
-                      workers=workers, address=a.address, sets=a.set)
+                      workers=workers, address=a.address, sets=a.set,
+                      windows_per_call=a.windows_per_call)
         if a.json:
             print(json.dumps(r, sort_keys=True))
             return 0
@@ -192,11 +193,14 @@ def cmd_bench(a) -> int:
                   f"{x['pps_median']:>9,.0f} {x['us_per_window']:>10,.0f} "
                   f"{x['engine_us_per_window']:>17,.0f} {x['speedup_vs_1_worker']:>8.2f}x "
                   f"{x['speedup_median_vs_1_worker']:>6.2f}x")
-        print("the best run's window, split (us): the busiest Ray actor's model step, and its "
-              "fetching, decoding and encoding of messages; the rest is Ray's and waiting")
+        print("the best run's window, split (us): the busiest Ray actor's model step, its "
+              "fetching, decoding and encoding of messages, and its direct exchange with the other "
+              "Ray actors (waiting for them included); the rest is Ray's and waiting")
         for x in r["runs"]:
             print(f"  {x['placement']:<15} {x['workers'] or '-':>7}  model {x['model_us_per_window']:>8,.0f}"
-                  f"  messages {x['codec_us_per_window']:>7,.0f}  rest {x['other_us_per_window']:>7,.0f}")
+                  f"  messages {x['codec_us_per_window']:>7,.0f}  exchange {x['exchange_us_per_window']:>7,.0f}"
+                  f"  rest {x['other_us_per_window']:>7,.0f}  ({x['windows_per_call']} "
+                  f"window{'s' if x['windows_per_call'] != 1 else ''} a call at most)")
         print("speed-up round by round (each run against the 1-worker run of its round):")
         for x in r["runs"]:
             if x["workers"] != 1 and x["speedup_pairs_vs_1_worker"]:
@@ -240,6 +244,10 @@ def main(argv=None) -> int:
     r.add_argument("--fault", default=None, metavar="COMPONENT@WINDOW",
                    help="with --engine ray: make the Ray actor holding COMPONENT exit at WINDOW "
                         "(tests failure handling)")
+    r.add_argument("--windows-per-call", type=int, default=None, metavar="N",
+                   help="with --engine ray: windows one call on the Ray actors runs at most "
+                        "(default 1: every message through Ray; more: the Ray actors swap the "
+                        "packet-free messages of the windows inside a call over direct connections)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key (a sysctl name, TABLE.KEY or LIST.NAME.KEY)")
     r.add_argument("--out", help="results folder (default results/<scenario name>)")
@@ -279,6 +287,9 @@ def main(argv=None) -> int:
     b.add_argument("--engine", default="local", choices=["local", "ray"])
     b.add_argument("--workers", default="1,2", help="with --engine ray: packed worker counts to time")
     b.add_argument("--address", default=None)
+    b.add_argument("--windows-per-call", type=int, default=None, metavar="N",
+                   help="with --engine ray: windows one call on the Ray actors runs at most "
+                        "(default 1; see run --help)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key (e.g. host.cache_model=false)")
     b.add_argument("--json", action="store_true")

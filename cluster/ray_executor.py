@@ -9,20 +9,29 @@ packets cross between them (cluster/placement.py says how).  Each Ray actor is a
 shell over a `cluster.engine.Host`, the same object the local executor uses,
 so the model code runs unchanged and never sees Ray.
 
-Data path.  In window w the driver calls `step(w, *lists)` on every Ray
-actor, where `lists` are the object references of what every actor returned
-in window w-1.  `step` returns one small object: the window and a list with
-one entry per destination actor - nothing, a few bytes of control messages
-(CPU time reports and debts), or, whenever the messages carry packets, a
-reference to them, put in the object store by the sending worker and
-fetched by the receiving one (msgpack, with mbuf batches in the mbuf wire
-codec).  The driver only passes those references along and checks them: it
-never fetches a packet.  It lets at most `max_inflight` windows run ahead of
-the oldest unconfirmed one, so memory stays flat on long runs; it fetches
-the statuses only every `CHECK_EVERY` windows and merely waits for the rest
-(see `run`).  (One return
-a window, not a status and the lists apart: a Ray object less per actor and
-window, which on a 2-core machine is driver time the workers get back.)
+Data path.  The driver calls `steps(n, *lists)` on every Ray actor: run up
+to n windows (`windows_per_call`, 1 by default) from where the hosts stand,
+where `lists` are the object references of what every actor returned from
+its call before.  A call returns one small object: the last window it ran
+and a list with one entry per destination actor - nothing, a few bytes of
+control messages (CPU time reports and debts), or, whenever the messages
+carry packets, a reference to them, put in the object store by the sending
+worker and fetched by the receiving one (msgpack, with mbuf batches in the
+mbuf wire codec).  The driver only passes those references along and checks
+them: it never fetches a packet.  It keeps at most `max_inflight` calls in
+flight, so memory stays flat on long runs; calls of one window it merely
+waits for and fetches only every `CHECK_EVERY`-th (see `run`).  (One return
+a call, not a status and the lists apart: a Ray object less per actor and
+call, which on a 2-core machine is driver time the workers get back.)
+
+With `windows_per_call` above 1 the Ray actors swap the output of the
+windows inside a call directly, over TCP connections between each pair of
+them, for as long as it holds no packets; the first window whose output
+holds packets ends the call, so mbuf batches still travel only as object
+references.  That saves a Ray call a window on hosts cut into islands
+(cluster/exchange.py says how and why), but the control messages of those
+windows then do not travel as object references, as design §2 asks of
+every output: it is opt-in.
 
 Determinism.  Every Host sorts its inbox canonically (deliver time, sender,
 sequence number), whatever order the bytes arrived in, so metrics are
@@ -30,14 +39,17 @@ byte-identical to the local executor's for any placement and any number of
 workers.
 
 Failure.  A Ray actor that dies (its process killed, its node lost) surfaces
-as an error on its status for that window; the run stops with `RunError`
-naming the component(s) and the window.  Nothing is written: results folders
-are renamed into place only after a successful run.
+as an error on its call's result; the run stops with `RunError` naming the
+component(s) and the window (in a call of several windows, the one its
+peers were waiting in when they lost it; a lone Ray actor's call gives only
+its range of windows).  Nothing is written: results folders are renamed into
+place only after a successful run.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections import deque
@@ -52,6 +64,9 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError  # noqa: E40
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from .engine import Host, decode_msgs, encode_msgs, is_pkts
+from .exchange import MAX_FRAME
+
+_PEER_LOST = re.compile(r"PeerLost: peer \S+ lost in window (\d+)")
 from .placement import PLACEMENTS, groups_for
 from .scenario import build
 
@@ -60,11 +75,20 @@ class RunError(RuntimeError):
     pass
 
 
+# windows a call on the Ray actors runs at most, by default: one, so that
+# every window's output travels between the Ray actors as Ray object
+# references, as design §2 asks.  More (`--windows-per-call`) lets the Ray
+# actors swap the packet-free output of the windows inside a call directly
+# (cluster/exchange.py): faster, but a departure from that rule, so opt-in.
+PER_CALL = {"packed": 1, "per-component": 1}
+
+
 @ray.remote
 class HostActor:
     """A thin Ray shell over a Host holding some of the emulated components."""
 
-    def __init__(self, scn: dict, names: list, host_of: dict, index: int, crash_at=None):
+    def __init__(self, scn: dict, names: list, host_of: dict, index: int, actor_names: list,
+                 crash_at=None):
         mine = set(names)
         self.crash_at = crash_at
         self.t_step = 0.0       # wall seconds in the model's step
@@ -74,6 +98,9 @@ class HostActor:
         self.index = index
         self.P = max(host_of.values()) + 1
         self.known = set(host_of)
+        self.names = actor_names     # every Ray actor's name, for errors
+        self.mesh = None
+        self.t_exchange = 0.0   # ... exchanging them directly, waiting for the peers included
 
     def _take(self, lists) -> None:
         """Deliver our part of every host's output of the previous window."""
@@ -92,38 +119,79 @@ class HostActor:
                 self.host.deliver(decode_msgs(blob))
         self.t_codec += time.perf_counter() - t0
 
-    def step(self, w: int, *lists):
-        """Run window w; `lists` are what every host returned for window
-        w-1.  Returns (w, parts): parts[k] is None, the encoded messages for
+    def listen(self) -> tuple:
+        """Open our end of the direct exchange; returns its address."""
+        from .exchange import Mesh
+        self.mesh = Mesh(self.index, self.names)
+        return ray.util.get_node_ip_address(), self.mesh.port()
+
+    def link(self, addrs: list) -> bool:
+        self.mesh.link(addrs)
+        return True
+
+    def steps(self, n: int, *lists):
+        """Run up to n windows from where the host stands; `lists` are what
+        every host returned from its previous call.  Returns (w, parts) for
+        the last window w it ran: parts[k] is None, the encoded messages for
         host k (control messages only), or a reference to them in the object
-        store (whenever they hold packets)."""
+        store (whenever they hold packets).  Between the windows of one call
+        the messages go directly (cluster/exchange.py says when)."""
+        try:
+            return self._steps(n, lists)
+        except BaseException:
+            if self.mesh is not None:
+                self.mesh.close()       # our peers must not wait for us
+            raise
+
+    def _steps(self, n: int, lists):
         host = self.host
-        if w == self.crash_at:
-            os._exit(70)        # fault injection: this worker process dies here
+        mesh = self.mesh
         self._take(lists)
-        if host.window != w:
-            raise RuntimeError(f"window {w} asked of a host at window {host.window}")
-        t0 = time.perf_counter()
-        out = host.step(self.known)
-        t1 = time.perf_counter()
-        self.t_step += t1 - t0
-        by = [None] * self.P
-        for m in out:
-            k = self.host_of[m[3]]
-            if by[k] is None:
-                by[k] = [m]
+        w = host.window
+        last = w + n - 1
+        host_of = self.host_of
+        P = self.P
+        while True:
+            if w == self.crash_at:
+                os._exit(70)        # fault injection: this worker process dies here
+            t0 = time.perf_counter()
+            out = host.step(self.known)
+            t1 = time.perf_counter()
+            self.t_step += t1 - t0
+            by = [None] * P
+            for m in out:
+                k = host_of[m[3]]
+                if by[k] is None:
+                    by[k] = [m]
+                else:
+                    by[k].append(m)
+            enc = [None] * P
+            pk = [False] * P
+            stop = w >= last
+            for k, b in enumerate(by):
+                if b is not None:
+                    enc[k] = encode_msgs(b)
+                    if len(enc[k]) > MAX_FRAME or any(is_pkts(m[4]) for m in b):
+                        pk[k] = stop = True
+            t2 = time.perf_counter()
+            self.t_codec += t2 - t1
+            if mesh is not None:
+                stop, got = mesh.exchange(w, stop, enc)
+                t3 = time.perf_counter()
+                self.t_exchange += t3 - t2
+                t2 = t3
             else:
-                by[k].append(m)
-        parts = []
-        for b in by:
-            if b is None:
-                parts.append(None)
-            elif any(is_pkts(m[4]) for m in b):
-                parts.append(ray.put(encode_msgs(b)))      # worker to worker
-            else:
-                parts.append(encode_msgs(b))
-        self.t_codec += time.perf_counter() - t1
-        return w, parts
+                got = ()
+                if any(e is not None for e in enc):
+                    stop = True         # no direct exchange: every message goes by Ray
+            if stop:
+                parts = [ray.put(e) if pk[k] else e for k, e in enumerate(enc)]   # worker to worker
+                self.t_codec += time.perf_counter() - t2
+                return w, parts
+            for _, blob in got:
+                host.deliver(decode_msgs(blob))
+            self.t_codec += time.perf_counter() - t2
+            w += 1
 
     def finish(self, *lists):
         self._take(lists)
@@ -137,8 +205,9 @@ class HostActor:
         return self.host.teardown()
 
     def timing(self):
-        """Wall seconds in the model and with messages (fetch, decode, encode), for `netcabal bench`."""
-        return {"step_s": self.t_step, "codec_s": self.t_codec}
+        """Wall seconds in the model, with messages (fetch, decode, encode) and
+        in the direct exchange (waiting for the peers included), for `netcabal bench`."""
+        return {"step_s": self.t_step, "codec_s": self.t_codec, "exchange_s": self.t_exchange}
 
     def whereami(self):
         from actors._core import status
@@ -170,9 +239,13 @@ class RayExecutor:
 
     def __init__(self, scn: dict, placement: str = "packed", workers: int | None = None,
                  address: str | None = None, max_inflight: int = 8, num_cpus: float | None = None,
-                 fault: str | None = None, place_timeout: float = 120.0):
+                 fault: str | None = None, place_timeout: float = 120.0,
+                 windows_per_call: int | None = None):
         """`fault` = "COMPONENT@WINDOW" makes the Ray actor holding that
-        component exit at that window (to test how failures are handled)."""
+        component exit at that window (to test how failures are handled).
+        `windows_per_call` bounds the windows one call on the Ray actors
+        runs (1: a call a window, every message through Ray); by default
+        PER_CALL[placement]."""
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}")
         connect(address)
@@ -199,6 +272,8 @@ class RayExecutor:
         # SPREAD leaves zero-CPU actors bunched on one node)
         nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
         self.hosts = []
+        self.actor_names = [g[0] if placement == "per-component" else f"pack{i}"
+                            for i, g in enumerate(self.groups)]
         for i, g in enumerate(self.groups):
             actor_name = g[0] if placement == "per-component" else f"pack{i}"
             strategy = (NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)
@@ -206,11 +281,11 @@ class RayExecutor:
             self.hosts.append(HostActor.options(
                 name=actor_name, namespace=self.namespace, num_cpus=num_cpus,
                 scheduling_strategy=strategy, max_restarts=0, max_task_retries=0,
-            ).remote(scn, g, host_of, i, crash.get(i)))
-        self.actor_names = [g[0] if placement == "per-component" else f"pack{i}"
-                            for i, g in enumerate(self.groups)]
+            ).remote(scn, g, host_of, i, self.actor_names, crash.get(i)))
         self.max_inflight = max(1, max_inflight)
+        self.per_call = max(1, PER_CALL[placement] if windows_per_call is None else windows_per_call)
         self.window = 0
+        self.calls = 0          # calls on every Ray actor so far
         self.messages = 0
         self._summ = None
         self.info = {"placement": placement, "ray_actors": len(self.hosts),
@@ -225,65 +300,117 @@ class RayExecutor:
             raise RunError(f"could not place {len(self.hosts)} Ray actors within {place_timeout:g} s "
                            f"(each asks for {num_cpus:g} CPU; the cluster has "
                            f"{ray.cluster_resources().get('CPU', 0):g})") from None
+        self.info["windows_per_call"] = self.per_call
+        if len(self.hosts) > 1 and self.per_call > 1:     # the direct exchange's mesh
+            try:
+                addrs = ray.get([h.listen.remote() for h in self.hosts], timeout=place_timeout)
+                ray.get([h.link.remote(addrs) for h in self.hosts], timeout=place_timeout)
+            except (RayError, GetTimeoutError) as e:
+                self.close()
+                raise RunError(f"could not connect the Ray actors to each other ({type(e).__name__}: "
+                               f"{str(e).strip().splitlines()[-1][:200]}); --windows-per-call 1 "
+                               "runs without those connections") from None
 
     # -- running -------------------------------------------------------------
-    def _check(self, w: int, refs: list, timeout: float | None = None) -> None:
-        try:
-            ray.get(refs, timeout=timeout)
-        except (RayActorError, RayError, GetTimeoutError):
-            bad = []
-            for j, r in enumerate(refs):
-                try:
-                    ray.get(r, timeout=5)
-                except Exception as e:  # noqa: BLE001 - we report every kind
+    def _failure(self, refs: list, first: int, last: int) -> RunError:
+        """The error for a call (windows first..last at most) that failed:
+        the Ray actors that died or raised, and the window - as the peers
+        that lost them report it, or the call's windows when none did."""
+        bad, lost = [], []
+        for j, r in enumerate(refs):
+            try:
+                ray.get(r, timeout=5)
+            except Exception as e:  # noqa: BLE001 - we report every kind
+                m = _PEER_LOST.search(str(e))
+                if m:
+                    lost.append(int(m.group(1)))
+                else:
                     bad.append(f"{self.actor_names[j]} ({self.labels[j]}): {type(e).__name__}")
-            raise RunError(f"run failed in window {w}: Ray actor "
-                           + "; ".join(bad or ["?"])) from None
+        if lost:
+            where = f"window {min(lost)}"
+        else:
+            where = f"window {first}" if first == last else f"windows {first}-{last}"
+        return RunError(f"run failed in {where}: Ray actor " + "; ".join(bad or ["?"]))
 
-    CHECK_EVERY = 8     # windows between fetching the statuses (only waiting for the others)
+    def _check(self, w: int, refs: list, timeout: float | None = None) -> list:
+        try:
+            return ray.get(refs, timeout=timeout)
+        except (RayActorError, RayError, GetTimeoutError):
+            raise self._failure(refs, w, w) from None
+
+    def _fetch(self, waited: list) -> list:
+        """The results of the last call in `waited`; if it failed, the
+        RunError of the first of them that failed."""
+        try:
+            return ray.get(waited[-1][2])
+        except (RayActorError, RayError):
+            for first, n, refs in waited:
+                try:
+                    ray.get(refs)
+                except (RayActorError, RayError):
+                    raise self._failure(refs, first, first + n - 1) from None
+            raise
+
+    CHECK_EVERY = 8     # one-window calls between fetching the results (only waiting for the others)
 
     def run(self, windows: int, progress=None) -> None:
-        """Run the windows.  The driver waits for the oldest window in flight
-        before it submits past `max_inflight`; it fetches the statuses (to
-        see a failure) only every CHECK_EVERY windows - the others it only
-        waits for, which costs it less - and keeps enough recent windows to
-        name the first that failed: every window's steps take every host's
-        output of the window before, so a failure fails every window after."""
+        """Run the windows, a call on every Ray actor at a time.  A call runs
+        up to `per_call` windows from where the hosts stand and returns the
+        last one it ran (fewer when packets cross: cluster/exchange.py); its
+        results are the next call's arguments, passed on as references.
+
+        The driver keeps at most `max_inflight` calls in flight, and submits
+        one only while the calls in flight could fall short of the run.  It
+        learns where a call of several windows ended by fetching its result,
+        oldest first.  A call of one window ends where it began, so the
+        driver fetches only every CHECK_EVERY-th of those (to see a failure)
+        and merely waits for the others, which costs it less.  Every call
+        takes the results of the one before, so a failure fails every call
+        after it: on one, the driver fetches the calls it only waited for
+        since the last it fetched, oldest first, and names the first that
+        failed."""
         prev = []
-        pending = deque()
-        recent = deque(maxlen=self.max_inflight + 2 * self.CHECK_EVERY)
-        step_every = max(1, windows // 100)
-        for w in range(windows):
-            prev = [h.step.remote(w, *prev) for h in self.hosts]
-            pending.append((w, prev))
-            recent.append((w, prev))
-            while len(pending) > self.max_inflight:
-                ww, refs = pending.popleft()
-                if ww % self.CHECK_EVERY == self.CHECK_EVERY - 1:
-                    self._check_recent(recent, ww)
-                else:
-                    ray.wait(refs, num_returns=len(refs), fetch_local=False)
-            if progress is not None and (w % step_every == 0 or w == windows - 1):
-                progress(w + 1, windows)
-        if pending:
-            self._check_recent(recent, pending[-1][0])
+        pending = deque()       # (cap, refs) of the calls in flight
+        waited = []             # (first window, cap, refs) waited for, not fetched
+        done = self.window      # windows every host has run
+        reach = done            # ... the calls in flight may have run at most
+        ones = 0
+        every = max(1, windows // 100)      # progress reports: about a hundred a run
+        told = done
+        while done < windows:
+            if reach < windows and len(pending) < self.max_inflight:
+                n = min(self.per_call, windows - reach)
+                prev = [h.steps.remote(n, *prev) for h in self.hosts]
+                self.calls += 1
+                pending.append((n, prev))
+                reach += n
+                continue
+            n, refs = pending.popleft()
+            if n == 1 and ones % self.CHECK_EVERY != self.CHECK_EVERY - 1:
+                ones += 1
+                ray.wait(refs, num_returns=len(refs), fetch_local=False)
+                waited.append((done, 1, refs))
+                last = done
+            else:
+                ones += n == 1
+                waited.append((done, n, refs))
+                res = self._fetch(waited)
+                waited.clear()
+                last = res[0][0]
+                if any(r[0] != last for r in res):
+                    raise RunError(f"Ray actors out of step after window {done}: "
+                                   + ", ".join(f"{a} at {r[0]}" for a, r in zip(self.actor_names, res)))
+                reach -= done + n - 1 - last       # it stopped short of its cap
+            done = last + 1
+            if progress is not None and (done - told >= every or done == windows):
+                progress(done, windows)
+                told = done
+        if waited:
+            self._fetch(waited)
         if prev:
             self._check(windows, [h.finish.remote(*prev) for h in self.hosts])
         self.window = windows
-
-    def _check_recent(self, recent, upto: int) -> None:
-        """Fetch window `upto`'s statuses; if one failed, find the first
-        window in `recent` that failed and name it.  Then forget the
-        windows up to `upto`."""
-        try:
-            ray.get(next(refs for ww, refs in recent if ww == upto))
-        except (RayActorError, RayError):
-            for ww, refs in list(recent):
-                if ww <= upto:
-                    self._check(ww, refs)
-            raise
-        while recent and recent[0][0] <= upto:
-            recent.popleft()
+        self.info["calls"] = self.calls
 
     def _summaries(self):
         if self._summ is None:

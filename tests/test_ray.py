@@ -57,9 +57,9 @@ def test_ray_with_drops_and_corruption_identical(local_ray):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
-@pytest.mark.parametrize("placement", ["packed", "per-component"])
-def test_every_scenario_identical_on_ray(local_ray, path, placement):
-    _same(path, [], placement=placement, workers=2)
+@pytest.mark.parametrize("placement,per_call", [("packed", 1), ("packed", 16), ("per-component", 1)])
+def test_every_scenario_identical_on_ray(local_ray, path, placement, per_call):
+    _same(path, [], placement=placement, workers=2, windows_per_call=per_call)
 
 
 def test_per_component_actor_names(local_ray):
@@ -105,14 +105,23 @@ def test_killed_actor_is_named_with_its_window(local_ray, tmp_path):
     assert killed
 
 
-@pytest.mark.parametrize("fault,window", [("ix0@5", 5), ("netisr1@12", 12)])
-def test_fault_named_with_its_window_between_status_checks(local_ray, fault, window):
-    """The driver fetches statuses every few windows and only waits for the
-    others; a failure in a window it did not fetch is still named exactly."""
+JAILS = SCENARIOS / "bench-4nic-jails.toml"
+
+
+@pytest.mark.parametrize("path,per_call,fault,window", [
+    (QUICKSTART, 1, "ix0@5", 5), (QUICKSTART, 1, "netisr1@12", 12),  # calls only waited for
+    (QUICKSTART, 16, "ix0@5", 5),   # calls of up to 16 that packets end after one
+    (JAILS, 16, "ix1@5", 5),        # inside a call of several windows
+    (JAILS, 16, "ix0@15", 15),      # its last window
+    (JAILS, 16, "ix2@16", 16),      # the next call's first
+], ids=["quickstart-5", "quickstart-12", "quickstart-16-5", "jails-5", "jails-15", "jails-16"])
+def test_fault_named_with_its_window(local_ray, path, per_call, fault, window):
+    """The driver fetches only some calls' results, and a call may run many
+    windows; a Ray actor dying in any window is still named with it."""
     from cluster.ray_executor import RayExecutor, RunError
-    scn = load(QUICKSTART, ["scenario.duration_ms=2"])
-    ex = RayExecutor(scn, placement="packed", workers=2, fault=fault)
-    assert window % ex.CHECK_EVERY != ex.CHECK_EVERY - 1     # not a window it fetches
+    scn = load(path, ["scenario.duration_ms=12"])
+    ex = RayExecutor(scn, placement="packed", workers=2, fault=fault, windows_per_call=per_call)
+    assert per_call > 1 or window % ex.CHECK_EVERY != ex.CHECK_EVERY - 1    # not a call it fetches
     with pytest.raises(RunError) as e:
         try:
             ex.run(scn["windows"])
@@ -120,6 +129,38 @@ def test_fault_named_with_its_window_between_status_checks(local_ray, fault, win
             ex.close()
     comp = fault.split("@")[0]
     assert f"run failed in window {window}:" in str(e.value) and comp in str(e.value)
+    assert "PeerLost" not in str(e.value)       # the dead one is named, not the peers that lost it
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_islands_run_many_windows_a_call(local_ray, workers):
+    """bench-4nic-jails' islands exchange no packets between the packed Ray
+    actors, so every call runs its 16 windows (the Ray actors swapping the
+    CPUs' reports directly in between), and the metrics are the local
+    executor's byte for byte."""
+    scn = load(JAILS, ["scenario.duration_ms=20"])      # 40 windows: calls of 16, 16, 8
+    res = run(scn, engine="ray", placement="packed", workers=workers, windows_per_call=16)
+    assert res.run_info["windows_per_call"] == 16
+    assert res.run_info["calls"] == 3
+    assert metrics_bytes(res.metrics) == metrics_bytes(run(scn).metrics)
+
+
+def test_packets_crossing_end_the_call(local_ray):
+    """In the quickstart every window sends packets from the NIC's Ray actor
+    to the workstreams' on the other: every call ends after one window, as
+    mbuf batches travel only as Ray object references."""
+    scn = load(QUICKSTART, ["scenario.duration_ms=2"])
+    res = run(scn, engine="ray", placement="packed", workers=2, windows_per_call=16)
+    assert res.run_info["windows_per_call"] == 16 and res.run_info["calls"] == scn["windows"]
+    assert metrics_bytes(res.metrics) == metrics_bytes(run(scn).metrics)
+
+
+@pytest.mark.parametrize("per_call", [1, 5])
+def test_windows_per_call_does_not_change_results(local_ray, per_call):
+    """Any number of windows a call, on either placement, gives the same
+    bytes (per-component with 5: a mesh of ten Ray actors)."""
+    _same(JAILS, ["scenario.duration_ms=6"], placement="packed", workers=2, windows_per_call=per_call)
+    _same(QUICKSTART, ["scenario.duration_ms=2"], placement="per-component", windows_per_call=per_call)
 
 
 def test_failed_run_leaves_no_results_folder(tmp_path):
@@ -172,6 +213,8 @@ def test_bench_ray_alternates_placements_and_reports_best_and_median(local_ray):
     # rest is what is left of it
     for x in runs:
         assert x["model_us_per_window"] > 0 and x["codec_us_per_window"] >= 0
-        inside = x["model_us_per_window"] + x["codec_us_per_window"]
+        assert x["exchange_us_per_window"] >= 0
+        inside = x["model_us_per_window"] + x["codec_us_per_window"] + x["exchange_us_per_window"]
         assert inside <= x["us_per_window"]
         assert x["other_us_per_window"] == pytest.approx(x["us_per_window"] - inside)
+    assert [x["windows_per_call"] for x in runs] == [1, 1, 1]

@@ -1,0 +1,165 @@
+"""The Ray actors' direct exchange (cluster/exchange.py), without Ray: three
+meshes in threads of this process, linked over real TCP connections."""
+
+import threading
+import time
+
+import pytest
+
+from cluster.exchange import MAX_FRAME, Mesh, PeerLost
+
+
+def _meshes(n: int, timeout: float = 30.0) -> list:
+    names = [f"pack{i}" for i in range(n)]
+    ms = [Mesh(i, names, "127.0.0.1", timeout) for i in range(n)]
+    addrs = [("127.0.0.1", m.port()) for m in ms]
+    _all(lambda m: m.link(addrs), ms)
+    return ms
+
+
+def _all(fn, ms) -> list:
+    """fn(mesh) for every mesh at once, each in its own thread (as the Ray
+    actors run at once); returns the results or raises the first error."""
+    out = [None] * len(ms)
+    errs = [None] * len(ms)
+
+    def go(i):
+        try:
+            out[i] = fn(ms[i])
+        except BaseException as e:  # noqa: BLE001 - handed back to the test
+            errs[i] = e
+    ts = [threading.Thread(target=go, args=(i,)) for i in range(len(ms))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    for e in errs:
+        if e is not None:
+            raise e
+    return out
+
+
+def test_link_connects_every_pair_once():
+    ms = _meshes(4)
+    try:
+        for m in ms:
+            assert [k for k, _ in m.peers] == [k for k in range(4) if k != m.index]
+    finally:
+        for m in ms:
+            m.close()
+
+
+def test_each_peer_gets_its_own_frame():
+    ms = _meshes(3)
+    try:
+        def send(m):
+            out = [f"{m.index}->{k}".encode() if k != m.index else None for k in range(3)]
+            return m.exchange(7, False, out)
+        res = _all(send, ms)
+        for i, (stop, got) in enumerate(res):
+            assert stop is False
+            assert got == [(k, f"{k}->{i}".encode()) for k in range(3) if k != i]
+    finally:
+        for m in ms:
+            m.close()
+
+
+def test_empty_frames_are_not_handed_on():
+    ms = _meshes(2)
+    try:
+        res = _all(lambda m: m.exchange(0, False, [None, None]), ms)
+        assert res == [(False, []), (False, [])]
+    finally:
+        for m in ms:
+            m.close()
+
+
+def test_one_stop_stops_everyone_and_sends_nothing():
+    """When one stops, every one learns it in the same window; the one that
+    stops sends no messages (they go with the call's result)."""
+    ms = _meshes(3)
+    try:
+        def send(m):
+            out = [b"x" * 10 if k != m.index else None for k in range(3)]
+            return m.exchange(3, m.index == 1, out)
+        res = _all(send, ms)
+        assert all(stop for stop, _ in res)
+        for i, (_, got) in enumerate(res):
+            assert 1 not in [k for k, _ in got]             # pack1 sent nothing
+            if i != 1:
+                assert [k for k, _ in got] == [k for k in (0, 2) if k != i]
+    finally:
+        for m in ms:
+            m.close()
+
+
+def test_many_windows_in_order():
+    ms = _meshes(2)
+    try:
+        def run(m):
+            seen = []
+            for w in range(200):
+                out = [None, None]
+                out[1 - m.index] = w.to_bytes(4, "big") * (1 + w % 5)
+                _, got = m.exchange(w, False, out)
+                seen.append(got[0][1])
+            return seen
+        a, b = _all(run, ms)
+        assert a == b == [w.to_bytes(4, "big") * (1 + w % 5) for w in range(200)]
+    finally:
+        for m in ms:
+            m.close()
+
+
+def test_closed_peer_is_named_with_the_window():
+    """A peer that goes away (its process dies, or its call failed and it
+    closed its end) is reported at once by every other, with the window
+    they waited in."""
+    ms = _meshes(3)
+    try:
+        ms[2].close()
+        t0 = time.monotonic()
+        errs = []
+
+        def go(m):
+            try:
+                m.exchange(12, False, [b"a", b"b", b"c"])
+            except PeerLost as e:
+                errs.append((m.index, e.peer, e.window, str(e)))
+        _all(go, ms[:2])
+        assert sorted(e[:3] for e in errs) == [(0, "pack2", 12), (1, "pack2", 12)]
+        assert all(e[3].startswith("peer pack2 lost in window 12") for e in errs)
+        assert time.monotonic() - t0 < 5
+    finally:
+        for m in ms:
+            m.close()
+
+
+def test_silent_peer_times_out():
+    """A peer neither dead nor answering (a lost node) fails the wait after
+    the timeout: never a hang."""
+    ms = _meshes(2, timeout=0.5)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(PeerLost) as e:
+            ms[0].exchange(4, False, [None, b"hello"])
+        assert e.value.window == 4 and "no frame for 0.5 s" in str(e.value)
+        assert time.monotonic() - t0 < 5
+    finally:
+        for m in ms:
+            m.close()
+
+
+def test_max_frame_is_what_the_frame_header_can_carry():
+    """Messages bigger than MAX_FRAME go with the call's result; MAX_FRAME
+    itself fits the header's length field many times over."""
+    from cluster.exchange import HDR
+    assert MAX_FRAME < 2 ** (8 * HDR.size)
+    ms = _meshes(2)
+    try:
+        big = bytes(range(256)) * (MAX_FRAME // 256)
+        res = _all(lambda m: m.exchange(0, False, [big, big]), ms)
+        assert res[0][1] == [(1, big)] and res[1][1] == [(0, big)]
+    finally:
+        for m in ms:
+            m.close()
