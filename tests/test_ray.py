@@ -163,6 +163,29 @@ def test_windows_per_call_does_not_change_results(local_ray, per_call):
     _same(QUICKSTART, ["scenario.duration_ms=2"], placement="per-component", windows_per_call=per_call)
 
 
+def test_cli_windows_per_call(tmp_path):
+    """`netcabal run --engine ray --windows-per-call 8` on bench-4nic-jails:
+    run-info.json says how the run went (8 windows a call, one call), and
+    metrics.json is the local run's byte for byte."""
+    import json
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    outs = {}
+    for engine in ("local", "ray"):
+        outs[engine] = tmp_path / engine
+        cmd = [sys.executable, "-m", "cluster.cli", "run", str(JAILS), "--engine", engine,
+               "--out", str(outs[engine]), "--set", "scenario.duration_ms=4"]
+        if engine == "ray":
+            cmd += ["--workers", "2", "--windows-per-call", "8"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+        assert p.returncode == 0, p.stderr
+    info = json.loads((outs["ray"] / "run-info.json").read_text())
+    assert info["windows_per_call"] == 8 and info["calls"] == 1 and info["ray_actors"] == 2
+    assert (outs["ray"] / "metrics.json").read_bytes() == (outs["local"] / "metrics.json").read_bytes()
+
+
 def test_failed_run_leaves_no_results_folder(tmp_path):
     """`netcabal run --engine ray` with a component's process exiting mid-run:
     exit status 1, a one-line error naming it and the window, no folder."""
