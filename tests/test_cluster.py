@@ -1,6 +1,7 @@
 """A real two-node Ray cluster on this machine (deploy/local-cluster.sh):
 the quickstart spread per component over both nodes gives the local
-executor's metrics byte for byte; jobs go in through the Ray Jobs API and
+executor's metrics byte for byte, and so does a packed run whose two Ray
+actors exchange directly across the nodes; jobs go in through the Ray Jobs API and
 their results come back; sweeps run their points concurrently."""
 
 import json
@@ -15,7 +16,7 @@ ray = pytest.importorskip("ray")
 
 from cluster.run import metrics_bytes, run  # noqa: E402
 from cluster.scenario import load  # noqa: E402
-from conftest import QUICKSTART, REPO  # noqa: E402
+from conftest import QUICKSTART, REPO, SCENARIOS  # noqa: E402
 
 pytestmark = pytest.mark.cluster
 GCS = "127.0.0.1:6390"
@@ -62,6 +63,20 @@ def test_quickstart_per_component_over_both_nodes(cluster):
     r = run(scn, engine="ray", placement="per-component")
     assert r.run_info["nodes"] == 2, r.run_info["actor_nodes"]
     assert r.run_info["ray_actors"] == 10
+    assert metrics_bytes(r.metrics) == local
+
+
+def test_direct_exchange_between_nodes(cluster):
+    """bench-4nic-jails packed over 2 Ray actors, one on each node, with 16
+    windows a call: the actors link their direct exchange across the nodes,
+    every call runs its 16 windows, and the metrics are the local run's."""
+    from cluster.ray_executor import connect
+    connect(GCS)
+    scn = load(SCENARIOS / "bench-4nic-jails.toml", ["scenario.duration_ms=16"])    # 32 windows
+    local = metrics_bytes(run(scn).metrics)
+    r = run(scn, engine="ray", placement="packed", workers=2, windows_per_call=16)
+    assert r.run_info["nodes"] == 2, r.run_info["actor_nodes"]
+    assert r.run_info["calls"] == 2
     assert metrics_bytes(r.metrics) == local
 
 
