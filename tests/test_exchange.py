@@ -3,18 +3,25 @@ meshes in threads of this process, linked over real TCP connections."""
 
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
 from cluster.exchange import MAX_FRAME, Mesh, PeerLost
 
 
-def _meshes(n: int, timeout: float = 30.0) -> list:
+@contextmanager
+def _meshes(n: int, timeout: float = 30.0):
+    """n meshes linked to each other; closed afterwards."""
     names = [f"pack{i}" for i in range(n)]
     ms = [Mesh(i, names, "127.0.0.1", timeout) for i in range(n)]
-    addrs = [("127.0.0.1", m.port()) for m in ms]
-    _all(lambda m: m.link(addrs), ms)
-    return ms
+    try:
+        addrs = [("127.0.0.1", m.port()) for m in ms]
+        _all(lambda m: m.link(addrs), ms)
+        yield ms
+    finally:
+        for m in ms:
+            m.close()
 
 
 def _all(fn, ms) -> list:
@@ -40,18 +47,13 @@ def _all(fn, ms) -> list:
 
 
 def test_link_connects_every_pair_once():
-    ms = _meshes(4)
-    try:
+    with _meshes(4) as ms:
         for m in ms:
             assert [k for k, _ in m.peers] == [k for k in range(4) if k != m.index]
-    finally:
-        for m in ms:
-            m.close()
 
 
 def test_each_peer_gets_its_own_frame():
-    ms = _meshes(3)
-    try:
+    with _meshes(3) as ms:
         def send(m):
             out = [f"{m.index}->{k}".encode() if k != m.index else None for k in range(3)]
             return m.exchange(7, False, out)
@@ -59,26 +61,18 @@ def test_each_peer_gets_its_own_frame():
         for i, (stop, got) in enumerate(res):
             assert stop is False
             assert got == [(k, f"{k}->{i}".encode()) for k in range(3) if k != i]
-    finally:
-        for m in ms:
-            m.close()
 
 
 def test_empty_frames_are_not_handed_on():
-    ms = _meshes(2)
-    try:
+    with _meshes(2) as ms:
         res = _all(lambda m: m.exchange(0, False, [None, None]), ms)
         assert res == [(False, []), (False, [])]
-    finally:
-        for m in ms:
-            m.close()
 
 
 def test_one_stop_stops_everyone_and_sends_nothing():
     """When one stops, every one learns it in the same window; the one that
     stops sends no messages (they go with the call's result)."""
-    ms = _meshes(3)
-    try:
+    with _meshes(3) as ms:
         def send(m):
             out = [b"x" * 10 if k != m.index else None for k in range(3)]
             return m.exchange(3, m.index == 1, out)
@@ -88,14 +82,10 @@ def test_one_stop_stops_everyone_and_sends_nothing():
             assert 1 not in [k for k, _ in got]             # pack1 sent nothing
             if i != 1:
                 assert [k for k, _ in got] == [k for k in (0, 2) if k != i]
-    finally:
-        for m in ms:
-            m.close()
 
 
 def test_many_windows_in_order():
-    ms = _meshes(2)
-    try:
+    with _meshes(2) as ms:
         def run(m):
             seen = []
             for w in range(200):
@@ -106,17 +96,13 @@ def test_many_windows_in_order():
             return seen
         a, b = _all(run, ms)
         assert a == b == [w.to_bytes(4, "big") * (1 + w % 5) for w in range(200)]
-    finally:
-        for m in ms:
-            m.close()
 
 
 def test_closed_peer_is_named_with_the_window():
     """A peer that goes away (its process dies, or its call failed and it
     closed its end) is reported at once by every other, with the window
     they waited in."""
-    ms = _meshes(3)
-    try:
+    with _meshes(3) as ms:
         ms[2].close()
         t0 = time.monotonic()
         errs = []
@@ -130,24 +116,17 @@ def test_closed_peer_is_named_with_the_window():
         assert sorted(e[:3] for e in errs) == [(0, "pack2", 12), (1, "pack2", 12)]
         assert all(e[3].startswith("peer pack2 lost in window 12") for e in errs)
         assert time.monotonic() - t0 < 5
-    finally:
-        for m in ms:
-            m.close()
 
 
 def test_silent_peer_times_out():
     """A peer neither dead nor answering (a lost node) fails the wait after
     the timeout: never a hang."""
-    ms = _meshes(2, timeout=0.5)
-    try:
+    with _meshes(2, timeout=0.5) as ms:
         t0 = time.monotonic()
         with pytest.raises(PeerLost) as e:
             ms[0].exchange(4, False, [None, b"hello"])
         assert e.value.window == 4 and "no frame for 0.5 s" in str(e.value)
         assert time.monotonic() - t0 < 5
-    finally:
-        for m in ms:
-            m.close()
 
 
 def test_max_frame_is_what_the_frame_header_can_carry():
@@ -155,11 +134,7 @@ def test_max_frame_is_what_the_frame_header_can_carry():
     itself fits the header's length field many times over."""
     from cluster.exchange import HDR
     assert MAX_FRAME < 2 ** (8 * HDR.size)
-    ms = _meshes(2)
-    try:
+    with _meshes(2) as ms:
         big = bytes(range(256)) * (MAX_FRAME // 256)
         res = _all(lambda m: m.exchange(0, False, [big, big]), ms)
         assert res[0][1] == [(1, big)] and res[1][1] == [(0, big)]
-    finally:
-        for m in ms:
-            m.close()
