@@ -26,6 +26,16 @@ if not DEFAULT_SCENARIO.exists():          # installed, not editable: look where
     DEFAULT_SCENARIO = Path("scenarios") / "quickstart.toml"
 
 
+def _windows_per_call(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"wants a whole number of windows, 1 or more, not {text!r}")
+    return n
+
+
 def _progress_bar(enabled: bool):
     """A rich progress bar on a terminal, else nothing."""
     if not enabled:
@@ -244,7 +254,7 @@ def main(argv=None) -> int:
     r.add_argument("--fault", default=None, metavar="COMPONENT@WINDOW",
                    help="with --engine ray: make the Ray actor holding COMPONENT exit at WINDOW "
                         "(tests failure handling)")
-    r.add_argument("--windows-per-call", type=int, default=None, metavar="N",
+    r.add_argument("--windows-per-call", type=_windows_per_call, default=None, metavar="N",
                    help="with --engine ray: windows one call on the Ray actors runs at most "
                         "(default 1: every message through Ray; more: the Ray actors swap the "
                         "packet-free messages of the windows inside a call over direct connections)")
@@ -287,7 +297,7 @@ def main(argv=None) -> int:
     b.add_argument("--engine", default="local", choices=["local", "ray"])
     b.add_argument("--workers", default="1,2", help="with --engine ray: packed worker counts to time")
     b.add_argument("--address", default=None)
-    b.add_argument("--windows-per-call", type=int, default=None, metavar="N",
+    b.add_argument("--windows-per-call", type=_windows_per_call, default=None, metavar="N",
                    help="with --engine ray: windows one call on the Ray actors runs at most "
                         "(default 1; see run --help)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -248,6 +248,8 @@ class RayExecutor:
         PER_CALL[placement]."""
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}")
+        if windows_per_call is not None and (not isinstance(windows_per_call, int) or windows_per_call < 1):
+            raise ValueError(f"windows_per_call must be a whole number, 1 or more, not {windows_per_call!r}")
         connect(address)
         names = [a.name for a in build(scn)]
         if workers is None:
@@ -283,7 +285,7 @@ class RayExecutor:
                 scheduling_strategy=strategy, max_restarts=0, max_task_retries=0,
             ).remote(scn, g, host_of, i, self.actor_names, crash.get(i)))
         self.max_inflight = max(1, max_inflight)
-        self.per_call = max(1, PER_CALL[placement] if windows_per_call is None else windows_per_call)
+        self.per_call = PER_CALL[placement] if windows_per_call is None else windows_per_call
         self.window = 0
         self.calls = 0          # calls on every Ray actor so far
         self.messages = 0

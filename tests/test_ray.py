@@ -241,3 +241,20 @@ def test_bench_ray_alternates_placements_and_reports_best_and_median(local_ray):
         assert inside <= x["us_per_window"]
         assert x["other_us_per_window"] == pytest.approx(x["us_per_window"] - inside)
     assert [x["windows_per_call"] for x in runs] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "many"])
+def test_cli_refuses_bad_windows_per_call(bad):
+    """A bad --windows-per-call is refused before anything runs, with a reason."""
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "cluster.cli", "run", str(QUICKSTART), "--engine", "ray",
+                        f"--windows-per-call={bad}"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "--windows-per-call" in p.stderr and "1 or more" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_executor_refuses_bad_windows_per_call():
+    from cluster.ray_executor import RayExecutor
+    with pytest.raises(ValueError, match="windows_per_call"):
+        RayExecutor(load(QUICKSTART), windows_per_call=0)
