@@ -9,7 +9,9 @@ the windows, not starting Ray or placing the actors; plus the speed-up of
 the packed placement over its 1-worker rate, the placements' runs
 alternating.  Wall time is the best of `repeat` runs (on Ray, also their
 median, and the speed-up of each round's run over the same round's 1-worker
-run); nothing here goes into metrics.json.
+run), and beside that, round by round, the machine's own ceiling for the
+split (cluster/gauge.py: the host run in plain processes at once, each
+against one alone); nothing here goes into metrics.json.
 """
 
 from __future__ import annotations
@@ -85,10 +87,28 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     walls = [[] for _ in configs]
     splits = [[] for _ in configs]
     packets = [0] * len(configs)
-    for _ in range(max(1, repeat)):
-        for i, c in enumerate(configs):
-            wall, packets[i] = _time(scn, "ray", 1, split=splits[i], **c)
-            walls[i].append(wall)
+    # the machine's own ceiling for each split, round by round (cluster/
+    # gauge.py); on a cluster the workers are other machines: not measured
+    ks = sorted({w for w in workers if w > 1})
+    gauge = None
+    if address is None and ks:
+        from .gauge import Gauge
+        gauge = Gauge(path, [f"scenario.duration_ms={duration_ms}", *sets], n=max(ks))
+    rounds = []
+    try:
+        for _ in range(max(1, repeat)):
+            for i, c in enumerate(configs):
+                wall, packets[i] = _time(scn, "ray", 1, split=splits[i], **c)
+                walls[i].append(wall)
+            if gauge is not None:
+                rounds.append(gauge.round(ks))
+    finally:
+        if gauge is not None:
+            gauge.close()
+    out["gauge"] = None if gauge is None else {
+        "rounds": [{key: ({str(k): v for k, v in g[key].items()} if isinstance(g[key], dict) else g[key])
+                    for key in ("alone_s", "together_s", "lockstep_s", "ceiling", "ceiling_lockstep")}
+                   for g in rounds]}
     w = scn["windows"]
     for i, c in enumerate(configs):
         iwall, _ = _time(idle, "ray", 1, **c)
@@ -126,4 +146,10 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
         pairs = [b / x for b, x in zip(walls[bi], walls[i])] if base else []
         r["speedup_pairs_vs_1_worker"] = pairs
         r["speedup_pair_median_vs_1_worker"] = statistics.median(pairs) if pairs else None
+        # and the machine's ceiling for this many workers in each round
+        w = r["workers"]
+        for key in ("ceiling", "ceiling_lockstep"):
+            ceil = [g[key][w] for g in rounds] if w in ks and rounds else []
+            r[key + "_pairs"] = ceil
+            r[key + "_pair_median"] = statistics.median(ceil) if ceil else None
     return out

@@ -217,6 +217,18 @@ def cmd_bench(a) -> int:
                 print(f"  {x['placement']:<15} {x['workers'] or '-':>7}  "
                       + " ".join(f"{v:.2f}x" for v in x["speedup_pairs_vs_1_worker"])
                       + f"  (median {x['speedup_pair_median_vs_1_worker']:.2f}x)")
+        ceilings = [x for x in r["runs"] if x.get("ceiling_pairs")]
+        if ceilings:
+            print("the machine's ceiling in the same rounds: the whole host on the local engine in as "
+                  "many plain processes at once, each against one alone, each on its own and in step "
+                  "(waiting for the others after every window, as the workers do; cluster/gauge.py):")
+            for x in ceilings:
+                for key, label in (("ceiling", "on its own"), ("ceiling_lockstep", "in step")):
+                    print(f"  {label:<15} {x['workers']:>7}  "
+                          + " ".join(f"{v:.2f}x" for v in x[key + "_pairs"])
+                          + f"  (median {x[key + '_pair_median']:.2f}x)")
+        elif r.get("gauge") is None and a.address:
+            print("(the machine's ceiling is not measured on a cluster: the workers are other machines)")
         for x in r["runs"]:
             if x.get("groups") and len(x["groups"]) > 1:
                 print(f"packed over {x['workers']}: " + "  ".join(f"pack{i}={g}" for i, g in enumerate(x["groups"]))

@@ -254,6 +254,13 @@ def test_bench_ray_alternates_placements_and_reports_best_and_median(local_ray):
         assert inside <= x["us_per_window"]
         assert x["other_us_per_window"] == pytest.approx(x["us_per_window"] - inside)
     assert [x["windows_per_call"] for x in runs] == [1, 1, 1]
+    # beside each round, the machine's own ceiling for 2 workers (cluster/
+    # gauge.py), on their own and in step; none for the others
+    assert len(r["gauge"]["rounds"]) == 3
+    for key in ("ceiling", "ceiling_lockstep"):
+        assert len(runs[1][key + "_pairs"]) == 3 and all(v > 0 for v in runs[1][key + "_pairs"])
+        assert runs[1][key + "_pairs"] == [g[key]["2"] for g in r["gauge"]["rounds"]]
+        assert runs[0][key + "_pairs"] == [] and runs[2][key + "_pairs"] == []
 
 
 @pytest.mark.parametrize("bad", ["0", "-3", "many"])

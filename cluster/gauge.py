@@ -1,0 +1,229 @@
+"""The machine's own ceiling for a split run, measured beside it.
+
+Why.  `netcabal bench --engine ray` compares a host packed into 2 Ray
+workers with the same host in 1.  On a machine of its own with two idle
+cores the best that split can do is 2x; on a shared or virtual machine it is
+whatever the two cores give two busy processes at that moment, and on the
+development machine that swings within minutes (two model runs at once
+each went as fast as one alone in some minutes and far slower in others).
+A speed-up read without knowing that ceiling mixes up the code and the
+machine.  So the bench measures the ceiling itself, round by round, with
+no Ray and no split in the way.
+
+What.  Plain processes ("helpers"), each holding the scenario's whole host
+on the local executor, ready to run its windows on a word from the bench.
+One round: one helper runs the host alone; then w helpers run it at once,
+started together; then one runs it alone again (`alone` below is the mean
+of the two, so whatever else the machine does around the round - Ray's
+daemons tidying up after the bench's runs - falls on both sides).  Each helper times only the windows (as the bench times
+its runs).  If the w at once take t_1..t_w seconds against `alone` for one,
+each ran at `alone / t_i` of its speed alone, and a perfect split of the
+host into w parts, each at that speed, would run `w * alone / mean(t)`
+times as fast as one: that is the round's ceiling.  The helpers are started
+once, run the host once untimed (a process's first run is slower), and
+build the next host while idle, so building never overlaps a timed run.
+
+What it leaves out.  The split's own costs: a real split waits for the
+slowest worker at every window (the ceiling takes the mean) and pays Ray
+and the messages between its parts.  It measures the machine the driver
+runs on, so the bench skips it on a cluster (`--address`): there the
+workers are other machines.  Nothing here goes into metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _serve() -> None:
+    """A helper's loop (run in its own process).  Reads the scenario and the
+    helpers' count and its own index from stdin's first line, prints the
+    port it listens on, reads every helper's address, links to them (the
+    Ray actors' mesh, cluster/exchange.py), then for each "go k" runs the
+    host's windows and prints their wall seconds - with a barrier among
+    helpers 0..k-1 after every window when k > 1 ("lock k"), none with
+    "go".  Anything else ends it."""
+    import copy
+    import time
+
+    from .exchange import Mesh
+    from .run import make_executor
+    from .scenario import load
+
+    cfg = json.loads(sys.stdin.readline())
+    scn = load(cfg["path"], cfg["sets"])
+    delay = cfg.get("delay_s", 0.0)     # a slower machine, for the tests
+    names = [f"helper{i}" for i in range(cfg["n"])]
+    mesh = Mesh(cfg["index"], names, "127.0.0.1", timeout=600.0)
+    out = sys.stdout
+    out.write(f"port {mesh.port()}\n")
+    out.flush()
+    mesh.link(json.loads(sys.stdin.readline()))
+    try:
+        while True:
+            ex = make_executor(scn, "local")
+            out.write("ready\n")
+            out.flush()
+            word = sys.stdin.readline().split()
+            if not word or word[0] not in ("go", "lock"):
+                return
+            k = int(word[1]) if word[0] == "lock" else 1
+            sub = copy.copy(mesh)
+            sub.peers = [(j, s) for j, s in mesh.peers if j < k]
+            none = [None] * len(names)
+            t0 = time.perf_counter()
+            if k > 1:
+                for w in range(scn["windows"]):
+                    ex.run_window()
+                    if delay:
+                        time.sleep(delay)
+                    sub.exchange(w, False, none)
+            else:
+                for w in range(scn["windows"]):
+                    ex.run_window()
+                    if delay:
+                        time.sleep(delay)
+            out.write(f"{time.perf_counter() - t0!r}\n")
+            out.flush()
+            ex.teardown()
+    finally:
+        mesh.close()
+
+
+class GaugeError(RuntimeError):
+    """A helper failed or vanished; the message carries what it printed."""
+
+
+class Gauge:
+    """`n` helpers for one scenario (a path and its --set overrides)."""
+
+    def __init__(self, path, sets=(), n: int = 2, delays=None):
+        """`delays`: seconds each helper sleeps after every window (a
+        slower core, for the tests); none by default."""
+        if n < 1:
+            raise ValueError("a gauge needs at least one helper")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        self.procs = []
+        self.errs = []
+        try:
+            for i in range(n):
+                err = tempfile.TemporaryFile()
+                p = subprocess.Popen([sys.executable, "-c", "from cluster.gauge import _serve; _serve()"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                     text=True, env=env)
+                self.procs.append(p)
+                self.errs.append(err)
+                self._say(i, json.dumps({"path": str(path), "sets": list(sets), "n": n, "index": i,
+                                         "delay_s": (delays or {}).get(i, 0.0)}))
+            addrs = []
+            for i in range(n):
+                word = self._line(i).split()
+                if len(word) != 2 or word[0] != "port":
+                    raise GaugeError(f"gauge helper {i} said {' '.join(word)!r}, not its port")
+                addrs.append(["127.0.0.1", int(word[1])])
+            for i in range(n):
+                self._say(i, json.dumps(addrs))
+            for i in range(n):
+                self._expect_ready(i)
+            self._go(n, "go")   # a first run warms each helper up (untimed)
+        except BaseException:
+            self.close()
+            raise
+
+    def _say(self, i: int, line: str) -> None:
+        try:
+            self.procs[i].stdin.write(line + "\n")
+            self.procs[i].stdin.flush()
+        except OSError:         # it has ended: say why
+            self._line(i)
+            raise
+
+    def _line(self, i: int) -> str:
+        line = self.procs[i].stdout.readline()
+        if not line:
+            self.procs[i].wait()
+            self.errs[i].seek(0)
+            tail = self.errs[i].read().decode(errors="replace").strip().splitlines()
+            why = tail[-1] if tail else f"exit status {self.procs[i].returncode}"
+            raise GaugeError(f"gauge helper {i} ended: {why}")
+        return line.strip()
+
+    def _expect_ready(self, i: int) -> None:
+        line = self._line(i)
+        if line != "ready":
+            raise GaugeError(f"gauge helper {i} said {line!r}, not ready")
+
+    def _go(self, k: int, how: str) -> list:
+        """Start helpers 0..k-1 at once ("go": each on its own; "lock": in
+        step, a barrier after every window); their wall seconds, once all
+        are ready again."""
+        for i in range(k):
+            self._say(i, "go" if how == "go" else f"lock {k}")
+        times = [float(self._line(i)) for i in range(k)]
+        for i in range(k):
+            self._expect_ready(i)
+        return times
+
+    def alone(self) -> float:
+        return self._go(1, "go")[0]
+
+    def together(self, k: int | None = None, lockstep: bool = False) -> list:
+        k = len(self.procs) if k is None else k
+        if not 1 <= k <= len(self.procs):
+            raise ValueError(f"{k} at once, but the gauge has {len(self.procs)} helpers")
+        return self._go(k, "lock" if lockstep else "go")
+
+    def round(self, ks=None) -> dict:
+        """One round: the host alone; then, for each k in ks (all helpers by
+        default), k at once each on its own and k at once in step; then
+        alone again.  Returns the seconds and, per k, the ceilings k *
+        alone / mean(seconds at once) of both ways, `alone` the mean of the
+        two runs alone."""
+        ks = [len(self.procs)] if ks is None else list(ks)
+        a0 = self.alone()
+        free = {k: self.together(k) for k in ks}
+        lock = {k: self.together(k, lockstep=True) for k in ks}
+        a1 = self.alone()
+        # alone before and after (whatever else the machine did around the
+        # round falls on both sides of it)
+        a = (a0 + a1) / 2
+        return {"alone_s": [a0, a1], "together_s": free, "lockstep_s": lock,
+                "ceiling": {k: k * a / statistics.fmean(t) for k, t in free.items()},
+                "ceiling_lockstep": {k: k * a / statistics.fmean(t) for k, t in lock.items()}}
+
+    def close(self) -> None:
+        for p in self.procs:
+            try:
+                if p.poll() is None:
+                    p.stdin.write("quit\n")
+                    p.stdin.flush()
+                    p.stdin.close()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.stdout:
+                p.stdout.close()
+        for e in self.errs:
+            e.close()
+        self.procs = []
+        self.errs = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

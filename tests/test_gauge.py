@@ -1,0 +1,49 @@
+"""The machine's ceiling beside `netcabal bench --engine ray` (cluster/gauge.py):
+plain helper processes running the whole host, on their own and in step."""
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from cluster.gauge import Gauge, GaugeError
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.toml"
+SHORT = ["scenario.duration_ms=0.4"]        # 20 windows
+
+
+def test_round_reports_both_ceilings_from_its_own_times():
+    with Gauge(QUICKSTART, SHORT, n=2) as g:
+        r = g.round()
+    assert len(r["alone_s"]) == 2 and all(t > 0 for t in r["alone_s"])
+    a = statistics.fmean(r["alone_s"])
+    for key, ceil in (("together_s", "ceiling"), ("lockstep_s", "ceiling_lockstep")):
+        t = r[key][2]
+        assert len(t) == 2 and all(x > 0 for x in t)
+        assert r[ceil][2] == pytest.approx(2 * a / statistics.fmean(t))
+
+
+def test_in_step_the_fast_helper_waits_for_the_slow_one():
+    """Helper 0 sleeps 10 ms after each of 20 windows: on its own helper 1
+    finishes far sooner; in step it waits at every window's barrier, so it
+    takes as long as helper 0 (a gauge without the barrier fails this)."""
+    with Gauge(QUICKSTART, SHORT, n=2, delays={0: 0.01}) as g:
+        free = g.together(2)
+        lock = g.together(2, lockstep=True)
+    assert free[0] >= 0.2 and lock[0] >= 0.2
+    assert free[1] < free[0] - 0.1
+    assert lock[1] >= 0.2 - 0.02            # each of 20 windows waited ~10 ms
+
+
+def test_a_bad_scenario_is_a_gauge_error_naming_why_not_a_hang():
+    with pytest.raises(GaugeError, match="no such file"):
+        Gauge(QUICKSTART.parent / "no-such.toml", [], n=2)
+
+
+def test_close_ends_the_helpers():
+    g = Gauge(QUICKSTART, SHORT, n=2)
+    procs = list(g.procs)
+    g.close()
+    assert all(p.poll() is not None for p in procs)
+    with pytest.raises(ValueError):
+        Gauge(QUICKSTART, SHORT, n=0)
