@@ -21,19 +21,28 @@ import time
 
 from actors._core import status as core_status
 
+from .gauge import settle
 from .run import make_executor
 from .scenario import load
 
 
-def _time(scn: dict, engine: str, repeat: int, split: list | None = None, **opts) -> tuple:
+def _time(scn: dict, engine: str, repeat: int, split: list | None = None,
+          waits: list | None = None, calm: float = 10.0, **opts) -> tuple:
     """(best wall seconds for the windows alone, packets) over `repeat` runs.
     On Ray, `split` gets each run's wall seconds and its Ray actors' own
-    timing (seconds in the model's step and in the codec)."""
+    timing (seconds in the model's step and in the codec).  Each run waits
+    first for the machine to settle (gauge.settle: Ray starting or ending
+    worker processes, the previous run's leftovers), and `waits` gets how
+    long it waited (None where it gave up or `calm`, the most it waits,
+    is 0)."""
     best = None
     packets = 0
     for _ in range(max(1, repeat)):
         ex = make_executor(scn, engine, **opts)
         try:
+            w = settle(calm)
+            if waits is not None and calm > 0:
+                waits.append(w)
             t0 = time.perf_counter()
             ex.run(scn["windows"])
             wall = time.perf_counter() - t0
@@ -46,19 +55,30 @@ def _time(scn: dict, engine: str, repeat: int, split: list | None = None, **opts
     return best, packets
 
 
-def _figures(path, duration_ms: float, engine: str, repeat: int, sets=(), **opts) -> dict:
+def _waits(waits: list, calm: float) -> dict:
+    """How long the timed runs waited for the machine to settle (`calm`
+    seconds at most)."""
+    ok = [w for w in waits if w is not None]
+    return {"runs": len(waits), "gave_up": len(waits) - len(ok), "limit_s": calm,
+            "median_s": statistics.median(ok) if ok else None, "max_s": max(ok) if ok else None}
+
+
+def _figures(path, duration_ms: float, engine: str, repeat: int, sets=(), calm: float = 10.0,
+             **opts) -> dict:
     scn = load(path, [f"scenario.duration_ms={duration_ms}", *sets])
     idle = load(path, [f"scenario.duration_ms={duration_ms}", "traffic.stop_ms=0", *sets])
-    wall, packets = _time(scn, engine, repeat, **opts)
-    iwall, _ = _time(idle, engine, 1, **opts)
+    waits = []
+    wall, packets = _time(scn, engine, repeat, waits=waits, calm=calm, **opts)
+    iwall, _ = _time(idle, engine, 1, waits=waits, calm=calm, **opts)
     w = scn["windows"]
     return {"packets": packets, "wall_s": wall, "pps": packets / wall,
-            "us_per_window": wall / w * 1e6, "engine_us_per_window": iwall / w * 1e6}
+            "us_per_window": wall / w * 1e6, "engine_us_per_window": iwall / w * 1e6,
+            "settle": _waits(waits, calm)}
 
 
-def bench(path, duration_ms: float = 200.0, repeat: int = 3, sets=()) -> dict:
+def bench(path, duration_ms: float = 200.0, repeat: int = 3, sets=(), calm: float = 10.0) -> dict:
     scn = load(path, [f"scenario.duration_ms={duration_ms}", *sets])
-    r = _figures(path, duration_ms, "local", repeat, sets)
+    r = _figures(path, duration_ms, "local", repeat, sets, calm=calm)
     r.update({"scenario": scn["name"], "virtual_ms": duration_ms, "windows": scn["windows"],
               "quantum_ns": scn["quantum_ns"], "repeat": repeat,
               "actors": len(make_executor(scn).actors), "core": core_status()["core"]})
@@ -66,7 +86,8 @@ def bench(path, duration_ms: float = 200.0, repeat: int = 3, sets=()) -> dict:
 
 
 def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
-              address: str | None = None, sets=(), windows_per_call: int | None = None) -> dict:
+              address: str | None = None, sets=(), windows_per_call: int | None = None,
+              calm: float = 10.0) -> dict:
     """Each placement's figures on Ray.  The runs of the placements alternate
     (packed over 1 worker, over 2, ..., per-component, then again `repeat`
     times), so that a slow phase of a shared machine falls on all of them
@@ -93,25 +114,28 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     gauge = None
     if address is None and ks:
         from .gauge import Gauge
-        gauge = Gauge(path, [f"scenario.duration_ms={duration_ms}", *sets], n=max(ks))
+        gauge = Gauge(path, [f"scenario.duration_ms={duration_ms}", *sets], n=max(ks), calm=calm)
     rounds = []
+    waits = []
     try:
         for _ in range(max(1, repeat)):
             for i, c in enumerate(configs):
-                wall, packets[i] = _time(scn, "ray", 1, split=splits[i], **c)
+                wall, packets[i] = _time(scn, "ray", 1, split=splits[i], waits=waits, calm=calm, **c)
                 walls[i].append(wall)
             if gauge is not None:
                 rounds.append(gauge.round(ks))
     finally:
         if gauge is not None:
             gauge.close()
+    if gauge is not None:
+        waits += gauge.waits
     out["gauge"] = None if gauge is None else {
         "rounds": [{key: ({str(k): v for k, v in g[key].items()} if isinstance(g[key], dict) else g[key])
                     for key in ("alone_s", "together_s", "lockstep_s", "ceiling", "ceiling_lockstep")}
                    for g in rounds]}
     w = scn["windows"]
     for i, c in enumerate(configs):
-        iwall, _ = _time(idle, "ray", 1, **c)
+        iwall, _ = _time(idle, "ray", 1, waits=waits, calm=calm, **c)
         best, med = min(walls[i]), statistics.median(walls[i])
         # the best run's split of a window: the busiest Ray actor's time in
         # the model and with messages (fetching, decoding, encoding); the
@@ -127,6 +151,7 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
                                 codec_us_per_window=codec / w * 1e6,
                                 exchange_us_per_window=exch / w * 1e6,
                                 other_us_per_window=max(0.0, bw - step - codec - exch) / w * 1e6))
+    out["settle"] = _waits(waits, calm)
     from .placement import crossing, flows, groups_for
     from .scenario import build
     names = [a.name for a in build(scn)]

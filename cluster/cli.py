@@ -183,13 +183,37 @@ def cmd_replay(a) -> int:
     return 0
 
 
+def _settle_s(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, not {v!r}") from None
+    if not x >= 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, not {v!r}")
+    return x
+
+
+def _settled(st: dict) -> str:
+    """The bench's line on how long its timed runs waited for the machine."""
+    if st["runs"] == 0:
+        return "timed runs did not wait for the machine to settle (--settle 0)"
+    if st["runs"] == st["gave_up"]:
+        return (f"each timed run waited for the machine to settle (cores 85% idle for 0.2 s): "
+                f"it never did in {st['limit_s']:g} s ({st['runs']} runs), or this system cannot tell")
+    line = (f"each timed run waited for the machine to settle (cores 85% idle for 0.2 s): "
+            f"median {st['median_s']:.1f} s, at most {st['max_s']:.1f} s ({st['runs']} runs)")
+    if st["gave_up"]:
+        line += f"; {st['gave_up']} gave up after {st['limit_s']:g} s and ran anyway"
+    return line
+
+
 def cmd_bench(a) -> int:
     if a.engine == "ray":
         from .bench import bench_ray
         workers = [int(x) for x in a.workers.split(",")]
         r = bench_ray(a.scenario, duration_ms=a.duration_ms or 20.0, repeat=a.repeat,
                       workers=workers, address=a.address, sets=a.set,
-                      windows_per_call=a.windows_per_call)
+                      windows_per_call=a.windows_per_call, calm=a.settle)
         if a.json:
             print(json.dumps(r, sort_keys=True))
             return 0
@@ -229,13 +253,15 @@ def cmd_bench(a) -> int:
                           + f"  (median {x[key + '_pair_median']:.2f}x)")
         elif r.get("gauge") is None and a.address:
             print("(the machine's ceiling is not measured on a cluster: the workers are other machines)")
+        print(_settled(r["settle"]))
         for x in r["runs"]:
             if x.get("groups") and len(x["groups"]) > 1:
                 print(f"packed over {x['workers']}: " + "  ".join(f"pack{i}={g}" for i, g in enumerate(x["groups"]))
                       + f"  (packets crossing, estimated: {x['crossing_pps_estimate']:,.0f}/s)")
         return 0
     from .bench import bench
-    r = bench(a.scenario, duration_ms=a.duration_ms or 200.0, repeat=a.repeat, sets=a.set)
+    r = bench(a.scenario, duration_ms=a.duration_ms or 200.0, repeat=a.repeat, sets=a.set,
+              calm=a.settle)
     if a.json:
         print(json.dumps(r, sort_keys=True))
     else:
@@ -247,6 +273,7 @@ def cmd_bench(a) -> int:
         print(f"engine cost / window  {r['engine_us_per_window']:.1f} us "
               f"({r['actors']} actors, no traffic)")
         print(f"total cost / window   {r['us_per_window']:.1f} us")
+        print(_settled(r["settle"]))
     return 0
 
 
@@ -314,6 +341,9 @@ def main(argv=None) -> int:
                         "(default 1; see run --help)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key (e.g. host.cache_model=false)")
+    b.add_argument("--settle", type=_settle_s, default=10.0, metavar="S",
+                   help="wait up to S seconds before each timed run for the machine's cores to be "
+                        "85%% idle (default 10; 0: do not wait)")
     b.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     try:

@@ -4,30 +4,39 @@ Why.  `netcabal bench --engine ray` compares a host packed into 2 Ray
 workers with the same host in 1.  On a machine of its own with two idle
 cores the best that split can do is 2x; on a shared or virtual machine it is
 whatever the two cores give two busy processes at that moment, and on the
-development machine that swings within minutes (two model runs at once
-each went as fast as one alone in some minutes and far slower in others).
-A speed-up read without knowing that ceiling mixes up the code and the
-machine.  So the bench measures the ceiling itself, round by round, with
-no Ray and no split in the way.
+development machine that swings within minutes.  A speed-up read without
+knowing that ceiling mixes up the code and the machine.  So the bench
+measures the ceiling itself, round by round, with no Ray in the way.
 
 What.  Plain processes ("helpers"), each holding the scenario's whole host
-on the local executor, ready to run its windows on a word from the bench.
-One round: one helper runs the host alone; then w helpers run it at once,
-started together; then one runs it alone again (`alone` below is the mean
-of the two, so whatever else the machine does around the round - Ray's
-daemons tidying up after the bench's runs - falls on both sides).  Each helper times only the windows (as the bench times
-its runs).  If the w at once take t_1..t_w seconds against `alone` for one,
-each ran at `alone / t_i` of its speed alone, and a perfect split of the
-host into w parts, each at that speed, would run `w * alone / mean(t)`
-times as fast as one: that is the round's ceiling.  The helpers are started
-once, run the host once untimed (a process's first run is slower), and
-build the next host while idle, so building never overlaps a timed run.
+on the local executor, ready to run its windows on a word from the bench,
+and linked to each other by the Ray actors' mesh (cluster/exchange.py).
+One round: one helper runs the host alone; then k helpers run it at once,
+started together, first each on its own and then in step (after every
+window each sends the others an empty frame and waits for theirs, the
+barrier the Ray workers keep with `--windows-per-call`); then one runs it
+alone again (`alone` below is the mean of the two, so whatever else the
+machine does around the round falls on both sides).  Each helper times
+only the windows, as the bench times its runs.  If the k at once take
+t_1..t_k seconds, each ran at `alone / t_i` of its speed alone, and a
+perfect split of the host into k parts, each at that speed, would run
+`k * alone / mean(t)` times as fast as one: that is the round's ceiling,
+on their own and in step.  The helpers run the host once untimed (a
+process's first run is slower) and build the next host while idle, so
+building never overlaps a timed run; and the bench has each run wait for
+the machine to settle first (`settle`: the cores mostly idle for 0.2 s),
+as it has its own runs - Ray starts and ends worker processes around every
+run, and those take a core for a second or more.
 
-What it leaves out.  The split's own costs: a real split waits for the
-slowest worker at every window (the ceiling takes the mean) and pays Ray
-and the messages between its parts.  It measures the machine the driver
-runs on, so the bench skips it on a cluster (`--address`): there the
-workers are other machines.  Nothing here goes into metrics.json.
+What it leaves out.  The split's own costs: the messages between its parts
+and Ray's calls.  In step, each helper does the whole host's work a window,
+twice a real worker's: the barrier's price relative to a window is about
+what the split pays, its noise need not be.  A reading above k means the
+machine's speed moved within the round (one process alone went slower than
+two at once), which on the development machine happens.  It measures the
+machine the driver runs on, so the bench skips it on a cluster
+(`--address`): there the workers are other machines.  Nothing here goes
+into metrics.json.
 """
 
 from __future__ import annotations
@@ -98,6 +107,45 @@ def _serve() -> None:
         mesh.close()
 
 
+def _cpu_times():
+    """(idle, total) jiffies of all the machine's cores, or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return v[3] + v[4], sum(v)
+
+
+def settle(timeout: float = 10.0, idle: float = 0.85, sample: float = 0.1):
+    """Wait until the machine's cores have been at least `idle` idle for two
+    samples of `sample` seconds in a row, `timeout` seconds at most: so that
+    a timed run does not share the cores with what came before it (Ray
+    starting or ending worker processes after the previous run, a helper
+    building its host).  Returns the seconds waited, or None if it timed
+    out or cannot tell (no /proc/stat); at once None when timeout is 0."""
+    import time
+
+    if timeout <= 0:
+        return None
+    t0 = time.perf_counter()
+    last = _cpu_times()
+    if last is None:
+        return None
+    calm = 0
+    while True:
+        time.sleep(sample)
+        now = _cpu_times()
+        d_idle, d_all = now[0] - last[0], now[1] - last[1]
+        last = now
+        calm = calm + 1 if d_all > 0 and d_idle >= idle * d_all else 0
+        waited = time.perf_counter() - t0
+        if calm >= 2:
+            return waited
+        if waited >= timeout:
+            return None
+
+
 class GaugeError(RuntimeError):
     """A helper failed or vanished; the message carries what it printed."""
 
@@ -105,9 +153,14 @@ class GaugeError(RuntimeError):
 class Gauge:
     """`n` helpers for one scenario (a path and its --set overrides)."""
 
-    def __init__(self, path, sets=(), n: int = 2, delays=None):
+    def __init__(self, path, sets=(), n: int = 2, delays=None, calm: float = 0.0):
         """`delays`: seconds each helper sleeps after every window (a
-        slower core, for the tests); none by default."""
+        slower core, for the tests); none by default.  `calm`: wait up to
+        that many seconds for the machine to settle before each timed run
+        (`settle`; each wait is kept in `waits`, None where it gave up);
+        0, not at all."""
+        self.settle = 0.0
+        self.waits = []
         if n < 1:
             raise ValueError("a gauge needs at least one helper")
         env = dict(os.environ)
@@ -135,6 +188,7 @@ class Gauge:
             for i in range(n):
                 self._expect_ready(i)
             self._go(n, "go")   # a first run warms each helper up (untimed)
+            self.settle = calm
         except BaseException:
             self.close()
             raise
@@ -166,6 +220,8 @@ class Gauge:
         """Start helpers 0..k-1 at once ("go": each on its own; "lock": in
         step, a barrier after every window); their wall seconds, once all
         are ready again."""
+        if self.settle:
+            self.waits.append(settle(self.settle))
         for i in range(k):
             self._say(i, "go" if how == "go" else f"lock {k}")
         times = [float(self._line(i)) for i in range(k)]

@@ -98,6 +98,24 @@ def test_bench_json():
     assert r["pps"] > 0
     assert r["engine_us_per_window"] > 0
     assert r["windows"] == 100 and r["repeat"] == 1
+    # both timed runs (with traffic, and the engine alone) waited for the
+    # machine to settle first, or gave up after 10 s
+    st = r["settle"]
+    assert st["runs"] == 2 and st["limit_s"] == 10.0
+    assert st["gave_up"] == 2 or 0.2 <= st["median_s"] <= st["max_s"] <= 10.5
+
+
+@pytest.mark.parametrize("bad", ["-1", "nan", "inf", "soon"])
+def test_bench_refuses_bad_settle(bad):
+    p = cli("bench", "--duration-ms", "1", "--repeat", "1", "--settle", bad)
+    assert p.returncode == 2 and "--settle" in p.stderr
+
+
+def test_bench_settle_0_does_not_wait():
+    p = cli("bench", "--json", "--duration-ms", "1", "--repeat", "1", "--settle", "0")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["settle"] == {"runs": 0, "gave_up": 0, "limit_s": 0.0,
+                                              "median_s": None, "max_s": None}
 
 
 def test_run_twice_replaces_folder(tmp_path):

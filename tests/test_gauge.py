@@ -1,12 +1,16 @@
 """The machine's ceiling beside `netcabal bench --engine ray` (cluster/gauge.py):
 plain helper processes running the whole host, on their own and in step."""
 
+import os
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from cluster.gauge import Gauge, GaugeError
+from cluster.gauge import Gauge, GaugeError, settle
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.toml"
 SHORT = ["scenario.duration_ms=0.4"]        # 20 windows
@@ -47,3 +51,28 @@ def test_close_ends_the_helpers():
     assert all(p.poll() is not None for p in procs)
     with pytest.raises(ValueError):
         Gauge(QUICKSTART, SHORT, n=0)
+
+
+def test_settle_waits_two_calm_samples_or_gives_up():
+    assert settle(0) is None                            # 0: no wait at all
+    t = time.perf_counter()
+    w = settle(5, idle=0.0)                             # any load is calm enough
+    assert 0.2 <= w < 1.0 and time.perf_counter() - t >= 0.2
+    t = time.perf_counter()
+    assert settle(0.3, idle=1.01) is None               # never calm: gives up
+    assert 0.3 <= time.perf_counter() - t < 1.0
+
+
+def test_settle_does_not_call_busy_cores_calm():
+    """Every core busy in a spinning process: the cores are not 85% idle,
+    so settle gives up (one that ignored the load would return at 0.2 s)."""
+    n = os.cpu_count() or 1
+    spin = "import time\nt = time.time() + 3\nwhile time.time() < t: pass\n"
+    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(n)]
+    try:
+        time.sleep(0.3)                                 # let them start spinning
+        assert settle(1.0) is None
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

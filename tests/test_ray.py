@@ -261,6 +261,9 @@ def test_bench_ray_alternates_placements_and_reports_best_and_median(local_ray):
         assert len(runs[1][key + "_pairs"]) == 3 and all(v > 0 for v in runs[1][key + "_pairs"])
         assert runs[1][key + "_pairs"] == [g[key]["2"] for g in r["gauge"]["rounds"]]
         assert runs[0][key + "_pairs"] == [] and runs[2][key + "_pairs"] == []
+    # every timed run waited for the machine to settle: 3 rounds of 3 runs,
+    # 3 runs of the idle host, and the gauge's 4 a round
+    assert r["settle"]["runs"] == 3 * 3 + 3 + 3 * 4
 
 
 @pytest.mark.parametrize("bad", ["0", "-3", "many"])
