@@ -191,17 +191,26 @@ class Storage:
         self.refcnt = refcnt
 
 
+# The zone lists zones_for returns: one tuple each, made once (a storage's
+# `zones` is one of them unless it came through the codec)
+_ZM = (Z_MBUF,)
+_ZP = (Z_PACKET,)
+_ZJP = (Z_MBUF, Z_JUMBOP)
+_ZJ9 = (Z_MBUF, Z_JUMBO9)
+_ZJ16 = (Z_MBUF, Z_JUMBO16)
+
+
 def zones_for(size: int) -> tuple:
     """The zone(s) m_get2-style allocation takes for a packet of `size` bytes."""
     if size <= MHLEN:
-        return (Z_MBUF,)
+        return _ZM
     if size <= MCLBYTES:
-        return (Z_PACKET,)
+        return _ZP
     if size <= MJUMPAGESIZE:
-        return (Z_MBUF, Z_JUMBOP)
+        return _ZJP
     if size <= MJUM9BYTES:
-        return (Z_MBUF, Z_JUMBO9)
-    return (Z_MBUF, Z_JUMBO16)
+        return _ZJ9
+    return _ZJ16
 
 
 # Header fields carried on the wire, in codec order.  `off`/`len` select the
@@ -279,7 +288,8 @@ def _blank(st: Storage, zone: str, length: int) -> Mbuf:
     m = Mbuf.__new__(Mbuf)
     m.off = 0
     m.len = length
-    m.flags = M_PKTHDR | (0 if zone == Z_MBUF and st.zones == (Z_MBUF,) else M_EXT)
+    zs = st.zones
+    m.flags = _F_HDR if zone == Z_MBUF and (zs is _ZM or zs == _ZM) else _F_HDR_EXT
     m.rcvif = ""
     m.flowid = 0
     m.hashtype = M_HASHTYPE_NONE
@@ -301,7 +311,8 @@ def _blank(st: Storage, zone: str, length: int) -> Mbuf:
     return m
 
 
-_ZP = (Z_PACKET,)
+_F_HDR = M_PKTHDR
+_F_HDR_EXT = M_PKTHDR | M_EXT
 
 
 def m_alloc(uma: Uma, data: bytes) -> Mbuf:
@@ -314,6 +325,9 @@ def m_alloc(uma: Uma, data: bytes) -> Mbuf:
     if _MHLEN < n <= _MCLBYTES:         # the common case: one packet-zone item
         uma.a[_IX_PACKET] += 1
         return _blank(_storage(data, _ZP, 1), Z_PACKET, n)
+    if n <= _MHLEN:                     # a small packet: one mbuf, data inside
+        uma.a[_IX_MBUF] += 1
+        return _blank(_storage(data, _ZM, 1), Z_MBUF, n)
     zones = zones_for(n)
     for z in zones:
         uma.a[ZONE_INDEX[z]] += 1
@@ -333,6 +347,8 @@ def m_freem(uma: Uma, m: Mbuf) -> None:
         zones = st.zones
         if zones is _ZP:
             uma.f[_IX_PACKET] += 1
+        elif zones is _ZM:
+            uma.f[_IX_MBUF] += 1
         else:
             for z in zones:
                 uma.f[ZONE_INDEX[z]] += 1
