@@ -112,9 +112,19 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     # gauge.py); on a cluster the workers are other machines: not measured
     ks = sorted({w for w in workers if w > 1})
     gauge = None
+    gauge_groups = None
     if address is None and ks:
         from .gauge import Gauge
-        gauge = Gauge(path, [f"scenario.duration_ms={duration_ms}", *sets], n=max(ks), calm=calm)
+        from .placement import crossing, flows, groups_for
+        from .scenario import build
+        if len(ks) == 1:
+            # a split into islands (no packet crosses): the gauge steps the
+            # split's own parts; else k copies of the whole host
+            g = groups_for([a.name for a in build(scn)], "packed", ks[0], scn)
+            if len(g) == ks[0] and crossing(g, flows(scn)) == 0:
+                gauge_groups = g
+        gauge = Gauge(path, [f"scenario.duration_ms={duration_ms}", *sets], n=max(ks), calm=calm,
+                      groups=gauge_groups)
     rounds = []
     waits = []
     try:
@@ -130,6 +140,7 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     if gauge is not None:
         waits += gauge.waits
     out["gauge"] = None if gauge is None else {
+        "mode": "whole host" if gauge_groups is None else "groups",
         "rounds": [{key: ({str(k): v for k, v in g[key].items()} if isinstance(g[key], dict) else g[key])
                     for key in ("alone_s", "together_s", "lockstep_s", "ceiling", "ceiling_lockstep")}
                    for g in rounds]}

@@ -243,9 +243,15 @@ def cmd_bench(a) -> int:
                       + f"  (median {x['speedup_pair_median_vs_1_worker']:.2f}x)")
         ceilings = [x for x in r["runs"] if x.get("ceiling_pairs")]
         if ceilings:
-            print("the machine's ceiling in the same rounds: the whole host on the local engine in as "
-                  "many plain processes at once, each against one alone, each on its own and in step "
-                  "(waiting for the others after every window, as the workers do; cluster/gauge.py):")
+            if r["gauge"]["mode"] == "groups":
+                print("the machine's ceiling in the same rounds: the packed split's groups on the local "
+                      "engine in plain processes at once, the slowest against the whole host alone, each "
+                      "on its own and in step (waiting for the others after every window, as the workers "
+                      "do; no Ray, no messages between them; cluster/gauge.py):")
+            else:
+                print("the machine's ceiling in the same rounds: the whole host on the local engine in as "
+                      "many plain processes at once, each against one alone, each on its own and in step "
+                      "(waiting for the others after every window, as the workers do; cluster/gauge.py):")
             for x in ceilings:
                 for key, label in (("ceiling", "on its own"), ("ceiling_lockstep", "in step")):
                     print(f"  {label:<15} {x['workers']:>7}  "

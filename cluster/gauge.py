@@ -63,13 +63,16 @@ def _serve() -> None:
     import copy
     import time
 
+    from .engine import Host
     from .exchange import Mesh
     from .run import make_executor
-    from .scenario import load
+    from .scenario import build, load
 
     cfg = json.loads(sys.stdin.readline())
     scn = load(cfg["path"], cfg["sets"])
     delay = cfg.get("delay_s", 0.0)     # a slower machine, for the tests
+    group = cfg.get("group")            # the components this helper steps at once with others
+
     names = [f"helper{i}" for i in range(cfg["n"])]
     mesh = Mesh(cfg["index"], names, "127.0.0.1", timeout=600.0)
     out = sys.stdout
@@ -79,6 +82,10 @@ def _serve() -> None:
     try:
         while True:
             ex = make_executor(scn, "local")
+            if group is not None:       # its part of the split: messages to the others dropped
+                actors = build(scn)
+                everyone = {a.name: a for a in actors}
+                part = Host([a for a in actors if a.name in group], scn["quantum_ns"])
             out.write("ready\n")
             out.flush()
             word = sys.stdin.readline().split()
@@ -88,19 +95,21 @@ def _serve() -> None:
             sub = copy.copy(mesh)
             sub.peers = [(j, s) for j, s in mesh.peers if j < k]
             none = [None] * len(names)
+            # "go": the whole host on its own; "go k" (k > 1): the part on
+            # its own when it has one, else the whole host; "lock k": the
+            # part (or the whole host) in step with helpers 0..k-1
+            mine = group is not None and len(word) > 1
+            step = (lambda: part.step(everyone)) if mine else ex.run_window
             t0 = time.perf_counter()
-            if k > 1:
-                for w in range(scn["windows"]):
-                    ex.run_window()
-                    if delay:
-                        time.sleep(delay)
+            for w in range(scn["windows"]):
+                step()
+                if delay:
+                    time.sleep(delay)
+                if k > 1:
                     sub.exchange(w, False, none)
-            else:
-                for w in range(scn["windows"]):
-                    ex.run_window()
-                    if delay:
-                        time.sleep(delay)
-            out.write(f"{time.perf_counter() - t0!r}\n")
+            dt = time.perf_counter() - t0
+            arrived = sum(getattr(a, "arrived", 0) for a in (part.actors if mine else ex.actors))
+            out.write(f"{dt!r} {arrived}\n")
             out.flush()
             ex.teardown()
     finally:
@@ -153,12 +162,18 @@ class GaugeError(RuntimeError):
 class Gauge:
     """`n` helpers for one scenario (a path and its --set overrides)."""
 
-    def __init__(self, path, sets=(), n: int = 2, delays=None, calm: float = 0.0):
+    def __init__(self, path, sets=(), n: int = 2, delays=None, calm: float = 0.0, groups=None):
         """`delays`: seconds each helper sleeps after every window (a
         slower core, for the tests); none by default.  `calm`: wait up to
         that many seconds for the machine to settle before each timed run
         (`settle`; each wait is kept in `waits`, None where it gave up);
-        0, not at all."""
+        0, not at all.  `groups`: n lists of component names, the split
+        to gauge; at once, helper i steps only group i (the messages it
+        sends the others dropped: for splits that pass no packets between
+        groups) - by default each steps the whole host."""
+        if groups is not None and len(groups) != n:
+            raise ValueError(f"{len(groups)} groups for {n} helpers")
+        self.groups = groups
         self.settle = 0.0
         self.waits = []
         if n < 1:
@@ -176,7 +191,8 @@ class Gauge:
                 self.procs.append(p)
                 self.errs.append(err)
                 self._say(i, json.dumps({"path": str(path), "sets": list(sets), "n": n, "index": i,
-                                         "delay_s": (delays or {}).get(i, 0.0)}))
+                                         "delay_s": (delays or {}).get(i, 0.0),
+                                         "group": None if groups is None else list(groups[i])}))
             addrs = []
             for i in range(n):
                 word = self._line(i).split()
@@ -188,6 +204,8 @@ class Gauge:
             for i in range(n):
                 self._expect_ready(i)
             self._go(n, "go")   # a first run warms each helper up (untimed)
+            if groups is not None:
+                self._go(1, "go")   # ... and helper 0's whole host
             self.settle = calm
         except BaseException:
             self.close()
@@ -223,8 +241,10 @@ class Gauge:
         if self.settle:
             self.waits.append(settle(self.settle))
         for i in range(k):
-            self._say(i, "go" if how == "go" else f"lock {k}")
-        times = [float(self._line(i)) for i in range(k)]
+            self._say(i, f"go {k}" if how == "go" and k > 1 else "go" if how == "go" else f"lock {k}")
+        said = [self._line(i).split() for i in range(k)]
+        times = [float(x[0]) for x in said]
+        self.arrived = [int(x[1]) for x in said]   # packets each helper's run took in
         for i in range(k):
             self._expect_ready(i)
         return times
@@ -236,14 +256,17 @@ class Gauge:
         k = len(self.procs) if k is None else k
         if not 1 <= k <= len(self.procs):
             raise ValueError(f"{k} at once, but the gauge has {len(self.procs)} helpers")
+        if self.groups is not None and k != len(self.procs):
+            raise ValueError(f"a gauge of {len(self.procs)} groups runs them all at once, not {k}")
         return self._go(k, "lock" if lockstep else "go")
 
     def round(self, ks=None) -> dict:
         """One round: the host alone; then, for each k in ks (all helpers by
         default), k at once each on its own and k at once in step; then
-        alone again.  Returns the seconds and, per k, the ceilings k *
-        alone / mean(seconds at once) of both ways, `alone` the mean of the
-        two runs alone."""
+        alone again.  Returns the seconds and, per k, the ceilings of both
+        ways: k * alone / mean(seconds at once) for k copies of the host,
+        alone / max(seconds at once) for the groups of a split; `alone` the
+        mean of the two runs alone."""
         ks = [len(self.procs)] if ks is None else list(ks)
         a0 = self.alone()
         free = {k: self.together(k) for k in ks}
@@ -252,9 +275,15 @@ class Gauge:
         # alone before and after (whatever else the machine did around the
         # round falls on both sides of it)
         a = (a0 + a1) / 2
+        if self.groups is not None:     # the split takes as long as its slowest part
+            def ceil(k, t):
+                return a / max(t)
+        else:                           # k copies of the host: k parts of it at that speed
+            def ceil(k, t):
+                return k * a / statistics.fmean(t)
         return {"alone_s": [a0, a1], "together_s": free, "lockstep_s": lock,
-                "ceiling": {k: k * a / statistics.fmean(t) for k, t in free.items()},
-                "ceiling_lockstep": {k: k * a / statistics.fmean(t) for k, t in lock.items()}}
+                "ceiling": {k: ceil(k, t) for k, t in free.items()},
+                "ceiling_lockstep": {k: ceil(k, t) for k, t in lock.items()}}
 
     def close(self) -> None:
         for p in self.procs:

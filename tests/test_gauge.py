@@ -76,3 +76,33 @@ def test_settle_does_not_call_busy_cores_calm():
         for p in procs:
             p.kill()
             p.wait()
+
+
+JAILS = QUICKSTART.parent / "bench-4nic-jails.toml"
+
+
+def test_groups_mode_steps_each_part_of_an_island_split():
+    """Given the packed split of bench-4nic-jails (two islands, no packet
+    crossing), each helper at once steps only its group: the groups take in
+    every packet the whole host does between them, each a part of it; the
+    ceiling is the whole host alone against the slowest group."""
+    from cluster.placement import crossing, flows, groups_for
+    from cluster.scenario import build, load
+    sets = ["scenario.duration_ms=2"]       # 4 windows of 500 us
+    scn = load(JAILS, sets)
+    groups = groups_for([a.name for a in build(scn)], "packed", 2, scn)
+    assert len(groups) == 2 and crossing(groups, flows(scn)) == 0
+    with Gauge(JAILS, sets, n=2, groups=groups) as g:
+        g.alone()
+        whole = g.arrived[0]
+        g.together(2)
+        parts = list(g.arrived)
+        r = g.round()
+        with pytest.raises(ValueError):
+            g.together(1)
+    assert whole > 0 and sum(parts) == whole and all(0 < p < whole for p in parts)
+    a = statistics.fmean(r["alone_s"])
+    assert r["ceiling"][2] == pytest.approx(a / max(r["together_s"][2]))
+    assert r["ceiling_lockstep"][2] == pytest.approx(a / max(r["lockstep_s"][2]))
+    with pytest.raises(ValueError):
+        Gauge(JAILS, sets, n=2, groups=groups[:1])

@@ -224,7 +224,7 @@ def test_bench_ray_alternates_placements_and_reports_best_and_median(local_ray):
     """`netcabal bench --engine ray`: every placement simulates the same
     packets; each reports the best and the median of its alternating runs."""
     from cluster.bench import bench_ray
-    r = bench_ray(QUICKSTART, duration_ms=0.2, repeat=3, workers=(1, 2))
+    r = bench_ray(QUICKSTART, duration_ms=0.2, repeat=3, workers=(1, 2), calm=2.0)
     runs = r["runs"]
     assert [(x["placement"], x["workers"]) for x in runs] == [
         ("packed", 1), ("packed", 2), ("per-component", None)]
@@ -264,6 +264,21 @@ def test_bench_ray_alternates_placements_and_reports_best_and_median(local_ray):
     # every timed run waited for the machine to settle: 3 rounds of 3 runs,
     # 3 runs of the idle host, and the gauge's 4 a round
     assert r["settle"]["runs"] == 3 * 3 + 3 + 3 * 4
+    # the quickstart's split passes packets (the pipeline cut): the gauge
+    # runs copies of the whole host, not the split's groups
+    assert r["gauge"]["mode"] == "whole host"
+
+
+def test_bench_ray_gauges_an_island_split_by_its_own_groups(local_ray):
+    """bench-4nic-jails over 2 packed workers is two islands: the gauge
+    beside it steps those two groups, one in each helper."""
+    from cluster.bench import bench_ray
+    r = bench_ray(JAILS, duration_ms=1, repeat=1, workers=(1, 2), windows_per_call=4, calm=2.0)
+    assert r["gauge"]["mode"] == "groups"
+    runs = r["runs"]
+    assert runs[1]["crossing_pps_estimate"] == 0
+    assert len(runs[1]["ceiling_lockstep_pairs"]) == 1 and runs[1]["ceiling_lockstep_pairs"][0] > 0
+    assert [x["windows_per_call"] for x in runs] == [4, 4, 4]
 
 
 @pytest.mark.parametrize("bad", ["0", "-3", "many"])
