@@ -142,8 +142,18 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     out["gauge"] = None if gauge is None else {
         "mode": "whole host" if gauge_groups is None else "groups",
         "rounds": [{key: ({str(k): v for k, v in g[key].items()} if isinstance(g[key], dict) else g[key])
-                    for key in ("alone_s", "together_s", "lockstep_s", "ceiling", "ceiling_lockstep")}
+                    for key in ("alone_s", "together_s", "lockstep_s", "ceiling", "ceiling_lockstep",
+                                "packets")}
                    for g in rounds]}
+    if rounds:
+        # the same in packets a second, to hold against the Ray runs' own:
+        # the host alone, and the split at each round's ceiling
+        k = ks[-1]
+        alone = [g["packets"] / statistics.fmean(g["alone_s"]) for g in rounds]
+        out["gauge"]["pps_median"] = {
+            "alone": statistics.median(alone),
+            "on_its_own": statistics.median(x * g["ceiling"][k] for x, g in zip(alone, rounds)),
+            "in_step": statistics.median(x * g["ceiling_lockstep"][k] for x, g in zip(alone, rounds))}
     w = scn["windows"]
     for i, c in enumerate(configs):
         iwall, _ = _time(idle, "ray", 1, waits=waits, calm=calm, **c)

@@ -257,6 +257,10 @@ def cmd_bench(a) -> int:
                     print(f"  {label:<15} {x['workers']:>7}  "
                           + " ".join(f"{v:.2f}x" for v in x[key + "_pairs"])
                           + f"  (median {x[key + '_pair_median']:.2f}x)")
+            pm = r["gauge"]["pps_median"]
+            print(f"  the same in packets/s, median of the rounds (no Ray; hold against the median "
+                  f"column above): alone {pm['alone']:,.0f}  split on its own {pm['on_its_own']:,.0f}  "
+                  f"in step {pm['in_step']:,.0f}")
         elif r.get("gauge") is None and a.address:
             print("(the machine's ceiling is not measured on a cluster: the workers are other machines)")
         print(_settled(r["settle"]))

@@ -269,6 +269,7 @@ class Gauge:
         mean of the two runs alone."""
         ks = [len(self.procs)] if ks is None else list(ks)
         a0 = self.alone()
+        packets = self.arrived[0]           # the whole host's, as every run's
         free = {k: self.together(k) for k in ks}
         lock = {k: self.together(k, lockstep=True) for k in ks}
         a1 = self.alone()
@@ -281,7 +282,7 @@ class Gauge:
         else:                           # k copies of the host: k parts of it at that speed
             def ceil(k, t):
                 return k * a / statistics.fmean(t)
-        return {"alone_s": [a0, a1], "together_s": free, "lockstep_s": lock,
+        return {"alone_s": [a0, a1], "together_s": free, "lockstep_s": lock, "packets": packets,
                 "ceiling": {k: ceil(k, t) for k, t in free.items()},
                 "ceiling_lockstep": {k: ceil(k, t) for k, t in lock.items()}}
 

@@ -275,6 +275,12 @@ def test_bench_ray_gauges_an_island_split_by_its_own_groups(local_ray):
     from cluster.bench import bench_ray
     r = bench_ray(JAILS, duration_ms=1, repeat=1, workers=(1, 2), windows_per_call=4, calm=2.0)
     assert r["gauge"]["mode"] == "groups"
+    # the gauge's packets are the runs' packets; its rates follow from them
+    g = r["gauge"]["rounds"][0]
+    assert g["packets"] == r["runs"][0]["packets"] > 0
+    alone = g["packets"] / (sum(g["alone_s"]) / 2)
+    assert r["gauge"]["pps_median"]["alone"] == pytest.approx(alone)
+    assert r["gauge"]["pps_median"]["in_step"] == pytest.approx(alone * g["ceiling_lockstep"]["2"])
     runs = r["runs"]
     assert runs[1]["crossing_pps_estimate"] == 0
     assert len(runs[1]["ceiling_lockstep_pairs"]) == 1 and runs[1]["ceiling_lockstep_pairs"][0] > 0
