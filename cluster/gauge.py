@@ -2,41 +2,48 @@
 
 Why.  `netcabal bench --engine ray` compares a host packed into 2 Ray
 workers with the same host in 1.  On a machine of its own with two idle
-cores the best that split can do is 2x; on a shared or virtual machine it is
-whatever the two cores give two busy processes at that moment, and on the
-development machine that swings within minutes.  A speed-up read without
-knowing that ceiling mixes up the code and the machine.  So the bench
-measures the ceiling itself, round by round, with no Ray in the way.
+cores the best that split can do is 2x; on a shared or virtual machine it
+is whatever the two cores give two busy processes at that moment, and on
+the development machine that swings within minutes.  A speed-up read
+without knowing that ceiling mixes up the code and the machine.  So the
+bench measures the ceiling itself, round by round, with no Ray in the way.
 
-What.  Plain processes ("helpers"), each holding the scenario's whole host
-on the local executor, ready to run its windows on a word from the bench,
-and linked to each other by the Ray actors' mesh (cluster/exchange.py).
-One round: one helper runs the host alone; then k helpers run it at once,
-started together, first each on its own and then in step (after every
-window each sends the others an empty frame and waits for theirs, the
-barrier the Ray workers keep with `--windows-per-call`); then one runs it
-alone again (`alone` below is the mean of the two, so whatever else the
-machine does around the round falls on both sides).  Each helper times
-only the windows, as the bench times its runs.  If the k at once take
-t_1..t_k seconds, each ran at `alone / t_i` of its speed alone, and a
-perfect split of the host into k parts, each at that speed, would run
-`k * alone / mean(t)` times as fast as one: that is the round's ceiling,
-on their own and in step.  The helpers run the host once untimed (a
-process's first run is slower) and build the next host while idle, so
-building never overlaps a timed run; and the bench has each run wait for
-the machine to settle first (`settle`: the cores mostly idle for 0.2 s),
-as it has its own runs - Ray starts and ends worker processes around every
-run, and those take a core for a second or more.
+What.  Plain processes ("helpers") on the local executor, linked to each
+other by the Ray actors' mesh (cluster/exchange.py), each ready to run
+windows on a word from the bench.  Each holds the scenario's whole host;
+for a split into islands (no packet crosses between its groups, as in
+bench-4nic-jails' packed split) each also holds its own group of the
+split, a Host of those components alone whose messages to the others (the
+CPUs' reports) are dropped.  One round: one helper runs the whole host
+alone; then k helpers run their groups (or k copies of the host) at once,
+first each on its own and then in step (after every window each sends the
+others an empty frame and waits for theirs, the barrier the Ray workers
+keep with `--windows-per-call`); then one runs the host alone again
+(`alone` is the mean of the two, so whatever else the machine does around
+the round falls on both sides).  Each helper times only the windows, as
+the bench times its runs.  With groups, the split takes as long as its
+slowest group, and the ceiling is `alone / max(t)`: what a split with free
+messages and no Ray would have reached.  With k copies taking t_1..t_k,
+each ran at `alone / t_i` of its speed alone, and k parts of the host at
+that speed would run `k * alone / mean(t)` times as fast as one.  The
+helpers run once untimed (a process's first run is slower) and build the
+next host while idle, so building never overlaps a timed run; and the
+bench has each run wait for the machine to settle first (`settle`: the
+cores mostly idle for 0.2 s), as it has its own runs - Ray starts and ends
+worker processes around every run, and those take a core for a second or
+more.
 
 What it leaves out.  The split's own costs: the messages between its parts
-and Ray's calls.  In step, each helper does the whole host's work a window,
-twice a real worker's: the barrier's price relative to a window is about
-what the split pays, its noise need not be.  A reading above k means the
-machine's speed moved within the round (one process alone went slower than
-two at once), which on the development machine happens.  It measures the
-machine the driver runs on, so the bench skips it on a cluster
-(`--address`): there the workers are other machines.  Nothing here goes
-into metrics.json.
+and Ray's calls.  Copies of the whole host do twice a worker's work a
+window: the barrier's price relative to a window is about what the split
+pays, its noise need not be.  The Ray runs' speed-up can come out above
+the ceiling, since their 1-worker run pays Ray too and is slower than the
+plain host alone; the bench prints the gauge's rates in packets a second
+to hold against the runs'.  A reading above k means the machine's speed
+moved within the round (one process alone went slower than two at once),
+which on the development machine happens.  It measures the machine the
+driver runs on, so the bench skips it on a cluster (`--address`): there
+the workers are other machines.  Nothing here goes into metrics.json.
 """
 
 from __future__ import annotations
