@@ -10,8 +10,10 @@ the packed placement over its 1-worker rate, the placements' runs
 alternating.  Wall time is the best of `repeat` runs (on Ray, also their
 median, and the speed-up of each round's run over the same round's 1-worker
 run), and beside that, round by round, the machine's own ceiling for the
-split (cluster/gauge.py: the host run in plain processes at once, each
-against one alone); nothing here goes into metrics.json.
+split (cluster/gauge.py: the split's groups, or copies of the host, run in
+plain processes at once, against the host alone).  Every timed run first
+waits for the machine to settle (gauge.settle).  Nothing here goes into
+metrics.json.
 """
 
 from __future__ import annotations

@@ -60,13 +60,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _serve() -> None:
-    """A helper's loop (run in its own process).  Reads the scenario and the
-    helpers' count and its own index from stdin's first line, prints the
-    port it listens on, reads every helper's address, links to them (the
-    Ray actors' mesh, cluster/exchange.py), then for each "go k" runs the
-    host's windows and prints their wall seconds - with a barrier among
-    helpers 0..k-1 after every window when k > 1 ("lock k"), none with
-    "go".  Anything else ends it."""
+    """A helper's loop (run in its own process).  Reads the scenario, the
+    helpers' count, its own index and its group (or none) from stdin's
+    first line, prints the port it listens on, reads every helper's
+    address and links to them (the Ray actors' mesh, cluster/exchange.py).
+    Then, for each word, it runs the windows and prints their wall seconds
+    and the packets its run took in: "go", the whole host on its own;
+    "go k", its group on its own (the whole host if it has none); "lock
+    k", its group (or the whole host) with a barrier among helpers 0..k-1
+    after every window.  Anything else ends it."""
     import copy
     import time
 
@@ -79,7 +81,6 @@ def _serve() -> None:
     scn = load(cfg["path"], cfg["sets"])
     delay = cfg.get("delay_s", 0.0)     # a slower machine, for the tests
     group = cfg.get("group")            # the components this helper steps at once with others
-
     names = [f"helper{i}" for i in range(cfg["n"])]
     mesh = Mesh(cfg["index"], names, "127.0.0.1", timeout=600.0)
     out = sys.stdout
