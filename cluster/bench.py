@@ -23,9 +23,10 @@ import time
 
 from actors._core import status as core_status
 
-from .gauge import settle
+from .gauge import Gauge, settle
+from .placement import crossing, flows, groups_for
 from .run import make_executor
-from .scenario import load
+from .scenario import build, load
 
 
 def _time(scn: dict, engine: str, repeat: int, split: list | None = None,
@@ -115,14 +116,12 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     ks = sorted({w for w in workers if w > 1})
     gauge = None
     gauge_groups = None
+    names = [a.name for a in build(scn)]
     if address is None and ks:
-        from .gauge import Gauge
-        from .placement import crossing, flows, groups_for
-        from .scenario import build
         if len(ks) == 1:
             # a split into islands (no packet crosses): the gauge steps the
             # split's own parts; else k copies of the whole host
-            g = groups_for([a.name for a in build(scn)], "packed", ks[0], scn)
+            g = groups_for(names, "packed", ks[0], scn)
             if len(g) == ks[0] and crossing(g, flows(scn)) == 0:
                 gauge_groups = g
         gauge = Gauge(path, [f"scenario.duration_ms={duration_ms}", *sets], n=max(ks), calm=calm,
@@ -175,9 +174,6 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
                                 exchange_us_per_window=exch / w * 1e6,
                                 other_us_per_window=max(0.0, bw - step - codec - exch) / w * 1e6))
     out["settle"] = _waits(waits, calm)
-    from .placement import crossing, flows, groups_for
-    from .scenario import build
-    names = [a.name for a in build(scn)]
     for r in out["runs"]:
         if r["placement"] == "packed":
             g = groups_for(names, "packed", r["workers"], scn)
