@@ -12,8 +12,11 @@ median, and the speed-up of each round's run over the same round's 1-worker
 run), and beside that, round by round, the machine's own ceiling for the
 split (cluster/gauge.py: the split's groups, or copies of the host, run in
 plain processes at once, against the host alone).  Every timed run first
-waits for the machine to settle (gauge.settle).  Nothing here goes into
-metrics.json.
+waits for the machine to settle (gauge.settle).  Locally, each timed run
+is bracketed by the machine probe (gauge.probe, a fixed CPython loop), and
+the bench reports each run's rate times its probe: the figure to compare
+across the minutes in which this machine's speed swings.  Nothing here
+goes into metrics.json.
 """
 
 from __future__ import annotations
@@ -23,21 +26,23 @@ import time
 
 from actors._core import status as core_status
 
-from .gauge import Gauge, settle
+from .gauge import PROBE_STEPS, Gauge, probe, settle
 from .placement import crossing, flows, groups_for
 from .run import make_executor
 from .scenario import build, load
 
 
 def _time(scn: dict, engine: str, repeat: int, split: list | None = None,
-          waits: list | None = None, calm: float = 10.0, **opts) -> tuple:
+          waits: list | None = None, calm: float = 10.0, probes: list | None = None,
+          **opts) -> tuple:
     """(best wall seconds for the windows alone, packets) over `repeat` runs.
     On Ray, `split` gets each run's wall seconds and its Ray actors' own
     timing (seconds in the model's step and in the codec).  Each run waits
     first for the machine to settle (gauge.settle: Ray starting or ending
     worker processes, the previous run's leftovers), and `waits` gets how
     long it waited (None where it gave up or `calm`, the most it waits,
-    is 0)."""
+    is 0).  `probes` gets, for each run, its wall seconds and the mean of
+    the machine probe (gauge.probe) run just before and just after it."""
     best = None
     packets = 0
     for _ in range(max(1, repeat)):
@@ -46,9 +51,12 @@ def _time(scn: dict, engine: str, repeat: int, split: list | None = None,
             w = settle(calm)
             if waits is not None and calm > 0:
                 waits.append(w)
+            p0 = probe() if probes is not None else 0.0
             t0 = time.perf_counter()
             ex.run(scn["windows"])
             wall = time.perf_counter() - t0
+            if probes is not None:
+                probes.append((wall, (p0 + probe()) / 2))
             packets = sum(s["arrived"] for s in ex.summaries())
             if split is not None and hasattr(ex, "timing"):
                 split.append((wall, ex.timing()))
@@ -66,17 +74,30 @@ def _waits(waits: list, calm: float) -> dict:
             "median_s": statistics.median(ok) if ok else None, "max_s": max(ok) if ok else None}
 
 
+def _probed(probes: list, packets: int) -> dict:
+    """The machine probe beside each timed run, and each run's rate times
+    its probe: packets simulated in the time the machine takes for the
+    probe's loop, a figure that holds while the machine's speed swings."""
+    ms = [p * 1e3 for _, p in probes]
+    per = [packets / wall * p for wall, p in probes]
+    return {"steps": PROBE_STEPS, "probe_ms": [round(x, 3) for x in ms],
+            "probe_ms_median": statistics.median(ms),
+            "packets_per_probe": [round(x, 1) for x in per],
+            "packets_per_probe_median": statistics.median(per)}
+
+
 def _figures(path, duration_ms: float, engine: str, repeat: int, sets=(), calm: float = 10.0,
              **opts) -> dict:
     scn = load(path, [f"scenario.duration_ms={duration_ms}", *sets])
     idle = load(path, [f"scenario.duration_ms={duration_ms}", "traffic.stop_ms=0", *sets])
     waits = []
-    wall, packets = _time(scn, engine, repeat, waits=waits, calm=calm, **opts)
+    probes = []
+    wall, packets = _time(scn, engine, repeat, waits=waits, calm=calm, probes=probes, **opts)
     iwall, _ = _time(idle, engine, 1, waits=waits, calm=calm, **opts)
     w = scn["windows"]
     return {"packets": packets, "wall_s": wall, "pps": packets / wall,
             "us_per_window": wall / w * 1e6, "engine_us_per_window": iwall / w * 1e6,
-            "settle": _waits(waits, calm)}
+            "settle": _waits(waits, calm), "probe": _probed(probes, packets)}
 
 
 def bench(path, duration_ms: float = 200.0, repeat: int = 3, sets=(), calm: float = 10.0) -> dict:

@@ -283,6 +283,12 @@ def cmd_bench(a) -> int:
         print(f"engine cost / window  {r['engine_us_per_window']:.1f} us "
               f"({r['actors']} actors, no traffic)")
         print(f"total cost / window   {r['us_per_window']:.1f} us")
+        pr = r["probe"]
+        print(f"machine probe         {pr['probe_ms_median']:.1f} ms, median beside the runs "
+              f"({pr['steps']:,}-step CPython loop; runs: "
+              + " ".join(f"{x:.1f}" for x in pr["probe_ms"]) + ")")
+        print(f"packets a probe       {pr['packets_per_probe_median']:,.0f}, median (each run's "
+              f"rate times its probe: steadier than the rate while the machine's speed swings)")
         print(_settled(r["settle"]))
     return 0
 

@@ -163,6 +163,27 @@ def settle(timeout: float = 10.0, idle: float = 0.85, sample: float = 0.1):
             return None
 
 
+PROBE_STEPS = 1_000_000
+
+
+def probe(steps: int = PROBE_STEPS) -> float:
+    """Seconds this process takes for a fixed CPython loop of `steps`
+    steps (`s += i * i`): the speed the machine gives plain Python at this
+    moment.  This machine's host runs it slower in some minutes than in
+    others (2-3x, with no steal the guest can count and the process's CPU
+    time equal to its wall time), and the model slows with it: the rate
+    of a run times the probe beside it holds within about a tenth while
+    the rate alone swings 2x (docs/speed.md).  A benchmark reading, never
+    part of a result."""
+    import time
+
+    t0 = time.perf_counter()
+    s = 0
+    for i in range(steps):
+        s += i * i
+    return time.perf_counter() - t0
+
+
 class GaugeError(RuntimeError):
     """A helper failed or vanished; the message carries what it printed."""
 

@@ -103,6 +103,11 @@ def test_bench_json():
     st = r["settle"]
     assert st["runs"] == 2 and st["limit_s"] == 10.0
     assert st["gave_up"] == 2 or 0.2 <= st["median_s"] <= st["max_s"] <= 10.5
+    # the machine probe beside the one timed run, and its rate times that probe
+    pr = r["probe"]
+    assert pr["steps"] == 1_000_000 and len(pr["probe_ms"]) == 1 and pr["probe_ms"][0] > 0
+    assert pr["packets_per_probe"][0] == pytest.approx(r["pps"] * pr["probe_ms"][0] / 1e3, rel=1e-3)
+    assert pr["packets_per_probe_median"] == pytest.approx(pr["packets_per_probe"][0], rel=1e-3)
 
 
 @pytest.mark.parametrize("bad", ["-1", "nan", "inf", "soon"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.gauge import Gauge, GaugeError, settle
+from cluster.gauge import Gauge, GaugeError, probe, settle
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.toml"
 SHORT = ["scenario.duration_ms=0.4"]        # 20 windows
@@ -76,6 +76,24 @@ def test_settle_does_not_call_busy_cores_calm():
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_probe_reads_the_speed_the_machine_gives_this_process():
+    """The probe beside a bench run slows when the process gets less of a
+    core: with two spinning processes a core, it gets about a third of one
+    (one that timed something else, or CPU time, would not slow)."""
+    calm = statistics.median(probe(300_000) for _ in range(3))
+    n = os.cpu_count() or 1
+    spin = "import time\nt = time.time() + 4\nwhile time.time() < t: pass\n"
+    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(2 * n)]
+    try:
+        time.sleep(0.3)                                 # let them start spinning
+        loaded = statistics.median(probe(300_000) for _ in range(3))
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert loaded > 1.5 * calm, (calm, loaded)
 
 
 JAILS = QUICKSTART.parent / "bench-4nic-jails.toml"
