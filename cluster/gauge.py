@@ -172,8 +172,8 @@ def probe(steps: int = PROBE_STEPS) -> float:
     moment.  This machine's host runs it slower in some minutes than in
     others (2-3x, with no steal the guest can count and the process's CPU
     time equal to its wall time), and the model slows with it: the rate
-    of a run times the probe beside it holds within about a tenth while
-    the rate alone swings 2x (docs/speed.md).  A benchmark reading, never
+    of a run times the probe beside it held within about a fifth while
+    the rate alone swung 2-3x (README, "The machine probe").  A benchmark reading, never
     part of a result."""
     import time
 
