@@ -77,7 +77,7 @@ def _waits(waits: list, calm: float) -> dict:
 def _probed(probes: list, packets: int) -> dict:
     """The machine probe beside each timed run, and each run's rate times
     its probe: packets simulated in the time the machine takes for the
-    probe's loop, a figure that holds while the machine's speed swings."""
+    probe's loop, a figure that swings far less than the rate does."""
     ms = [p * 1e3 for _, p in probes]
     per = [packets / wall * p for wall, p in probes]
     return {"steps": PROBE_STEPS, "probe_ms": [round(x, 3) for x in ms],

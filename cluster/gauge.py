@@ -44,6 +44,13 @@ moved within the round (one process alone went slower than two at once),
 which on the development machine happens.  It measures the machine the
 driver runs on, so the bench skips it on a cluster (`--address`): there
 the workers are other machines.  Nothing here goes into metrics.json.
+
+The probe.  `probe` times a fixed CPython loop in the calling process: how
+fast the machine runs plain Python at that moment.  The local bench takes
+it just before and just after each timed run and reports the run's rate
+times the probe, which swings far less than the rate as the machine's
+speed swings (the README's "The machine probe").  It reads the machine, it
+corrects nothing: the rate stays the figure.
 """
 
 from __future__ import annotations
@@ -173,8 +180,8 @@ def probe(steps: int = PROBE_STEPS) -> float:
     others (2-3x, with no steal the guest can count and the process's CPU
     time equal to its wall time), and the model slows with it: the rate
     of a run times the probe beside it held within about a fifth while
-    the rate alone swung 2-3x (README, "The machine probe").  A benchmark reading, never
-    part of a result."""
+    the rate alone swung 2-3x (README, "The machine probe").  A benchmark
+    reading, never part of a result."""
     import time
 
     t0 = time.perf_counter()
