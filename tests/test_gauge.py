@@ -1,6 +1,7 @@
 """The machine's ceiling beside `netcabal bench --engine ray` (cluster/gauge.py):
 plain helper processes running the whole host, on their own and in step."""
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -63,19 +64,26 @@ def test_settle_waits_two_calm_samples_or_gives_up():
     assert 0.3 <= time.perf_counter() - t < 1.0
 
 
-def test_settle_does_not_call_busy_cores_calm():
-    """Every core busy in a spinning process: the cores are not 85% idle,
-    so settle gives up (one that ignored the load would return at 0.2 s)."""
-    n = os.cpu_count() or 1
-    spin = "import time\nt = time.time() + 3\nwhile time.time() < t: pass\n"
-    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(n)]
+@contextlib.contextmanager
+def spinning(per_core: int, seconds: float):
+    """`per_core` processes a core spinning for at most `seconds`."""
+    spin = f"import time\nt = time.time() + {seconds}\nwhile time.time() < t: pass\n"
+    procs = [subprocess.Popen([sys.executable, "-c", spin])
+             for _ in range(per_core * (os.cpu_count() or 1))]
     try:
         time.sleep(0.3)                                 # let them start spinning
-        assert settle(1.0) is None
+        yield
     finally:
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_settle_does_not_call_busy_cores_calm():
+    """Every core busy in a spinning process: the cores are not 85% idle,
+    so settle gives up (one that ignored the load would return at 0.2 s)."""
+    with spinning(1, 3):
+        assert settle(1.0) is None
 
 
 def test_probe_reads_the_speed_the_machine_gives_this_process():
@@ -83,16 +91,8 @@ def test_probe_reads_the_speed_the_machine_gives_this_process():
     core: with two spinning processes a core, it gets about a third of one
     (one that timed something else, or CPU time, would not slow)."""
     calm = statistics.median(probe(300_000) for _ in range(3))
-    n = os.cpu_count() or 1
-    spin = "import time\nt = time.time() + 4\nwhile time.time() < t: pass\n"
-    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(2 * n)]
-    try:
-        time.sleep(0.3)                                 # let them start spinning
+    with spinning(2, 4):
         loaded = statistics.median(probe(300_000) for _ in range(3))
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
     assert loaded > 1.5 * calm, (calm, loaded)
 
 
