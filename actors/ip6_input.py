@@ -26,15 +26,30 @@ from .inet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, bslice
 from .counter import IP6S_DELIVERED, IP6S_TOTAL, NXTHIST
 from .mbuf import m_adj
 
-_V4MAPPED = b"\0" * 10 + b"\xff\xff"
-_UNSPEC = b"\0" * 16
-_LOOPBACK = b"\0" * 15 + b"\1"
 # C constants when compiled: the per-packet tests box no int
 _NXTHIST = NXTHIST
 _UDP = IPPROTO_UDP
 _TCP = IPPROTO_TCP
 _ICMPV6 = IPPROTO_ICMPV6
 
+
+
+def _zeros(d: bytes, p: int, n: int) -> bool:
+    """d[p:p + n] is all zero bytes (p + n within d)."""
+    for i in range(p, p + n):
+        if d[i]:
+            return False
+    return True
+
+
+def _v4mapped(d: bytes, p: int) -> bool:
+    """The address at d[p:p + 16] is v4-mapped (::ffff:a.b.c.d)."""
+    return d[p + 10] == 0xFF and d[p + 11] == 0xFF and _zeros(d, p, 10)
+
+
+def _loopback(d: bytes, p: int) -> bool:
+    """The address at d[p:p + 16] is ::1."""
+    return d[p + 15] == 1 and _zeros(d, p, 15)
 
 
 def ip6_input(m, vnets: dict, cnt):
@@ -49,14 +64,16 @@ def ip6_input(m, vnets: dict, cnt):
         return "ip6s_badvers"
     nxt = d[o + 6]
     cnt.v[_NXTHIST + nxt] += 1            # ip6s_nxthist[nxt]
-    src = bslice(d, o + 8, o + 24)
-    dst = bslice(d, o + 24, o + 40)
-    if src[0] == 0xFF or dst == _UNSPEC or src[:12] == _V4MAPPED or dst[:12] == _V4MAPPED:
+    # the addresses' checks read the header in place: a multicast source,
+    # the unspecified destination, v4-mapped addresses (::ffff:0:0/96)
+    s = o + 8
+    t = o + 24
+    if d[s] == 0xFF or _zeros(d, t, 16) or _v4mapped(d, s) or _v4mapped(d, t):
         return "ip6s_badscope"
-    if (src == _LOOPBACK or dst == _LOOPBACK) and m.rcvif != "lo0":
+    if (_loopback(d, s) or _loopback(d, t)) and m.rcvif != "lo0":
         return "ip6s_badscope"            # ::1 only ever comes from lo0
     v = vnets.get(m.vnet)
-    if v is None or (dst not in v["inet6"] and not v["any"]):
+    if v is None or (bslice(d, t, t + 16) not in v["inet6"] and not v["any"]):
         return "ip6s_cantforward"
     plen = (d[o + 4] << 8) | d[o + 5]
     if n - 40 < plen:
