@@ -77,6 +77,16 @@ def vlan_table(vlans) -> dict:
     return out
 
 
+def _is_at(d: bytes, p: int, a: bytes) -> bool:
+    """d[p:p + len(a)] == a, read in place: a MAC address (p + 6 within d)."""
+    if len(a) != 6:
+        return bslice(d, p, p + 6) == a
+    for i in range(6):
+        if d[p + i] != a[i]:
+            return False
+    return True
+
+
 def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
                 accept_any: bool = False):
     """Return the netisr protocol for `m` (link headers stripped), or a drop reason.
@@ -88,9 +98,8 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
     n = m.len
     if n < _EHL:
         return "if_ierrors"
-    dst = bslice(d, off, off + 6)
-    if dst != mac:
-        if dst == BCAST:
+    if not _is_at(d, off, mac):              # the destination, read in place
+        if _is_at(d, off, BCAST):
             m.flags |= M_BCAST
         elif d[off] & 1:
             m.flags |= M_MCAST
@@ -104,8 +113,16 @@ def ether_input(m, mac: bytes, promisc: bool = False, vlans: dict | None = None,
     et = (d[off + 12] << 8) | d[off + 13]
     isrs = ETHERTYPE_TO_ISR
     # the common case: Ethernet II, untagged, IPv4 or IPv6 (compared as C
-    # ints when compiled; the table below would box the type to look it up)
-    isr = NETISR_IP if et == _ET_IP else NETISR_IPV6 if et == _ET_IP6 else isrs.get(et)
+    # ints when compiled; the table below would box the type to look it up,
+    # and a tag is not in it)
+    if et == _ET_IP:
+        isr = NETISR_IP
+    elif et == _ET_IP6:
+        isr = NETISR_IPV6
+    elif et == _ET_VLAN or et == _ET_QINQ:
+        isr = None
+    else:
+        isr = isrs.get(et)
     if isr is not None:
         m.off = off + _EHL                   # m_adj(m, ETHER_HDR_LEN)
         m.len = n - _EHL

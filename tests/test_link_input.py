@@ -91,6 +91,8 @@ CASES = [
      ("delivered", "socket u4"), "ix0"),
     (Dot3(dst="01:80:c2:00:00:00") / LLC(dsap=0x42, ssap=0x42, ctrl=3) / STP(), ("dropped", "llc_unsupported"), "ix0"),
     (Ether(dst=OTHER) / U4, ("dropped", "ether_otherhost"), "ix0"),
+    (Ether(dst=MAC[:-1] + ("d" if MAC[-1] != "d" else "e")) / U4, ("dropped", "ether_otherhost"), "ix0"),
+    (Ether(dst="fe:ff:ff:ff:ff:ff") / U4, ("dropped", "ether_otherhost"), "ix0"),   # unicast, not broadcast
     (Ether(dst=MAC, type=0x88B5) / b"local experimental ethertype", ("dropped", "ether_unknown_type"), "ix0"),
     (Ether(dst=MAC) / IP(src="198.51.100.7", dst="10.0.0.1", chksum=0x1234) / UDP(dport=5001),
      ("dropped", "ips_badsum"), "ix0"),
