@@ -13,11 +13,15 @@ from actors.mbuf cimport Mbuf, Uma, m_freem
 from actors.proto_input cimport ProtoInput
 from actors.sched cimport Loads, pick_thread_cpu, steal
 
+cdef Py_ssize_t _P_FLOW, _P_CPU, _P_SPREAD
+
 cdef class NetisrConfig:
-    cdef public object nws, ncpus, rr, hybrid
+    cdef public object ncpus, rr, hybrid
+    cdef public Py_ssize_t nws
     cdef public list names
     cdef public dict policy, pin
 
+    @cython.locals(pol=Py_ssize_t, n=Py_ssize_t, fid=cython.longlong)
     cpdef select(self, proto, Mbuf m, if_index, source=*, cur_cpu=*, queue=*)
 
 cdef class Netisr(Actor):

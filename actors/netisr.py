@@ -64,6 +64,7 @@ from .proto_input import ProtoInput
 from .toeplitz import toeplitz_hash
 
 POLICY_SOURCE, POLICY_FLOW, POLICY_CPU, POLICY_SPREAD = 1, 2, 3, 99
+_P_FLOW, _P_CPU, _P_SPREAD = POLICY_FLOW, POLICY_CPU, POLICY_SPREAD    # C constants when compiled
 POLICY_NAMES = {POLICY_SOURCE: "source", POLICY_FLOW: "flow", POLICY_CPU: "cpu",
                 POLICY_SPREAD: "spread"}
 POLICY_BY_NAME = {v: k for k, v in POLICY_NAMES.items()}
@@ -127,9 +128,10 @@ class NetisrConfig:
     def select(self, proto: int, m, if_index: int, source: int = 0, cur_cpu: int = 0,
                queue: str = ""):
         """netisr_select_cpuid: the workstream actor for packet m, or None."""
-        pol = self.policy.get(proto)
-        if pol is None:
+        p = self.policy.get(proto)
+        if p is None:
             return None
+        pol = p                 # (a C int when compiled, as are n and the flowid)
         n = self.nws
         if n == 1:
             return self.names[0]
@@ -137,10 +139,11 @@ class NetisrConfig:
             ws = self.pin.get(queue, self.pin.get(m.rcvif))
             if ws is not None:
                 return self.names[ws % n]
-        if pol == POLICY_FLOW:
+        if pol == _P_FLOW:
             if m.hashtype != M_HASHTYPE_NONE:
-                return self.names[m.flowid % n]
-        elif pol == POLICY_CPU:
+                fid = m.flowid
+                return self.names[fid % n]
+        elif pol == _P_CPU:
             # rss_soft_m2cpuid_v4/_v6: keep a NIC hash of a plain RSS type,
             # else compute the software Toeplitz hash (the 2-tuple: FreeBSD
             # leaves UDP ports out) and stamp it; the RSS bucket's CPU
@@ -157,7 +160,7 @@ class NetisrConfig:
                 return self.names[cpu % n]          # netisr_get_cpuid: id % nws_count
             if self.hybrid:
                 return self.names[cur_cpu % n]
-        elif pol == POLICY_SPREAD:
+        elif pol == _P_SPREAD:
             self.rr += 1
             return self.names[self.rr % n]
         return self.names[(if_index + source) % n]
