@@ -24,7 +24,7 @@ no TTL decrement), multicast membership, raw sockets.
 
 from __future__ import annotations
 
-from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, bslice, cksum_ok
+from .inet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, cksum_ok
 from .counter import IPS_DELIVERED, IPS_TOTAL
 from .mbuf import CSUM_IP_CHECKED, CSUM_IP_VALID, m_adj
 
@@ -69,9 +69,13 @@ def ip_input(m, vnets: dict, cnt):
         r = ip_dooptions(d, o, hl, cnt)
         if r is not None:
             return r
-    dst = bslice(d, o + 16, o + 20)
+    # the destination as one integer (vnets' "inet4"), read in place; its
+    # first byte widened before the 24-bit shift (compiled, a byte shifts
+    # as a C int, and 24 bits would reach its sign)
+    dst = d[o + 16]
+    dst = (dst << 24) | (d[o + 17] << 16) | (d[o + 18] << 8) | d[o + 19]
     v = vnets.get(m.vnet)
-    if v is None or (dst not in v["inet"] and dst != b"\xff\xff\xff\xff" and not v["any"]):
+    if v is None or (dst not in v["inet4"] and dst != 0xFFFFFFFF and not v["any"]):
         return "ips_cantforward"
     if ((d[o + 6] << 8) | d[o + 7]) & 0x3FFF:
         return IP_FRAG, hl                   # to ip_reass (actors/ip_reass.py)

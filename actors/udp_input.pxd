@@ -7,5 +7,8 @@ from actors.mbuf cimport Mbuf
 from actors.counter cimport Stat
 from actors.inet cimport cksum_ok
 
-@cython.locals(d=bytes, o=Py_ssize_t, u=Py_ssize_t, avail=Py_ssize_t, ulen=Py_ssize_t)
+cdef Py_ssize_t _VALID
+
+@cython.locals(d=bytes, o=Py_ssize_t, u=Py_ssize_t, avail=Py_ssize_t, ulen=Py_ssize_t,
+               fl=Py_ssize_t)
 cpdef udp_input_hdr(Mbuf m, Py_ssize_t off, v6, Stat cnt)

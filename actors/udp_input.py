@@ -41,7 +41,8 @@ def udp_input_hdr(m, off: int, v6: bool, cnt):
     if d[u + 6] == 0 and d[u + 7] == 0:
         cnt["udps_nosum"] += 1
         return "udps_nosum" if v6 else None
-    if (m.csum_flags & _VALID) == _VALID:
+    fl = m.csum_flags                   # (a C int when compiled)
+    if (fl & _VALID) == _VALID:
         return None
     ps = pseudo_sum(d, o, v6, IPPROTO_UDP, ulen)
     if not cksum_ok(d, u, u + ulen, ps):
@@ -63,7 +64,8 @@ def tcp_input_hdr(m, off: int, v6: bool, cnt):
     n = m.len - off
     if n < 20:
         return "tcps_rcvshort"
-    if (m.csum_flags & _VALID) != _VALID:
+    fl = m.csum_flags
+    if (fl & _VALID) != _VALID:
         ps = pseudo_sum(d, o, v6, IPPROTO_TCP, n)
         if not cksum_ok(d, t, t + n, ps):
             return "tcps_rcvbadsum"

@@ -657,7 +657,10 @@ def build(scn: dict) -> list:
                       "ip_fragttl_ns": sc["net.inet.ip.fragttl"] * 10**9,
                       "ip6_maxfragpackets": sc["net.inet6.ip6.maxfragpackets"],
                       "ip6_maxfragsperpacket": sc["net.inet6.ip6.maxfragsperpacket"]}}
+    # "inet4": the IPv4 addresses as integers, for ip_input's check of the
+    # destination (read from the header as one, with no bytes made)
     vnets = {name: {"actor": f"vnet.{name}", "inet": v["inet"], "inet6": v["inet6"],
+                    "inet4": frozenset(int.from_bytes(a, "big") for a in v["inet"]),
                     "any": v["accept_any_addr"]}
              for name, v in scn["vnets"].items()}
     topo = Topology(host) if scn.get("cache_model", True) else None

@@ -25,7 +25,7 @@ def host(frames, promisc=False, rxfilter="mac"):
         "host": {"cpus": 2},
         "sysctl": {"net.isr.maxthreads": 2},
         "nic": [{"name": "ix0", "queues": 2, "mac": MAC, "promisc": promisc, "rxfilter": rxfilter,
-                 "inet": ["10.0.0.1/24"], "inet6": ["2001:db8::1/64"]}],
+                 "inet": ["10.0.0.1/24", "192.168.7.1/24"], "inet6": ["2001:db8::1/64"]}],
         "ifconfig": ["vlan100 create vlan 100 vlandev ix0", "vlan100 inet 10.100.0.1/24",
                      "vlan200 create vlan 200 vlandev ix0 vlanproto 802.1ad",
                      "vlan201 create vlan 201 vlandev vlan200", "vlan201 inet6 2001:db8:201::1/64"],
@@ -102,6 +102,14 @@ CASES = [
      ("dropped", "udps_noport"), "ix0"),
     (Ether(dst=MAC) / IP(src="198.51.100.7", dst="10.9.9.9") / UDP(dport=5001),
      ("dropped", "ips_cantforward"), "ix0"),
+    (Ether(dst=MAC) / IP(src="198.51.100.7", dst="10.0.0.2") / UDP(dport=5001),
+     ("dropped", "ips_cantforward"), "ix0"),                          # our address but its last octet
+    (Ether(dst="ff:ff:ff:ff:ff:ff") / IP(src="198.51.100.7", dst="255.255.255.255") / UDP(dport=5001) / b"b",
+     ("delivered", "socket u4"), "ix0"),                              # the limited broadcast
+    (Ether(dst=MAC) / IP(src="198.51.100.7", dst="200.0.0.1") / UDP(dport=5001),
+     ("dropped", "ips_cantforward"), "ix0"),                          # a high first octet, not ours
+    (Ether(dst=MAC) / IP(src="198.51.100.7", dst="192.168.7.1") / UDP(dport=5001) / b"h",
+     ("delivered", "socket u4"), "ix0"),                              # and one of ours
     (Ether(dst=MAC) / IP(src="127.0.0.1", dst="10.0.0.1") / UDP(dport=5001), ("dropped", "ips_badaddr"), "ix0"),
     (Ether(dst=MAC) / IPv6(src="2001:db8:ffff::7", dst="2001:db8::1") / UDP(dport=5001, chksum=0),
      ("dropped", "udps_nosum"), "ix0"),
