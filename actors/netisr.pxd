@@ -52,5 +52,6 @@ cdef class Netisr(Actor):
                    cost=cython.longlong, svc=cython.longlong, served=Py_ssize_t,
                    c_wake=cython.longlong, c_migr=cython.longlong)
     cpdef _run(self, list arrivals, long long start, long long end, dict out)
+    cpdef _slept(self, t)
     @cython.locals(th=KThread, m=Mbuf, arrivals=list)
     cpdef step(self, start, end, list inbox)

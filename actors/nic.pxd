@@ -59,7 +59,7 @@ cdef class Nic(Actor):
                    c_csw=cython.longlong, c_migr=cython.longlong, c_pkt_direct=cython.longlong,
                    Q=cython.longlong, handled=Py_ssize_t, ring_size=Py_ssize_t,
                    ring=list, rh=Py_ssize_t, empty=cython.bint, w=cython.longlong,
-                   last_w=cython.longlong, last_b=list, b=list)
+                   last_w=cython.longlong, last_b=list, b=list, if_vnet=dict, ws_cpu=dict)
     cpdef _run_queue(self, RxQueue rx, list arr, long long start, long long end, dict out)
     @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView, h=cython.longlong, htype=cython.longlong,
                    mask=cython.longlong)
