@@ -35,6 +35,16 @@ PRI_SWI_NET = 40
 PRI_USER = 160
 PRI_CLASS = {PRI_INTR: "irq", PRI_ITHD: "intr", PRI_SWI_NET: "swi", PRI_USER: "user"}
 
+# A message's kind as a small integer, for the actors' inbox loops: one
+# lookup of the kind (a str, its hash kept in it) instead of a chain of
+# string comparisons (compiled, each unequal comparison is a call into
+# CPython's ordering compare).  0: a kind not listed here.
+MSG_PKTS_UDP, MSG_PKTS_TCP, MSG_CSTATE, MSG_DEBT, MSG_MDEBT = 1, 2, 3, 4, 5
+MSG_ISR_STATE, MSG_SCHED_POINT, MSG_WS_STATE = 6, 7, 8
+MSG_CODE = {"pkts.udp": MSG_PKTS_UDP, "pkts.tcp": MSG_PKTS_TCP, "cstate": MSG_CSTATE,
+            "debt": MSG_DEBT, "mdebt": MSG_MDEBT, "isr_state": MSG_ISR_STATE,
+            "sched_point": MSG_SCHED_POINT, "ws_state": MSG_WS_STATE}
+
 
 class Actor:
     """Base class: a name, a step, and what the run reads for conservation."""

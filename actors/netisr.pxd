@@ -13,7 +13,7 @@ from actors.mbuf cimport Mbuf, Uma, m_freem
 from actors.proto_input cimport ProtoInput
 from actors.sched cimport Loads, pick_thread_cpu, steal
 
-cdef Py_ssize_t _P_FLOW, _P_CPU, _P_SPREAD
+cdef Py_ssize_t _P_FLOW, _P_CPU, _P_SPREAD, _M_DEBT, _M_CSTATE, _M_MDEBT
 
 cdef class NetisrConfig:
     cdef public object ncpus, rr, hybrid
@@ -53,5 +53,5 @@ cdef class Netisr(Actor):
                    c_wake=cython.longlong, c_migr=cython.longlong)
     cpdef _run(self, list arrivals, long long start, long long end, dict out)
     cpdef _slept(self, t)
-    @cython.locals(th=KThread, m=Mbuf, arrivals=list)
+    @cython.locals(th=KThread, m=Mbuf, arrivals=list, code=Py_ssize_t, code_of=dict)
     cpdef step(self, start, end, list inbox)

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from .base import Actor, KThread, PRI_SWI_NET
+from .base import MSG_CODE, MSG_CSTATE, MSG_DEBT, MSG_MDEBT, Actor, KThread, PRI_SWI_NET
 from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView, zeros
 from .sched import Loads, pick_thread_cpu, steal
 from .costs import to_ns
@@ -65,6 +65,7 @@ from .toeplitz import toeplitz_hash
 
 POLICY_SOURCE, POLICY_FLOW, POLICY_CPU, POLICY_SPREAD = 1, 2, 3, 99
 _P_FLOW, _P_CPU, _P_SPREAD = POLICY_FLOW, POLICY_CPU, POLICY_SPREAD    # C constants when compiled
+_M_DEBT, _M_CSTATE, _M_MDEBT = MSG_DEBT, MSG_CSTATE, MSG_MDEBT
 POLICY_NAMES = {POLICY_SOURCE: "source", POLICY_FLOW: "flow", POLICY_CPU: "cpu",
                 POLICY_SPREAD: "spread"}
 POLICY_BY_NAME = {v: k for k, v in POLICY_NAMES.items()}
@@ -388,16 +389,18 @@ class Netisr(Actor):
         nb = 0
         k = 0
         pub = False
+        code_of = MSG_CODE
         for msg in inbox:
             kind = msg[4]
-            if kind == "debt":
+            code = code_of.get(kind, 0)
+            if code == _M_DEBT:
                 self.thread.pay_debt(start, msg[5][1])
-            elif kind == "cstate":
+            elif code == _M_CSTATE:
                 c, touched, demand = msg[5]
                 self.pub_c[c] = touched
                 self.loads.set(c, demand)
                 pub = True
-            elif kind == "mdebt":
+            elif code == _M_MDEBT:
                 self.thread.pay_stall(start, msg[5][1])
                 self.svc_sum += msg[5][1]       # part of our service time
             else:

@@ -17,6 +17,7 @@ from actors.sched cimport Loads, pick_ithread_cpu
 
 cdef long long _CSUM_IP_OK, _CSUM_IP_BAD, _CSUM_L4_OK
 cdef Py_ssize_t _V4, _V6, _VLAN, _QINQ, _TCP, _UDP
+cdef Py_ssize_t _M_DEBT, _M_WS_STATE, _M_CSTATE, _M_MDEBT
 
 cdef class RxQueue:
     cdef public object direct, floating, hybrid, index
@@ -62,5 +63,5 @@ cdef class Nic(Actor):
                    last_w=cython.longlong, last_b=list, b=list, if_vnet=dict, ws_cpu=dict)
     cpdef _run_queue(self, RxQueue rx, list arr, long long start, long long end, dict out)
     @cython.locals(m=Mbuf, rx=RxQueue, mem=MemView, h=cython.longlong, htype=cython.longlong,
-                   mask=cython.longlong)
+                   mask=cython.longlong, code=Py_ssize_t, code_of=dict)
     cpdef step(self, start, end, list inbox)

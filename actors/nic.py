@@ -43,7 +43,8 @@ and hardware drops other than a full ring.  Hybrid dispatch decides on workstrea
 from __future__ import annotations
 
 from . import netisr as isr
-from .base import Actor, KThread, PRI_INTR, PRI_ITHD, make_tap
+from .base import (MSG_CODE, MSG_CSTATE, MSG_DEBT, MSG_MDEBT, MSG_WS_STATE, Actor, KThread,
+                   PRI_INTR, PRI_ITHD, make_tap)
 from .cache import MBUF_HDR_LINES, PKT_DATA_LINES, QUEUE_LINES, THREAD_LINES, MemView
 from .sched import Loads, balance_vector_cpu, float_vector_cpu, pick_ithread_cpu
 from .proto_input import ProtoInput
@@ -55,6 +56,10 @@ from .mbuf import (CSUM_DATA_VALID, CSUM_IP_CHECKED, CSUM_IP_VALID, CSUM_PSEUDO_
                    M_HASHTYPE_RSS_TCP_IPV4, M_HASHTYPE_RSS_TCP_IPV6, Uma, ZONE_INDEX,
                    m_alloc, m_freem)
 
+
+
+# the message kinds the inbox loop takes (C constants when compiled)
+_M_DEBT, _M_WS_STATE, _M_CSTATE, _M_MDEBT = MSG_DEBT, MSG_WS_STATE, MSG_CSTATE, MSG_MDEBT
 
 
 def _sum_counters(pis, what="counters") -> dict:
@@ -528,20 +533,22 @@ class Nic(Actor):
     # -- the window ----------------------------------------------------------------
     def step(self, start, end, inbox):
         pub = False
+        code_of = MSG_CODE
         for msg in inbox:
-            if msg[4] == "debt":
+            code = code_of.get(msg[4], 0)
+            if code == _M_DEBT:
                 thread, debt = msg[5]
                 self.threads[thread].pay_debt(start, debt)
-            elif msg[4] == "ws_state":
+            elif code == _M_WS_STATE:
                 wsid, wcpu, as_of, free_at, pending = msg[5]
                 self.ws_state[wcpu] = (self.dispatch.names[wsid], as_of, free_at, pending)
                 self.ws_cpu[self.dispatch.names[wsid]] = wcpu
-            elif msg[4] == "cstate":
+            elif code == _M_CSTATE:
                 c, touched, demand = msg[5]
                 self.pub_c[c] = touched
                 self.loads.set(c, demand)
                 pub = True
-            elif msg[4] == "mdebt":
+            elif code == _M_MDEBT:
                 # memory stalls priced by the vnet on our behalf
                 c, ns = msg[5]
                 self._thread_on(c).pay_stall(start, ns)

@@ -13,6 +13,8 @@ from actors.inet cimport bslice
 from actors.mbuf cimport Mbuf, Uma, m_freem, Storage
 
 cdef Py_ssize_t _LAT_TOP
+cdef Py_ssize_t _M_PKTS_UDP, _M_PKTS_TCP, _M_CSTATE, _M_DEBT, _M_ISR_STATE, _M_SCHED_POINT
+cdef Py_ssize_t _LK_GLOBAL, _LK_PCBREF, _LK_GROUP
 
 @cython.locals(n=Py_ssize_t)
 cpdef Py_ssize_t _bit_length(long long x)
@@ -35,6 +37,7 @@ cdef class Vnet(Actor):
     cdef public long long[::1] lat_hist
     cdef public object dispatch, drops, later
     cdef public long long end
+    cdef public Py_ssize_t lock_mode
     cdef public object listeners, lo_index, locking, npcb, pcb_inputs
     cdef public object pcb_overlaps, pub_c, rlat_hist, senders, seq
     cdef public object sink, sink_pcb, sockets, tcbinfo, tcp_conns, tcp_queued
@@ -52,7 +55,8 @@ cdef class Vnet(Actor):
     cdef public MemView mem
 
     @cython.locals(info=PcbInfo, pcb=Pcb, c_lookup=cython.longlong, t_req=cython.longlong,
-                   start=cython.longlong, run0=cython.longlong, done=cython.longlong)
+                   start=cython.longlong, run0=cython.longlong, done=cython.longlong,
+                   mode=Py_ssize_t)
     cpdef _locked_input(self, Mbuf m, fam, faddr, fport, laddr, lport, long long t_end, thread,
                         infos, long long c_udp, sink=*)
     @cython.locals(buf=list, k=Py_ssize_t, m=Mbuf)
@@ -60,7 +64,8 @@ cdef class Vnet(Actor):
     cpdef _drop(self, m, reason)
     @cython.locals(s=Socket, pcb=Pcb, mem=MemView, mb=Mbuf, st=Storage, d=bytes, o=Py_ssize_t,
                    l4=Py_ssize_t, arrivals=list, pend=_Pend, info=PcbInfo, addrs=bint,
-                   key=cython.longlong, what=cython.longlong, ln=cython.longlong)
+                   key=cython.longlong, what=cython.longlong, ln=cython.longlong,
+                   code=Py_ssize_t, code_of=dict)
     cpdef step(self, start, end, list inbox)
     @cython.locals(pcb=Pcb, stamp=cython.longlong, owed=cython.longlong,
                    gap=cython.longlong, t_end=cython.longlong, wait=cython.longlong)

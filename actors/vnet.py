@@ -41,7 +41,8 @@ import heapq
 from operator import itemgetter
 
 from .app import Reader, UdpSender
-from .base import Actor, make_tap
+from .base import (MSG_CODE, MSG_CSTATE, MSG_DEBT, MSG_ISR_STATE, MSG_PKTS_TCP, MSG_PKTS_UDP,
+                   MSG_SCHED_POINT, Actor, make_tap)
 from .in_pcb import Pcb, PcbInfo, in_pcbref, in_pcbrele, use
 from .tcp_input import TCPS_ESTABLISHED, TCPS_LISTEN, TcpCb, tcp_input, tcp_listen_input
 from .tcp_input import parse as tcp_parse
@@ -57,6 +58,11 @@ from .inet import bslice
 from .mbuf import M_BCAST, M_MCAST, M_PREEMPT, Uma, m_freem
 
 _first = itemgetter(0)      # the sort key of an arrival
+# the message kinds the inbox loop takes (C constants when compiled)
+_M_PKTS_UDP, _M_PKTS_TCP, _M_CSTATE, _M_DEBT = MSG_PKTS_UDP, MSG_PKTS_TCP, MSG_CSTATE, MSG_DEBT
+_M_ISR_STATE, _M_SCHED_POINT = MSG_ISR_STATE, MSG_SCHED_POINT
+# net.inet.pcb locking modes, as the input path tests them
+_LK_GLOBAL, _LK_PCBREF, _LK_GROUP = 0, 1, 2
 LAT_BUCKETS = 40      # log2 ns histogram: bucket b holds [2^b, 2^(b+1))
 _LAT_TOP = LAT_BUCKETS - 1      # the last bucket (a C constant when compiled)
 
@@ -142,6 +148,7 @@ class Vnet(Actor):
         # the UDP pcb tables: one udbinfo, or one per group (pcbgroups)
         pc = host.get("pcb", {})
         self.locking = pc.get("locking", "pcbref")
+        self.lock_mode = {"global": _LK_GLOBAL, "pcbref": _LK_PCBREF}.get(self.locking, _LK_GROUP)
         ngroups = pc.get("groups", 1) if self.locking == "pcbgroup" else 1
         self.udbinfo = [PcbInfo("udp" if ngroups == 1 else "udp pcbgroup") for _ in range(ngroups)]
         costs, ghz = host["costs"], host["ghz"]
@@ -242,14 +249,14 @@ class Vnet(Actor):
         if c_udp < c_lookup:
             c_lookup = c_udp
         t_req = t_end - c_udp
-        mode = self.locking
-        if mode == "global":        # pcbinfo held across lookup and input (2006)
+        mode = self.lock_mode
+        if mode == _LK_GLOBAL:      # pcbinfo held across lookup and input (2006)
             info = infos[0]
             start = info.lock.acquire(t_req, c_udp)
             pcb = info.lookup(fam, faddr, fport, laddr, lport) or sink
             run0, done = start + c_lookup, start + c_udp
         else:                       # pcbinfo (or the group's) for the lookup only,
-            info = infos[0] if mode == "pcbref" else \
+            info = infos[0] if mode == _LK_PCBREF else \
                 infos[(m.flowid if m.hashtype else 0) % len(infos)]
             start = info.lock.acquire(t_req, c_lookup)
             pcb = info.lookup(fam, faddr, fport, laddr, lport) or sink
@@ -298,25 +305,26 @@ class Vnet(Actor):
     def step(self, start, end, inbox):
         arrivals = []
         pub = False
+        code_of = MSG_CODE
         for msg in inbox:
-            kind = msg[4]
-            if kind == "pkts.udp" or kind == "pkts.tcp":
-                what = 0 if kind == "pkts.udp" else 2
+            code = code_of.get(msg[4], 0)
+            if code == _M_PKTS_UDP or code == _M_PKTS_TCP:
+                what = 0 if code == _M_PKTS_UDP else 2
                 snd = msg[1]
                 for mb in msg[5]:
                     key = mb.stamp_ns
                     arrivals.append((key * 4 + what, snd, mb))
-            elif kind == "cstate":
+            elif code == _M_CSTATE:
                 c, touched, demand = msg[5]
                 self.pub_c[c] = touched
                 self.loads.set(c, demand)
                 pub = True
-            elif kind == "debt":
+            elif code == _M_DEBT:
                 self.threads[msg[5][0]].pay_debt(start, msg[5][1])
-            elif kind == "isr_state":          # a workstream's CPU and service time
+            elif code == _M_ISR_STATE:         # a workstream's CPU and service time
                 wsid, c, svc, wake = msg[5]
                 self.ws_info[msg[1]] = (c, svc, wake)
-            elif kind == "sched_point":        # a deliverer slept (deferred wakeups)
+            elif code == _M_SCHED_POINT:       # a deliverer slept (deferred wakeups)
                 for c, t in msg[5]:
                     arrivals.append((t * 4 + 1, msg[1], c))
         mem = self.mem
