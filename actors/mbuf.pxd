@@ -27,7 +27,7 @@ cdef class Mbuf:
 @cython.locals(st=Storage)
 cdef Storage _storage(object data, object zones, object refcnt)
 
-@cython.locals(m=Mbuf)
+@cython.locals(m=Mbuf, mz=cython.bint)
 cpdef Mbuf _blank(Storage st, object zone, object length)
 
 cdef Py_ssize_t _MHLEN, _MCLBYTES

@@ -289,9 +289,10 @@ def _blank(st: Storage, zone: str, length: int) -> Mbuf:
     m.off = 0
     m.len = length
     zs = st.zones
-    # (the zone list first: an identity test mostly, where comparing the
-    # zone's name first would compare unequal strings, a call when compiled)
-    m.flags = _F_HDR if (zs is _ZM or zs == _ZM) and zone == Z_MBUF else _F_HDR_EXT
+    # (the zone's name by identity first: the allocator passes the zone
+    # constants, and compiled, comparing unequal strings is a call)
+    mz = zone is Z_MBUF or (zone is not Z_PACKET and zone == Z_MBUF)
+    m.flags = _F_HDR if mz and (zs is _ZM or zs == _ZM) else _F_HDR_EXT
     m.rcvif = ""
     m.flowid = 0
     m.hashtype = M_HASHTYPE_NONE
