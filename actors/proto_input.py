@@ -54,7 +54,9 @@ class ProtoInput:
         # cache records of the address hashes, per core (actors/cache.py)
         self.ifaddr_rec = shared_rec(mem.t.ncpu) if mem is not None else None
         self.ifaddr6_rec = shared_rec(mem.t.ncpu) if mem is not None else None
-        self.vnets = vnets          # vnet name -> {"actor":..., "inet": set, "inet6": set}
+        # vnet name -> {"actor":..., "inet": set, "inet6": set, "inet4": the
+        # IPv4 addresses as integers (ip_input's check), "any": bool}
+        self.vnets = vnets
         self.vnet_actor = {k: v["actor"] for k, v in vnets.items()}
         # the (vnet, window, kind) batch of `out` the last datagram joined
         # (_to_vnet); forgotten at the window's end (expire)
