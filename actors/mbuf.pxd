@@ -2,7 +2,7 @@
 # compiled (actors/_core.py): Storage and Mbuf become extension types (their
 # fields in a C struct), and the functions that make, free and decode mbufs
 # see them as such.  The fields of INT64_FIELDS (the view, the times, the
-# cache record) are C int64, so the hot loops read and write them with no
+# cache record, and the pkthdr's fixed-width fields) are C int64, so the hot loops read and write them with no
 # Python int made; a value beyond int64 raises OverflowError on assignment
 # (the model makes none).  The other values stay Python objects.
 # The packed codec reads and writes its rows through a C int64 view of an
@@ -20,7 +20,8 @@ cdef class Storage:
 
 cdef class Mbuf:
     cdef public long long off, len, arrival_ns, stamp_ns, line_cpu, line_at, line_pat, l3hlen
-    cdef public object flags, rcvif, flowid, hashtype, fib, vnet, vlan, csum_flags, pkt_id, tags
+    cdef public long long flowid, hashtype, fib, vlan, csum_flags
+    cdef public object flags, rcvif, vnet, pkt_id, tags
     cdef public object zone, freed
     cdef public Storage st
 

@@ -222,9 +222,13 @@ HDR_FIELDS = ("off", "len", "flags", "rcvif", "flowid", "hashtype", "fib", "vnet
 # cache record - are C int64 when the model is compiled (actors/mbuf.pxd),
 # as the kernel's own are fixed-width: a value beyond int64 raises
 # OverflowError there.  The model never makes one (integer ns and byte
-# counts, far below 2**63); the others hold any integer msgpack holds.
+# counts, far below 2**63).  So are the pkthdr fields the kernel keeps in
+# fixed widths far narrower than int64 (flowid and csum_flags 32 bits,
+# the hash type and the fib 8, the VLAN tag 16), which the drivers and
+# the input path set and test on every packet.  The others (flags, pkt_id
+# and the names) hold anything msgpack holds.
 INT64_FIELDS = ("off", "len", "arrival_ns", "stamp_ns", "line_cpu", "line_at", "line_pat",
-                "l3hlen")
+                "l3hlen", "flowid", "hashtype", "fib", "vlan", "csum_flags")
 
 
 class Mbuf:
@@ -563,10 +567,7 @@ def _encode_packed(mbufs: list):
                 return None
             st.refcnt = 2
             k += 1
-            if not (type(m.flags) is int and type(m.flowid) is int
-                    and type(m.hashtype) is int and type(m.fib) is int
-                    and type(m.vlan) is int and type(m.csum_flags) is int
-                    and type(m.pkt_id) is int):
+            if not (type(m.flags) is int and type(m.pkt_id) is int):
                 return None
             # INT64_FIELDS hold nothing but ints when compiled: asking would
             # only box each of them
@@ -574,7 +575,10 @@ def _encode_packed(mbufs: list):
                     type(m.off) is int and type(m.len) is int
                     and type(m.arrival_ns) is int and type(m.stamp_ns) is int
                     and type(m.line_cpu) is int and type(m.line_at) is int
-                    and type(m.line_pat) is int and type(m.l3hlen) is int):
+                    and type(m.line_pat) is int and type(m.l3hlen) is int
+                    and type(m.flowid) is int and type(m.hashtype) is int
+                    and type(m.fib) is int and type(m.vlan) is int
+                    and type(m.csum_flags) is int):
                 return None
             # names mostly repeat from one mbuf to the next: the same objects
             if m.rcvif is not lr:

@@ -98,16 +98,17 @@ STRUCT_BITS = M_EXT | M_NC_COPY
 def _randomize(data, m, wide: bool = True) -> None:
     """Set every header field of `m` to arbitrary valid values (off/len by
     m_adj); integers from msgpack's whole range, or (wide=False) int64's -
-    but the times and the cache record always within int64, the range they
-    have when the model is compiled (INT64_FIELDS)."""
+    but the times, the cache record and the fixed-width pkthdr fields always
+    within int64, the range they have when the model is compiled
+    (INT64_FIELDS)."""
     ints = I64 if wide else INT64
     m.flags = (m.flags & STRUCT_BITS) | (
         data.draw(st.integers(0, 2**64 - 1 if wide else 2**63 - 1)) & ~STRUCT_BITS)
     for f in ("rcvif", "vnet"):
         setattr(m, f, data.draw(st.text(max_size=16)))
-    for f in ("flowid", "hashtype", "fib", "vlan", "csum_flags", "pkt_id"):
-        setattr(m, f, data.draw(ints))
-    for f in ("arrival_ns", "stamp_ns", "line_cpu", "line_at", "line_pat"):
+    m.pkt_id = data.draw(ints)
+    for f in ("arrival_ns", "stamp_ns", "line_cpu", "line_at", "line_pat",
+              "flowid", "hashtype", "fib", "vlan", "csum_flags"):
         assert f in INT64_FIELDS    # C int64 when compiled, whatever `wide` says
         setattr(m, f, data.draw(INT64))
     m.tags = data.draw(tags_st)
