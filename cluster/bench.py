@@ -111,12 +111,14 @@ def bench(path, duration_ms: float = 200.0, repeat: int = 3, sets=(), calm: floa
 
 def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
               address: str | None = None, sets=(), windows_per_call: int | None = None,
-              calm: float = 10.0) -> dict:
+              calm: float = 10.0, lookahead: bool = False) -> dict:
     """Each placement's figures on Ray.  The runs of the placements alternate
     (packed over 1 worker, over 2, ..., per-component, then again `repeat`
     times), so that a slow phase of a shared machine falls on all of them
     alike rather than on whichever ran then; each reports the best and the
-    median of its runs, and the speed-up over 1 packed worker of both."""
+    median of its runs, and the speed-up over 1 packed worker of both.
+    `lookahead`: the packed runs with their CPUs a window ahead
+    (cluster/ray_executor.py)."""
     from .ray_executor import connect
     connect(address)
     scn = load(path, [f"scenario.duration_ms={duration_ms}", *sets])
@@ -129,6 +131,8 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
     configs.append({"placement": "per-component", "workers": None})
     for c in configs:
         c["windows_per_call"] = windows_per_call or PER_CALL[c["placement"]]
+        if lookahead and c["placement"] == "packed":
+            c["lookahead"] = True
     walls = [[] for _ in configs]
     splits = [[] for _ in configs]
     packets = [0] * len(configs)

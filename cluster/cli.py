@@ -73,7 +73,8 @@ def cmd_run(a) -> int:
     opts = {}
     if a.engine == "ray":
         opts = {"placement": a.placement, "workers": a.workers, "address": a.address,
-                "fault": a.fault, "windows_per_call": a.windows_per_call}
+                "fault": a.fault, "windows_per_call": a.windows_per_call,
+                "lookahead": a.lookahead}
     show = not a.json and sys.stdout.isatty()
     prog, ctx = _progress_bar(show)
     try:
@@ -213,7 +214,8 @@ def cmd_bench(a) -> int:
         workers = [int(x) for x in a.workers.split(",")]
         r = bench_ray(a.scenario, duration_ms=a.duration_ms or 20.0, repeat=a.repeat,
                       workers=workers, address=a.address, sets=a.set,
-                      windows_per_call=a.windows_per_call, calm=a.settle)
+                      windows_per_call=a.windows_per_call, calm=a.settle,
+                      lookahead=a.lookahead)
         if a.json:
             print(json.dumps(r, sort_keys=True))
             return 0
@@ -234,7 +236,8 @@ def cmd_bench(a) -> int:
             print(f"  {x['placement']:<15} {x['workers'] or '-':>7}  model {x['model_us_per_window']:>8,.0f}"
                   f"  messages {x['codec_us_per_window']:>7,.0f}  exchange {x['exchange_us_per_window']:>7,.0f}"
                   f"  rest {x['other_us_per_window']:>7,.0f}  ({x['windows_per_call']} "
-                  f"window{'s' if x['windows_per_call'] != 1 else ''} a call at most)")
+                  f"window{'s' if x['windows_per_call'] != 1 else ''} a call at most"
+                  f"{', CPUs a window ahead' if x.get('lookahead') else ''})")
         print("speed-up round by round (each run against the 1-worker run of its round):")
         for x in r["runs"]:
             if x["workers"] != 1 and x["speedup_pairs_vs_1_worker"]:
@@ -313,6 +316,11 @@ def main(argv=None) -> int:
                    help="with --engine ray: windows one call on the Ray actors runs at most "
                         "(default 1: every message through Ray; more: the Ray actors swap the "
                         "packet-free messages of the windows inside a call over direct connections)")
+    r.add_argument("--lookahead", action="store_true",
+                   help="with --engine ray, packed, --windows-per-call 2 or more: each Ray actor "
+                        "steps its CPUs a window ahead, so the Ray actors may run a window apart "
+                        "(the same results; a placement whose Ray actors exchange more than the "
+                        "CPUs' published state is refused with the message that broke it)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key (a sysctl name, TABLE.KEY or LIST.NAME.KEY)")
     r.add_argument("--out", help="results folder (default results/<scenario name>)")
@@ -355,6 +363,9 @@ def main(argv=None) -> int:
     b.add_argument("--windows-per-call", type=_windows_per_call, default=None, metavar="N",
                    help="with --engine ray: windows one call on the Ray actors runs at most "
                         "(default 1; see run --help)")
+    b.add_argument("--lookahead", action="store_true",
+                   help="with --engine ray and --windows-per-call 2 or more: the packed runs "
+                        "with their CPUs a window ahead (see run --help)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario key (e.g. host.cache_model=false)")
     b.add_argument("--settle", type=_settle_s, default=10.0, metavar="S",

@@ -10,15 +10,16 @@ cpdef list canonical(list msgs)
 cdef _mark(dict mixed, object w, object dest)
 
 cdef class Host:
-    cdef public list actors
+    cdef public list actors, behind, leading
     cdef public dict by_name, seq, mail, mixed
-    cdef public object Q, codec_check, window, messages
+    cdef public object Q, codec_check, window, messages, ahead, stop_at, ahead_window
 
     @cython.locals(mail=dict, box=dict, lst=list, m=tuple, mixed=dict)
     cpdef deliver(self, msgs)
-    @cython.locals(box=dict, mail=dict, mine=dict, seqs=dict, rest=list,
+    cpdef list step(self, known=*)
+    @cython.locals(box=dict, mail=dict, mine=dict, seqs=dict,
                    dbox=dict, nbox=dict, lst=list, inbox=list, msg=tuple,
-                   mixed=dict, mx=set,
+                   mixed=dict, mx=set, ordered=cython.bint, whole=cython.bint,
                    Qc=cython.longlong, endc=cython.longlong, t=cython.longlong,
                    dw=cython.longlong, nxt=cython.longlong)
-    cpdef list step(self, known=*)
+    cdef _run(self, list actors, object w, object known, bint whole, list rest, bint ordered)

@@ -21,6 +21,12 @@ leave in sequence.  Every other filing - a later due time, a later window,
 messages from another Host, an actor list not in name order - marks its
 box `mixed`, and a mixed box is sorted before it is handed over.
 
+A Host can also step some of its actors (the CPUs) one window ahead of
+the others (`Host.lead`): the same inboxes, so the same results, with what
+those actors send leaving a window earlier - the Ray executor's
+`--lookahead`.  A message that then comes for a window its destination has
+already stepped raises `LateMessage`; it is never dropped.
+
 `LocalExecutor` is one Host holding every actor; the Ray executor
 (cluster/ray_executor.py) runs one Host per Ray actor and moves the messages
 between them, encoded with `encode_msgs`, as Ray object references.
@@ -75,6 +81,15 @@ def _mark(mixed: dict, w: int, dest: str) -> None:
         mx.add(dest)
 
 
+class LateMessage(RuntimeError):
+    """A message for a window its destination has already stepped."""
+
+    def __init__(self, msg: tuple, window: int):
+        super().__init__(f"{msg[1]} sent {msg[4]!r} to {msg[3]} due at {msg[0]} ns, "
+                         f"after {msg[3]} had stepped that window (window {window})")
+        self.msg = msg
+
+
 def relax_gc() -> None:
     """Collect young objects every 100,000 allocations instead of 700.
 
@@ -105,23 +120,67 @@ class Host:
         self.mail = {}          # window -> dest -> msgs
         self.mixed = {}         # window -> {dest}: boxes that need canonical()
         self.messages = 0
+        self.ahead = frozenset()    # actors stepped a window ahead (lead); none by default
+        self.behind = self.actors
+        self.leading = []
+        self.stop_at = None
+        self.ahead_window = 0
 
     def deliver(self, msgs) -> None:
-        """File messages for our own actors under the window they are due in."""
+        """File messages for our own actors under the window they are due in.
+
+        A message due in a window its destination has stepped already would
+        never be handed over: that is a broken promise of the executor's
+        (a lookahead it did not have, see `lead`), raised, never dropped."""
         Q = self.Q
         mail = self.mail
         mixed = self.mixed
+        ahead = self.ahead
+        now = self.window
         for m in msgs:
             w = m[0] // Q
+            dest = m[3]
+            if w < (self.ahead_window if ahead and dest in ahead else now):
+                raise LateMessage(m, self.window)
             box = mail.get(w)
             if box is None:
                 box = mail[w] = {}
-            lst = box.get(m[3])
+            lst = box.get(dest)
             if lst is None:
-                box[m[3]] = [m]
+                box[dest] = [m]
             else:
                 lst.append(m)
-            _mark(mixed, w, m[3])
+            _mark(mixed, w, dest)
+
+    def set_ahead(self, names, stop_at: int | None = None) -> None:
+        """Step the actors `names` one window ahead of the others (see
+        `lead`), never past window `stop_at` - 1 (the run's end)."""
+        self.ahead = frozenset(names) & frozenset(self.by_name)
+        self.behind = [a for a in self.actors if a.name not in self.ahead]
+        self.leading = [a for a in self.actors if a.name in self.ahead]
+        self.stop_at = stop_at
+        self.ahead_window = self.window
+
+    def lead(self, known=None) -> list:
+        """Step the ahead actors alone, in the window the others are about
+        to step; from then on `step` runs them one window ahead.
+
+        Why.  A CPU's step for window w + 1 reads only the reports its
+        threads sent in window w.  Where every thread that reports to a
+        Host's CPUs is the Host's own, the Host can step its CPUs for w + 1
+        right after its other actors' window w, in the same pass, and what
+        the CPUs publish for w + 2 leaves a window early.  Every inbox is
+        the same as when all step in lock step (the canonical order does not
+        depend on when a message was filed), so the results are too; a
+        message that comes for a window its destination has already stepped
+        raises LateMessage (`deliver`, `step`).  The Ray executor uses this
+        to let its workers run a window apart (cluster/ray_executor.py)."""
+        rest = []
+        w = self.ahead_window
+        if w == self.window and (self.stop_at is None or w < self.stop_at):
+            self._run(self.leading, w, known, False, rest, False)
+            self.ahead_window = w + 1
+        return rest
 
     def step(self, known=None) -> list:
         """Run one window; keep messages for our own actors, return the rest.
@@ -132,20 +191,48 @@ class Host:
         filed here reaches an inbox of this window.  A message due exactly
         at this window's end, sent while the actors step in name order,
         keeps its box in canonical order; any other marks the box mixed
-        (see the module comment)."""
+        (see the module comment).  With actors ahead (`lead`), the others
+        step this window and then those the next, and every box is sorted."""
         w = self.window
+        rest = []
+        if not self.ahead:
+            self._run(self.actors, w, known, True, rest, True)
+        else:
+            box = self.mail.get(w)
+            if box is not None:
+                for name in self.ahead:
+                    if name in box:     # filed after its actor stepped the window
+                        raise LateMessage(box[name][0], w)
+            if self.ahead_window != w + 1:
+                raise RuntimeError(f"actors ahead of window {w} not led (Host.lead)")
+            self._run(self.behind, w, known, True, rest, False)
+            if self.stop_at is None or w + 1 < self.stop_at:
+                self._run(self.leading, w + 1, known, False, rest, False)
+                self.ahead_window = w + 2
+        self.window = w + 1
+        return rest
+
+    def _run(self, actors: list, w: int, known, whole: bool, rest: list, ordered: bool) -> None:
+        """Step `actors` (in their order) in window w, filing what they send
+        and adding to `rest` what is for other Hosts.  `whole`: this window's
+        box is taken whole (else each actor takes its own inbox from it);
+        `ordered`: the actors step in name order, each alone in its window,
+        so a box filed only at the window's end needs no sort."""
         Q = self.Q
         start = w * Q
         end = start + Q
-        box = self.mail.pop(w, None)
-        mx = self.mixed.pop(w, None)    # this window's boxes that need sorting
+        if whole:
+            box = self.mail.pop(w, None)
+            mx = self.mixed.pop(w, None)    # this window's boxes that need sorting
+        else:
+            box = self.mail.get(w)
+            mx = self.mixed.get(w)
         mixed = self.mixed
         mail = self.mail
         mine = self.by_name
         known = known or mine
         seqs = self.seq
         check = self.codec_check
-        rest = []
         sent = 0
         nxt = w + 1             # most messages are due at the window's end: in the next one
         nbox = mail.get(nxt)
@@ -154,10 +241,14 @@ class Host:
         Qc = Q                  # the quantum and the window's end as C int64 (compiled)
         endc = end
         prev = None             # the last actor that sent: are senders in name order?
-        ordered = True
-        for a in self.actors:
+        for a in actors:
             name = a.name
-            inbox = box.get(name) if box is not None else None
+            if box is None:
+                inbox = None
+            elif whole:
+                inbox = box.get(name)
+            else:
+                inbox = box.pop(name, None)
             if inbox:
                 if mx is not None and name in mx:
                     canonical(inbox)
@@ -210,8 +301,6 @@ class Host:
             seqs[name] = seq
             sent += len(o)
         self.messages += sent
-        self.window = w + 1
-        return rest
 
     # -- accounting -------------------------------------------------------
     def in_flight_packets(self) -> int:

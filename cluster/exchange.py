@@ -57,7 +57,8 @@ MAX_FRAME = 1 << 13             # bigger messages go with the call's result
 
 # Every Ray actor sends all its frames of a window before it reads any, so a
 # frame must fit the connection's buffers whole or two Ray actors sending to
-# each other could both block.  Linux gives a TCP socket 128 KiB of receive
+# each other could both block.  (With --lookahead a Ray actor may run a
+# window ahead of a peer: three frames at most wait in a connection.)  Linux gives a TCP socket 128 KiB of receive
 # buffer to begin with (net.ipv4.tcp_rmem); a frame of 8 KiB fits it many
 # times.  The CPUs' reports and published state of a window are a few
 # hundred bytes.
@@ -128,6 +129,22 @@ class Mesh:
         """Send every peer its frame of window w (out[k]: bytes or None;
         nothing is sent when we stop) and read every peer's.  Returns
         (stop, [(peer index, bytes)]) - stop true when any of us stops."""
+        self._send(w, stop, out)
+        st, got = self._recv(w)
+        return stop or st, got
+
+    def send(self, w: int, out: list) -> None:
+        """Send every peer its frame of window w and go on: the lagged
+        exchange of `--lookahead`, in which a Ray actor reads its peers'
+        frames of a window only after its own next one (`receive`)."""
+        self._send(w, False, out)
+
+    def receive(self, w: int) -> list:
+        """Read every peer's frame of window w (sent with `send`):
+        [(peer index, bytes)] for the frames that hold messages."""
+        return self._recv(w)[1]
+
+    def _send(self, w: int, stop: bool, out: list) -> None:
         names = self.names
         for k, s in self.peers:
             d = b"" if stop or out[k] is None else out[k]
@@ -135,6 +152,10 @@ class Mesh:
                 s.sendall(HDR.pack(len(d), w, stop) + d)
             except OSError as e:
                 raise PeerLost(names[k], w, type(e).__name__) from None
+
+    def _recv(self, w: int) -> tuple:
+        names = self.names
+        stop = False
         got = []
         for k, s in self.peers:
             n, ww, st = HDR.unpack(self._read(s, HDR.size, names[k], w))

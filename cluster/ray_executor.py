@@ -33,6 +33,17 @@ references.  That saves a Ray call a window on hosts cut into islands
 windows then do not travel as object references, as design §2 asks of
 every output: it is opt-in.
 
+Lookahead.  With `--lookahead` (packed placement, windows_per_call above
+1) every Ray actor steps its CPUs one window ahead of its other components
+(cluster/engine.py, Host.lead).  Where the only messages between the Ray
+actors are what the CPUs publish, those leave a window before they are
+due, so a Ray actor needs its peers' frame of window w - 1, not w, before
+its window w + 1: the Ray actors run up to a window apart, and the jitter of
+a shared machine no longer stops both at every window.  The results are
+the lock step's.  A message between Ray actors that could not wait that
+long (a packet, a thread's report to another actor's CPU) ends the run
+with an error naming it: that placement must run without it.
+
 Determinism.  Every Host sorts its inbox canonically (deliver time, sender,
 sequence number), whatever order the bytes arrived in, so metrics are
 byte-identical to the local executor's for any placement and any number of
@@ -67,12 +78,19 @@ from .engine import Host, decode_msgs, encode_msgs, is_pkts
 from .exchange import MAX_FRAME
 
 _PEER_LOST = re.compile(r"PeerLost: peer \S+ lost in window (\d+)")
-from .placement import PLACEMENTS, groups_for
-from .scenario import build
+_BROKEN = re.compile(r"LookaheadBroken: (.+)")
+from actors.cpu import Cpu  # noqa: E402
+
+from .placement import PLACEMENTS, groups_for  # noqa: E402
+from .scenario import build  # noqa: E402
 
 
 class RunError(RuntimeError):
     pass
+
+
+class LookaheadBroken(RuntimeError):
+    """With --lookahead, a message between Ray actors that cannot wait a window."""
 
 
 # windows a call on the Ray actors runs at most, by default: one, so that
@@ -88,12 +106,18 @@ class HostActor:
     """A thin Ray shell over a Host holding some of the emulated components."""
 
     def __init__(self, scn: dict, names: list, host_of: dict, index: int, actor_names: list,
-                 crash_at=None):
+                 crash_at=None, lookahead: bool = False):
         mine = set(names)
         self.crash_at = crash_at
         self.t_step = 0.0       # wall seconds in the model's step
         self.t_codec = 0.0      # ... fetching, decoding and encoding messages
-        self.host = Host([a for a in build(scn) if a.name in mine], scn["quantum_ns"])
+        actors = build(scn)
+        self.host = Host([a for a in actors if a.name in mine], scn["quantum_ns"])
+        self.Q = scn["quantum_ns"]
+        self.lookahead = lookahead
+        self.cpus = frozenset(a.name for a in actors if isinstance(a, Cpu))
+        if lookahead:
+            self.host.set_ahead(self.cpus)
         self.host_of = host_of
         self.index = index
         self.P = max(host_of.values()) + 1
@@ -143,7 +167,82 @@ class HostActor:
                 self.mesh.close()       # our peers must not wait for us
             raise
 
+    def lead(self, stop_at: int):
+        """--lookahead: step our CPUs in the window the others are about to
+        step (Host.lead), never past window stop_at - 1.  Returns what a
+        call returns, for the first call of the run to take."""
+        try:
+            host = self.host
+            host.stop_at = stop_at
+            w = host.window - 1         # the pass before the run's first
+            return w, self._ahead_parts(host.lead(self.known), w)
+        except BaseException:
+            if self.mesh is not None:
+                self.mesh.close()
+            raise
+
+    def _ahead_parts(self, out: list, w: int) -> list:
+        """Pass w's messages for the other Ray actors, encoded per actor,
+        after checking that each can be taken a window late: due two
+        windows on at least (three for a CPU, which runs a window ahead),
+        and holding no packet."""
+        by = [None] * self.P
+        host_of = self.host_of
+        Q = self.Q
+        for m in out:
+            d = m[0] // Q
+            if is_pkts(m[4]) or d < (w + 3 if m[3] in self.cpus else w + 2):
+                raise LookaheadBroken(
+                    f"{m[1]} sent {m[4]!r} to {m[3]} (on {self.names[host_of[m[3]]]}) due in "
+                    f"window {d}, too soon for a Ray actor a window behind; only what the CPUs "
+                    f"publish may pass between them with --lookahead: run this placement without it")
+            k = host_of[m[3]]
+            if by[k] is None:
+                by[k] = [m]
+            else:
+                by[k].append(m)
+        return [None if b is None else encode_msgs(b) for b in by]
+
+    def _steps_ahead(self, n: int, lists):
+        """_steps with the CPUs a window ahead: each window's frames go to
+        the peers at once, and a peer's frame of window w - 1 is read only
+        after our window w.  A call's last window goes with its result."""
+        host = self.host
+        mesh = self.mesh
+        self._take(lists)
+        w = first = host.window
+        last = w + n - 1
+        while True:
+            if w == self.crash_at:
+                os._exit(70)        # fault injection: this worker process dies here
+            t0 = time.perf_counter()
+            out = host.step(self.known)
+            t1 = time.perf_counter()
+            self.t_step += t1 - t0
+            enc = self._ahead_parts(out, w)
+            t2 = time.perf_counter()
+            self.t_codec += t2 - t1
+            if mesh is not None:
+                if w < last:
+                    for k, e in enumerate(enc):
+                        if e is not None and len(e) > MAX_FRAME:
+                            raise LookaheadBroken(
+                                f"window {w}'s messages for {self.names[k]} take {len(e)} bytes, "
+                                f"more than a frame holds ({MAX_FRAME}): run without --lookahead")
+                    mesh.send(w, enc)
+                got = mesh.receive(w - 1) if w > first else ()
+                t3 = time.perf_counter()
+                self.t_exchange += t3 - t2
+                for _, blob in got:
+                    host.deliver(decode_msgs(blob))
+                self.t_codec += time.perf_counter() - t3
+            if w >= last:
+                return w, enc
+            w += 1
+
     def _steps(self, n: int, lists):
+        if self.lookahead:
+            return self._steps_ahead(n, lists)
         host = self.host
         mesh = self.mesh
         self._take(lists)
@@ -240,14 +339,20 @@ class RayExecutor:
     def __init__(self, scn: dict, placement: str = "packed", workers: int | None = None,
                  address: str | None = None, max_inflight: int = 8, num_cpus: float | None = None,
                  fault: str | None = None, place_timeout: float = 120.0,
-                 windows_per_call: int | None = None):
+                 windows_per_call: int | None = None, lookahead: bool = False):
         """`fault` = "COMPONENT@WINDOW" makes the Ray actor holding that
         component exit at that window (to test how failures are handled).
         `windows_per_call` bounds the windows one call on the Ray actors
         runs (1: a call a window, every message through Ray); by default
-        PER_CALL[placement]."""
+        PER_CALL[placement].  `lookahead`: the CPUs a window ahead and the
+        Ray actors up to a window apart (see the module comment)."""
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}")
+        if lookahead and placement != "packed":
+            raise ValueError("--lookahead wants the packed placement")
+        if lookahead and (windows_per_call or PER_CALL[placement]) < 2:
+            raise ValueError("--lookahead wants --windows-per-call 2 or more (the Ray actors run "
+                             "apart between the windows of a call)")
         if windows_per_call is not None and (not isinstance(windows_per_call, int) or windows_per_call < 1):
             raise ValueError(f"windows_per_call must be a whole number, 1 or more, not {windows_per_call!r}")
         connect(address)
@@ -283,7 +388,8 @@ class RayExecutor:
             self.hosts.append(HostActor.options(
                 name=actor_name, namespace=self.namespace, num_cpus=num_cpus,
                 scheduling_strategy=strategy, max_restarts=0, max_task_retries=0,
-            ).remote(scn, g, host_of, i, self.actor_names, crash.get(i)))
+            ).remote(scn, g, host_of, i, self.actor_names, crash.get(i), lookahead))
+        self.lookahead = lookahead
         self.max_inflight = max(1, max_inflight)
         self.per_call = PER_CALL[placement] if windows_per_call is None else windows_per_call
         self.window = 0
@@ -303,6 +409,7 @@ class RayExecutor:
                            f"(each asks for {num_cpus:g} CPU; the cluster has "
                            f"{ray.cluster_resources().get('CPU', 0):g})") from None
         self.info["windows_per_call"] = self.per_call
+        self.info["lookahead"] = lookahead
         if len(self.hosts) > 1 and self.per_call > 1:     # the direct exchange's mesh
             try:
                 addrs = ray.get([h.listen.remote() for h in self.hosts], timeout=place_timeout)
@@ -324,8 +431,11 @@ class RayExecutor:
                 ray.get(r, timeout=5)
             except Exception as e:  # noqa: BLE001 - we report every kind
                 m = _PEER_LOST.search(str(e))
+                b = _BROKEN.search(str(e))
                 if m:
                     lost.append(int(m.group(1)))
+                elif b:
+                    bad.append(f"{self.actor_names[j]} ({self.labels[j]}): {b.group(1)}")
                 else:
                     bad.append(f"{self.actor_names[j]} ({self.labels[j]}): {type(e).__name__}")
         if lost:
@@ -372,6 +482,8 @@ class RayExecutor:
         since the last it fetched, oldest first, and names the first that
         failed."""
         prev = []
+        if self.lookahead and self.window < windows:
+            prev = [h.lead.remote(windows) for h in self.hosts]     # the CPUs' first window
         pending = deque()       # (cap, refs) of the calls in flight
         waited = []             # (first window, cap, refs) waited for, not fetched
         done = self.window      # windows every host has run

@@ -177,26 +177,31 @@ def test_windows_per_call_does_not_change_results(local_ray, per_call):
 
 
 def test_cli_windows_per_call(tmp_path):
-    """`netcabal run --engine ray --windows-per-call 8` on bench-4nic-jails:
-    run-info.json says how the run went (8 windows a call, one call), and
-    metrics.json is the local run's byte for byte."""
+    """`netcabal run --engine ray --windows-per-call 8` on bench-4nic-jails,
+    with and without --lookahead: run-info.json says how the run went (8
+    windows a call, one call), and metrics.json is the local run's byte for
+    byte."""
     import json
     import subprocess
     import sys
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     outs = {}
-    for engine in ("local", "ray"):
-        outs[engine] = tmp_path / engine
-        cmd = [sys.executable, "-m", "cluster.cli", "run", str(JAILS), "--engine", engine,
-               "--out", str(outs[engine]), "--set", "scenario.duration_ms=4"]
-        if engine == "ray":
-            cmd += ["--workers", "2", "--windows-per-call", "8"]
+    for how in ("local", "ray", "lookahead"):
+        outs[how] = tmp_path / how
+        cmd = [sys.executable, "-m", "cluster.cli", "run", str(JAILS), "--out", str(outs[how]),
+               "--set", "scenario.duration_ms=4"]
+        if how != "local":
+            cmd += ["--engine", "ray", "--workers", "2", "--windows-per-call", "8"]
+        if how == "lookahead":
+            cmd += ["--lookahead"]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
         assert p.returncode == 0, p.stderr
-    info = json.loads((outs["ray"] / "run-info.json").read_text())
-    assert info["windows_per_call"] == 8 and info["calls"] == 1 and info["ray_actors"] == 2
-    assert (outs["ray"] / "metrics.json").read_bytes() == (outs["local"] / "metrics.json").read_bytes()
+    for how in ("ray", "lookahead"):
+        info = json.loads((outs[how] / "run-info.json").read_text())
+        assert info["windows_per_call"] == 8 and info["calls"] == 1 and info["ray_actors"] == 2
+        assert info["lookahead"] is (how == "lookahead")
+        assert (outs[how] / "metrics.json").read_bytes() == (outs["local"] / "metrics.json").read_bytes()
 
 
 def test_failed_run_leaves_no_results_folder(tmp_path):
@@ -302,3 +307,45 @@ def test_executor_refuses_bad_windows_per_call():
     from cluster.ray_executor import RayExecutor
     with pytest.raises(ValueError, match="windows_per_call"):
         RayExecutor(load(QUICKSTART), windows_per_call=0)
+
+
+@pytest.mark.parametrize("workers,per_call", [(1, 16), (2, 16), (2, 5), (4, 3)])
+def test_lookahead_gives_the_lock_steps_results(local_ray, workers, per_call):
+    """--lookahead on bench-4nic-jails: every Ray actor steps its CPUs a
+    window ahead and reads its peers' frames a window late, in calls of
+    several windows (the last one short); the metrics are the local
+    executor's byte for byte."""
+    scn = load(JAILS, ["scenario.duration_ms=20"])      # 40 windows
+    res = run(scn, engine="ray", placement="packed", workers=workers,
+              windows_per_call=per_call, lookahead=True)
+    assert res.run_info["lookahead"] is True
+    assert res.run_info["calls"] == -(-scn["windows"] // per_call)
+    assert metrics_bytes(res.metrics) == metrics_bytes(run(scn).metrics)
+
+
+def test_lookahead_refuses_a_placement_whose_threads_report_across(local_ray):
+    """bench-4nic packed over 2 (cut as a pipeline, the NICs on one Ray
+    actor): the NICs' threads report to CPUs on the other, and packets cross,
+    each due the next window; with --lookahead the run ends naming the first
+    such message, not with other results."""
+    import re
+    from cluster.ray_executor import RayExecutor, RunError
+    scn = load(SCENARIOS / "bench-4nic.toml", ["scenario.duration_ms=5"])
+    ex = RayExecutor(scn, placement="packed", workers=2, windows_per_call=4, lookahead=True)
+    with pytest.raises(RunError) as e:
+        try:
+            ex.run(scn["windows"])
+        finally:
+            ex.close()
+    msg = str(e.value)
+    assert re.search(r"ix\d sent '(use|pkts\.ip)' to \S+ \(on pack\d\) due in window \d+, too soon "
+                     r"for a Ray actor a window behind", msg), msg
+    assert "run this placement without it" in msg
+
+
+def test_lookahead_wants_packed_and_calls_of_several_windows():
+    from cluster.ray_executor import RayExecutor
+    with pytest.raises(ValueError, match="packed"):
+        RayExecutor(load(JAILS), placement="per-component", windows_per_call=4, lookahead=True)
+    with pytest.raises(ValueError, match="windows-per-call 2 or more"):
+        RayExecutor(load(JAILS), placement="packed", windows_per_call=1, lookahead=True)
