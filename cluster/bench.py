@@ -159,7 +159,7 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
                 wall, packets[i] = _time(scn, "ray", 1, split=splits[i], waits=waits, calm=calm, **c)
                 walls[i].append(wall)
             if gauge is not None:
-                rounds.append(gauge.round(ks))
+                rounds.append(gauge.round(ks, slack=lookahead))
     finally:
         if gauge is not None:
             gauge.close()
@@ -169,7 +169,7 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
         "mode": "whole host" if gauge_groups is None else "groups",
         "rounds": [{key: ({str(k): v for k, v in g[key].items()} if isinstance(g[key], dict) else g[key])
                     for key in ("alone_s", "together_s", "lockstep_s", "ceiling", "ceiling_lockstep",
-                                "packets")}
+                                "slack_s", "ceiling_slack", "packets") if key in g}
                    for g in rounds]}
     if rounds:
         # the same in packets a second, to hold against the Ray runs' own:
@@ -180,6 +180,9 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
             "alone": statistics.median(alone),
             "on_its_own": statistics.median(x * g["ceiling"][k] for x, g in zip(alone, rounds)),
             "in_step": statistics.median(x * g["ceiling_lockstep"][k] for x, g in zip(alone, rounds))}
+        if lookahead:
+            out["gauge"]["pps_median"]["a_window_apart"] = statistics.median(
+                x * g["ceiling_slack"][k] for x, g in zip(alone, rounds))
     w = scn["windows"]
     for i, c in enumerate(configs):
         iwall, _ = _time(idle, "ray", 1, waits=waits, calm=calm, **c)
@@ -217,7 +220,7 @@ def bench_ray(path, duration_ms: float = 20.0, repeat: int = 1, workers=(1, 2),
         r["speedup_pair_median_vs_1_worker"] = statistics.median(pairs) if pairs else None
         # and the machine's ceiling for this many workers in each round
         w = r["workers"]
-        for key in ("ceiling", "ceiling_lockstep"):
+        for key in ("ceiling", "ceiling_lockstep") + (("ceiling_slack",) if lookahead else ()):
             ceil = [g[key][w] for g in rounds] if w in ks and rounds else []
             r[key + "_pairs"] = ceil
             r[key + "_pair_median"] = statistics.median(ceil) if ceil else None

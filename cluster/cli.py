@@ -255,15 +255,22 @@ def cmd_bench(a) -> int:
                 print("the machine's ceiling in the same rounds: the whole host on the local engine in as "
                       "many plain processes at once, each against one alone, each on its own and in step "
                       "(waiting for the others after every window, as the workers do; cluster/gauge.py):")
+            if a.lookahead:
+                print("  and a window apart (after window w each waits for the others' frame of w - 1 "
+                      "only, the slack of --lookahead):")
             for x in ceilings:
-                for key, label in (("ceiling", "on its own"), ("ceiling_lockstep", "in step")):
+                for key, label in (("ceiling", "on its own"), ("ceiling_lockstep", "in step"),
+                                   ("ceiling_slack", "a window apart")):
+                    if key + "_pairs" not in x:
+                        continue
                     print(f"  {label:<15} {x['workers']:>7}  "
                           + " ".join(f"{v:.2f}x" for v in x[key + "_pairs"])
                           + f"  (median {x[key + '_pair_median']:.2f}x)")
             pm = r["gauge"]["pps_median"]
             print(f"  the same in packets/s, median of the rounds (no Ray; hold against the median "
                   f"column above): alone {pm['alone']:,.0f}  split on its own {pm['on_its_own']:,.0f}  "
-                  f"in step {pm['in_step']:,.0f}")
+                  f"in step {pm['in_step']:,.0f}"
+                  + (f"  a window apart {pm['a_window_apart']:,.0f}" if "a_window_apart" in pm else ""))
         elif r.get("gauge") is None and a.address:
             print("(the machine's ceiling is not measured on a cluster: the workers are other machines)")
         print(_settled(r["settle"]))

@@ -18,7 +18,10 @@ CPUs' reports) are dropped.  One round: one helper runs the whole host
 alone; then k helpers run their groups (or k copies of the host) at once,
 first each on its own and then in step (after every window each sends the
 others an empty frame and waits for theirs, the barrier the Ray workers
-keep with `--windows-per-call`); then one runs the host alone again
+keep with `--windows-per-call`), and, for a bench with `--lookahead`, a
+window apart (each sends its frame of window w and waits only for the
+others' frame of w - 1, the slack the Ray workers then have); then one
+runs the host alone again
 (`alone` is the mean of the two, so whatever else the machine does around
 the round falls on both sides).  Each helper times only the windows, as
 the bench times its runs.  With groups, the split takes as long as its
@@ -75,7 +78,8 @@ def _serve() -> None:
     and the packets its run took in: "go", the whole host on its own;
     "go k", its group on its own (the whole host if it has none); "lock
     k", its group (or the whole host) with a barrier among helpers 0..k-1
-    after every window.  Anything else ends it."""
+    after every window; "slack k", the same a window apart (after window w
+    it waits for the others' frame of w - 1 only).  Anything else ends it."""
     import copy
     import time
 
@@ -104,9 +108,10 @@ def _serve() -> None:
             out.write("ready\n")
             out.flush()
             word = sys.stdin.readline().split()
-            if not word or word[0] not in ("go", "lock"):
+            if not word or word[0] not in ("go", "lock", "slack"):
                 return
-            k = int(word[1]) if word[0] == "lock" else 1
+            k = int(word[1]) if word[0] in ("lock", "slack") else 1
+            slack = word[0] == "slack"
             sub = copy.copy(mesh)
             sub.peers = [(j, s) for j, s in mesh.peers if j < k]
             none = [None] * len(names)
@@ -118,10 +123,17 @@ def _serve() -> None:
             t0 = time.perf_counter()
             for w in range(scn["windows"]):
                 step()
-                if delay:
-                    time.sleep(delay)
-                if k > 1:
+                d = delay[w % len(delay)] if isinstance(delay, list) else delay
+                if d:
+                    time.sleep(d)
+                if k > 1 and slack:
+                    sub.send(w, none)
+                    if w:
+                        sub.receive(w - 1)
+                elif k > 1:
                     sub.exchange(w, False, none)
+            if k > 1 and slack and scn["windows"]:
+                sub.receive(scn["windows"] - 1)
             dt = time.perf_counter() - t0
             arrived = sum(getattr(a, "arrived", 0) for a in (part.actors if mine else ex.actors))
             out.write(f"{dt!r} {arrived}\n")
@@ -200,7 +212,8 @@ class Gauge:
 
     def __init__(self, path, sets=(), n: int = 2, delays=None, calm: float = 0.0, groups=None):
         """`delays`: seconds each helper sleeps after every window (a
-        slower core, for the tests); none by default.  `calm`: wait up to
+        slower core, for the tests), or a list of them taken in turn window
+        by window; none by default.  `calm`: wait up to
         that many seconds for the machine to settle before each timed run
         (`settle`; each wait is kept in `waits`, None where it gave up);
         0, not at all.  `groups`: n lists of component names, the split
@@ -277,7 +290,7 @@ class Gauge:
         if self.settle:
             self.waits.append(settle(self.settle))
         for i in range(k):
-            self._say(i, f"go {k}" if how == "go" and k > 1 else "go" if how == "go" else f"lock {k}")
+            self._say(i, f"go {k}" if how == "go" and k > 1 else "go" if how == "go" else f"{how} {k}")
         said = [self._line(i).split() for i in range(k)]
         times = [float(x[0]) for x in said]
         self.arrived = [int(x[1]) for x in said]   # packets each helper's run took in
@@ -288,26 +301,30 @@ class Gauge:
     def alone(self) -> float:
         return self._go(1, "go")[0]
 
-    def together(self, k: int | None = None, lockstep: bool = False) -> list:
+    def together(self, k: int | None = None, lockstep: bool = False, slack: bool = False) -> list:
+        """k helpers at once: each on its own, in step (`lockstep`), or in
+        step a window apart (`slack`)."""
         k = len(self.procs) if k is None else k
         if not 1 <= k <= len(self.procs):
             raise ValueError(f"{k} at once, but the gauge has {len(self.procs)} helpers")
         if self.groups is not None and k != len(self.procs):
             raise ValueError(f"a gauge of {len(self.procs)} groups runs them all at once, not {k}")
-        return self._go(k, "lock" if lockstep else "go")
+        return self._go(k, "slack" if slack else "lock" if lockstep else "go")
 
-    def round(self, ks=None) -> dict:
+    def round(self, ks=None, slack: bool = False) -> dict:
         """One round: the host alone; then, for each k in ks (all helpers by
-        default), k at once each on its own and k at once in step; then
-        alone again.  Returns the seconds and, per k, the ceilings of both
-        ways: k * alone / mean(seconds at once) for k copies of the host,
-        alone / max(seconds at once) for the groups of a split; `alone` the
-        mean of the two runs alone."""
+        default), k at once each on its own, k at once in step, and with
+        `slack` k at once a window apart; then alone again.  Returns the
+        seconds and, per k, the ceilings of each way: k * alone /
+        mean(seconds at once) for k copies of the host, alone / max(seconds
+        at once) for the groups of a split; `alone` the mean of the two runs
+        alone."""
         ks = [len(self.procs)] if ks is None else list(ks)
         a0 = self.alone()
         packets = self.arrived[0]           # the whole host's, as every run's
         free = {k: self.together(k) for k in ks}
         lock = {k: self.together(k, lockstep=True) for k in ks}
+        apart = {k: self.together(k, slack=True) for k in ks} if slack else {}
         a1 = self.alone()
         # alone before and after (whatever else the machine did around the
         # round falls on both sides of it)
@@ -318,9 +335,13 @@ class Gauge:
         else:                           # k copies of the host: k parts of it at that speed
             def ceil(k, t):
                 return k * a / statistics.fmean(t)
-        return {"alone_s": [a0, a1], "together_s": free, "lockstep_s": lock, "packets": packets,
-                "ceiling": {k: ceil(k, t) for k, t in free.items()},
-                "ceiling_lockstep": {k: ceil(k, t) for k, t in lock.items()}}
+        out = {"alone_s": [a0, a1], "together_s": free, "lockstep_s": lock, "packets": packets,
+               "ceiling": {k: ceil(k, t) for k, t in free.items()},
+               "ceiling_lockstep": {k: ceil(k, t) for k, t in lock.items()}}
+        if slack:
+            out["slack_s"] = apart
+            out["ceiling_slack"] = {k: ceil(k, t) for k, t in apart.items()}
+        return out
 
     def close(self) -> None:
         for p in self.procs:

@@ -40,6 +40,24 @@ def test_in_step_the_fast_helper_waits_for_the_slow_one():
     assert lock[1] >= 0.2 - 0.02            # each of 20 windows waited ~10 ms
 
 
+def test_a_window_apart_takes_turns_that_in_step_cannot():
+    """Helper 0 sleeps 10 ms after its even windows, helper 1 after its odd
+    ones.  In step every window waits for whichever sleeps, 20 x 10 ms; a
+    window apart (--lookahead's slack) each sleeps while the other runs
+    ahead, about half that.  The round reports the slack ceiling from its
+    own times."""
+    with Gauge(QUICKSTART, SHORT, n=2, delays={0: [0.01, 0.0], 1: [0.0, 0.01]}) as g:
+        lock = g.together(2, lockstep=True)
+        apart = g.together(2, slack=True)
+        r = g.round(slack=True)
+        plain = g.round()
+    assert min(lock) >= 0.19
+    assert max(apart) < 0.17
+    a = statistics.fmean(r["alone_s"])
+    assert r["ceiling_slack"][2] == pytest.approx(2 * a / statistics.fmean(r["slack_s"][2]))
+    assert "slack_s" not in plain and "ceiling_slack" not in plain
+
+
 def test_a_bad_scenario_is_a_gauge_error_naming_why_not_a_hang():
     with pytest.raises(GaugeError, match="no such file"):
         Gauge(QUICKSTART.parent / "no-such.toml", [], n=2)

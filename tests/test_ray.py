@@ -290,6 +290,24 @@ def test_bench_ray_gauges_an_island_split_by_its_own_groups(local_ray):
     assert runs[1]["crossing_pps_estimate"] == 0
     assert len(runs[1]["ceiling_lockstep_pairs"]) == 1 and runs[1]["ceiling_lockstep_pairs"][0] > 0
     assert [x["windows_per_call"] for x in runs] == [4, 4, 4]
+    assert "ceiling_slack" not in g and not any(x.get("lookahead") for x in runs)
+
+
+def test_bench_ray_with_lookahead_gauges_a_window_apart(local_ray):
+    """With --lookahead the packed runs step their CPUs a window ahead (the
+    per-component run cannot), and the gauge also runs the split a window
+    apart, the ceiling those runs are held against."""
+    from cluster.bench import bench_ray
+    r = bench_ray(JAILS, duration_ms=2, repeat=1, workers=(1, 2), windows_per_call=4, calm=2.0,
+                  lookahead=True)
+    runs = r["runs"]
+    assert [x.get("lookahead", False) for x in runs] == [True, True, False]
+    assert runs[0]["packets"] == runs[1]["packets"] == runs[2]["packets"] > 0
+    g = r["gauge"]["rounds"][0]
+    assert g["ceiling_slack"]["2"] > 0 and len(g["slack_s"]["2"]) == 2
+    alone = g["packets"] / (sum(g["alone_s"]) / 2)
+    assert r["gauge"]["pps_median"]["a_window_apart"] == pytest.approx(alone * g["ceiling_slack"]["2"])
+    assert runs[1]["ceiling_slack_pairs"] == [g["ceiling_slack"]["2"]]
 
 
 @pytest.mark.parametrize("bad", ["0", "-3", "many"])
