@@ -53,7 +53,8 @@ Failure.  A Ray actor that dies (its process killed, its node lost) surfaces
 as an error on its call's result; the run stops with `RunError` naming the
 component(s) and the window (in a call of several windows, the one its
 peers were waiting in when they lost it; a lone Ray actor's call gives only
-its range of windows).  Nothing is written: results folders are renamed into
+its range of windows; with `--lookahead` the last window of a call too is
+one the peers wait in).  Nothing is written: results folders are renamed into
 place only after a successful run.
 """
 
@@ -203,22 +204,30 @@ class HostActor:
                 by[k].append(m)
         return [None if b is None else encode_msgs(b) for b in by]
 
+    def _step(self, w: int) -> list:
+        """Our Host's window w, its time counted; where a fault is injected,
+        this worker process dies here."""
+        if w == self.crash_at:
+            os._exit(70)
+        t0 = time.perf_counter()
+        out = self.host.step(self.known)
+        self.t_step += time.perf_counter() - t0
+        return out
+
     def _steps_ahead(self, n: int, lists):
         """_steps with the CPUs a window ahead: each window's frames go to
         the peers at once, and a peer's frame of window w - 1 is read only
-        after our window w.  A call's last window goes with its result."""
+        after our window w.  A call's last window's messages go with its
+        result; an empty frame of it, read by every peer before the call
+        returns, keeps a Ray actor that dies in it named with that window."""
         host = self.host
         mesh = self.mesh
         self._take(lists)
         w = first = host.window
         last = w + n - 1
         while True:
-            if w == self.crash_at:
-                os._exit(70)        # fault injection: this worker process dies here
-            t0 = time.perf_counter()
-            out = host.step(self.known)
+            out = self._step(w)
             t1 = time.perf_counter()
-            self.t_step += t1 - t0
             enc = self._ahead_parts(out, w)
             t2 = time.perf_counter()
             self.t_codec += t2 - t1
@@ -230,7 +239,11 @@ class HostActor:
                                 f"window {w}'s messages for {self.names[k]} take {len(e)} bytes, "
                                 f"more than a frame holds ({MAX_FRAME}): run without --lookahead")
                     mesh.send(w, enc)
+                else:           # the last window's go with the result: an empty frame says we got here
+                    mesh.send(w, [None] * self.P)
                 got = mesh.receive(w - 1) if w > first else ()
+                if w >= last:   # and the peers got here too (a lost one is named with this window)
+                    mesh.receive(w)
                 t3 = time.perf_counter()
                 self.t_exchange += t3 - t2
                 for _, blob in got:
@@ -251,12 +264,8 @@ class HostActor:
         host_of = self.host_of
         P = self.P
         while True:
-            if w == self.crash_at:
-                os._exit(70)        # fault injection: this worker process dies here
-            t0 = time.perf_counter()
-            out = host.step(self.known)
+            out = self._step(w)
             t1 = time.perf_counter()
-            self.t_step += t1 - t0
             by = [None] * P
             for m in out:
                 k = host_of[m[3]]

@@ -108,19 +108,23 @@ def test_killed_actor_is_named_with_its_window(local_ray, tmp_path):
 JAILS = SCENARIOS / "bench-4nic-jails.toml"
 
 
-@pytest.mark.parametrize("path,per_call,fault,window", [
-    (QUICKSTART, 1, "ix0@5", 5), (QUICKSTART, 1, "netisr1@12", 12),  # calls only waited for
-    (QUICKSTART, 16, "ix0@5", 5),   # calls of up to 16 that packets end after one
-    (JAILS, 16, "ix1@5", 5),        # inside a call of several windows
-    (JAILS, 16, "ix0@15", 15),      # its last window
-    (JAILS, 16, "ix2@16", 16),      # the next call's first
-], ids=["quickstart-5", "quickstart-12", "quickstart-16-5", "jails-5", "jails-15", "jails-16"])
-def test_fault_named_with_its_window(local_ray, path, per_call, fault, window):
+@pytest.mark.parametrize("path,per_call,fault,window,ahead", [
+    (QUICKSTART, 1, "ix0@5", 5, False), (QUICKSTART, 1, "netisr1@12", 12, False),  # calls only waited for
+    (QUICKSTART, 16, "ix0@5", 5, False),    # calls of up to 16 that packets end after one
+    (JAILS, 16, "ix1@5", 5, False),         # inside a call of several windows
+    (JAILS, 16, "ix0@15", 15, False),       # its last window
+    (JAILS, 16, "ix2@16", 16, False),       # the next call's first
+    (JAILS, 16, "ix1@5", 5, True),          # with --lookahead: its peer a window apart
+    (JAILS, 16, "ix0@15", 15, True),
+], ids=["quickstart-5", "quickstart-12", "quickstart-16-5", "jails-5", "jails-15", "jails-16",
+        "jails-5-lookahead", "jails-15-lookahead"])
+def test_fault_named_with_its_window(local_ray, path, per_call, fault, window, ahead):
     """The driver fetches only some calls' results, and a call may run many
     windows; a Ray actor dying in any window is still named with it."""
     from cluster.ray_executor import RayExecutor, RunError
     scn = load(path, ["scenario.duration_ms=12"])
-    ex = RayExecutor(scn, placement="packed", workers=2, fault=fault, windows_per_call=per_call)
+    ex = RayExecutor(scn, placement="packed", workers=2, fault=fault, windows_per_call=per_call,
+                     lookahead=ahead)
     assert per_call > 1 or window % ex.CHECK_EVERY != ex.CHECK_EVERY - 1    # not a call it fetches
     with pytest.raises(RunError) as e:
         try:
