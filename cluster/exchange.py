@@ -136,8 +136,18 @@ class Mesh:
     def send(self, w: int, out: list) -> None:
         """Send every peer its frame of window w and go on: the lagged
         exchange of `--lookahead`, in which a Ray actor reads its peers'
-        frames of a window only after its own next one (`receive`)."""
-        self._send(w, False, out)
+        frames of a window only after its own next one (`receive`).
+
+        A peer whose connection fails here is not named yet: it may be a
+        window ahead of us or behind, and the window it died in is the
+        first of its frames we cannot read, which `receive` names (a
+        broken connection still yields what the peer sent before it)."""
+        for k, s in self.peers:
+            d = b"" if out[k] is None else out[k]
+            try:
+                s.sendall(HDR.pack(len(d), w, False) + d)
+            except OSError:
+                pass
 
     def receive(self, w: int) -> list:
         """Read every peer's frame of window w (sent with `send`):

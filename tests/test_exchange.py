@@ -143,3 +143,20 @@ def test_frames_of_max_size_cross_both_ways_at_once():
         big = bytes(range(256)) * (MAX_FRAME // 256)
         res = _all(lambda m: m.exchange(0, False, [big, big]), ms)
         assert res[0][1] == [(1, big)] and res[1][1] == [(0, big)]
+
+
+def test_lagged_send_to_a_dead_peer_is_named_where_its_frames_end():
+    """--lookahead's send and receive: a peer that closes after its frame
+    of window 1 is named with window 2, the first frame of its we cannot
+    read, however our sends to it fared."""
+    with _meshes(2) as (a, b):
+        for w in (0, 1):
+            b.send(w, [None, None])
+        b.close()
+        time.sleep(0.1)                 # the close reaches a: its sends then fail
+        for w in range(6):              # sends to the closed peer: no error here
+            a.send(w, [None, b"x" * 100])
+        assert a.receive(0) == [] and a.receive(1) == []
+        with pytest.raises(PeerLost) as e:
+            a.receive(2)
+        assert e.value.window == 2 and e.value.peer == "pack1"
